@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The one test command (README.md, .ci/run): install, lint, type-check, test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+ruff check selector app tests bench
+ruff format --check selector app tests bench
+mypy
+python -m pytest "$@"

@@ -1,0 +1,60 @@
+"""mmdshot's selection library: choose few-shot demonstrations by Maximum Mean Discrepancy.
+
+Start with :func:`select` (one query or a weighted target set) and :func:`select_batch`
+(many independent queries at once). Nothing here knows about HTTP or environment variables.
+"""
+
+from selector.api import RankedSubset, SelectionResult, SelectOptions, select, select_batch
+from selector.constraints import Constraints
+from selector.device import resolve_device
+from selector.embedding import (
+    CachedEmbedder,
+    Embedder,
+    HashingEmbedder,
+    HFTokenCounter,
+    SentenceTransformerEmbedder,
+)
+from selector.errors import (
+    DeviceUnavailableError,
+    EmbeddingModelError,
+    InfeasibleConstraintError,
+    InvalidInputError,
+    SelectorError,
+    UnknownKernelError,
+)
+from selector.kernels import KERNEL_NAMES, Kernel, resolve_kernel
+from selector.mmd import bias_bound, generalization_bound, mmd2
+from selector.pool import Pool
+from selector.prefilter import PoolIndex, PrefilterConfig
+from selector.search import METHODS
+
+__all__ = [
+    "KERNEL_NAMES",
+    "METHODS",
+    "CachedEmbedder",
+    "Constraints",
+    "DeviceUnavailableError",
+    "Embedder",
+    "EmbeddingModelError",
+    "HFTokenCounter",
+    "HashingEmbedder",
+    "InfeasibleConstraintError",
+    "InvalidInputError",
+    "Kernel",
+    "Pool",
+    "PoolIndex",
+    "PrefilterConfig",
+    "RankedSubset",
+    "SelectOptions",
+    "SelectionResult",
+    "SelectorError",
+    "SentenceTransformerEmbedder",
+    "UnknownKernelError",
+    "bias_bound",
+    "generalization_bound",
+    "mmd2",
+    "resolve_device",
+    "resolve_kernel",
+    "select",
+    "select_batch",
+]

@@ -1,0 +1,778 @@
+"""The front door: :func:`select` and :func:`select_batch`.
+
+Both take the candidates as an ``(n, d)`` array (numpy or torch) or a prepared
+:class:`~selector.pool.Pool`, and return :class:`SelectionResult` objects whose ``indices`` are
+pool indices in selection order. Internally every call is a batch of B problems, each with a
+target of m weighted points: one query (B = 1, m = 1), a weighted target set (B = 1, m), or B
+independent queries (B, m = 1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from selector.constraints import (
+    ConstraintPlan,
+    Constraints,
+    ConstraintState,
+    compile_constraints,
+    subset_satisfies,
+)
+from selector.errors import InfeasibleConstraintError, InvalidInputError
+from selector.kernels import Kernel, resolve_kernel
+from selector.mmd import bias_bound, generalization_bound, mmd2_from_gram
+from selector.pool import Pool, as_matrix, normalize_rows
+from selector.search import (
+    METHODS,
+    CandidateRegion,
+    beam_search,
+    greedy,
+    subset_objective,
+    swap_refine,
+)
+
+
+@dataclass(frozen=True)
+class RankedSubset:
+    """One subset with its distance to the target and the paper's bounds."""
+
+    indices: list[int]
+    mmd2: float
+    mmd: float
+    bias_bound: float
+    bound: float
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """The chosen subset (``indices``, pool indices in selection order) and how good it is.
+
+    ``subsets`` ranks alternatives by ``mmd2`` (the first is the chosen one);
+    ``prompt_order`` is ``indices`` from least to most target-affine (most relevant last);
+    ``target_label_distribution`` is the estimated output distribution of the target (joint
+    kernel with labels); ``baselines`` the ``mmd2`` that knn and random reach at the same k;
+    ``bounds_by_k`` the bound of each greedy prefix when k was chosen automatically;
+    ``timings`` seconds spent in ``scan``, ``select`` and ``refine``.
+    """
+
+    indices: list[int]
+    mmd2: float
+    mmd: float
+    bias_bound: float
+    bound: float
+    k: int
+    subsets: list[RankedSubset]
+    prompt_order: list[int]
+    method: str
+    kernel: str
+    tau: float
+    joint: bool
+    prefiltered: bool
+    region_size: int
+    target_label_distribution: dict[Hashable, float] | None = None
+    bounds_by_k: dict[int, float] | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """Every knob of a selection besides the data; see :func:`select` for their meaning."""
+
+    k: int = 8
+    kernel: str = "softmax"
+    tau: float | str | None = None
+    method: str = "mmd"
+    joint: bool | None = None
+    output_tau: float = 0.2
+    label_tau: float = 0.05
+    label_neighbors: int = 16
+    constraints: Constraints | None = None
+    k_range: tuple[int, int] | None = None
+    num_subsets: int = 1
+    beam_width: int | None = None
+    refine: bool = True
+    bias_constant: float = 1.0
+    complexity_constant: float = 1.0
+    mmr_lambda: float = 0.5
+    fetch_k: int | None = None
+    prefilter: bool | None = None
+    prefilter_size: int = 1024
+    initial_region: int | None = None
+    compare_baselines: bool = False
+    seed: int = 0
+
+
+@dataclass
+class _Targets:
+    """``points: (B, m, d)`` unit rows, ``weights: (B, m)`` rows summing to 1, and optionally a
+    given output distribution ``label_distribution: (B, m, num_labels)``."""
+
+    points: torch.Tensor
+    weights: torch.Tensor
+    label_distribution: torch.Tensor | None = None
+
+
+@dataclass
+class _OutputEstimate:
+    """The target's estimated output side for the joint kernel.
+
+    Labels: ``label_probability: (B, m, num_labels)``. Free-text outputs: the neighbours'
+    ``neighbor_index: (B, m, N)`` and ``neighbor_weight: (B, m, N)`` (rows sum to 1)."""
+
+    label_probability: torch.Tensor | None = None
+    neighbor_index: torch.Tensor | None = None
+    neighbor_weight: torch.Tensor | None = None
+
+
+def select(
+    candidates: object,
+    target: object,
+    k: int = 8,
+    *,
+    kernel: str = "softmax",
+    tau: float | str | None = None,
+    method: str = "mmd",
+    target_weights: object | None = None,
+    labels: Sequence[Hashable] | np.ndarray | None = None,
+    output_embeddings: object | None = None,
+    target_label_distribution: object | None = None,
+    device: str | torch.device = "auto",
+    **options: object,
+) -> SelectionResult:
+    """Choose ``k`` candidates whose distribution is closest in MMD to ``target``.
+
+    - ``candidates``: ``(n, d)`` array or tensor, or a prepared :class:`Pool`; rows are
+      L2-normalised (the kernels are defined on the unit sphere).
+    - ``target``: ``(d,)`` one query or ``(m, d)`` a target set, with ``target_weights: (m,)``
+      (non-negative, normalised to sum 1; uniform if None).
+    - ``kernel``: ``softmax`` (default), ``rbf``, ``laplace`` or ``cosine``; ``tau`` its
+      bandwidth (None: 0.2 for softmax, the median heuristic for rbf and laplace;
+      ``"median"``: the median heuristic).
+    - ``method``: ``mmd`` (greedy MMD, swap-refined), or the baselines ``knn``, ``mmr``,
+      ``random``.
+    - ``labels: (n,)`` or ``output_embeddings: (n, d_o)``: with ``method="mmd"`` the selection
+      matches the joint (input, output) distribution (``joint=False`` turns that off); the
+      target's label distribution is estimated from its ``label_neighbors`` nearest candidates
+      weighted by ``exp((<x, q> - 1) / label_tau)``, or given as
+      ``target_label_distribution: (num_labels,)`` or ``(m, num_labels)`` in the order of
+      first appearance in ``labels``.
+    - ``constraints``: a :class:`Constraints`; ``k_range=(k_min, k_max)`` chooses k by the
+      bound ``C * MMD + R / sqrt(k)`` (``bias_constant`` C, ``complexity_constant`` R);
+      ``num_subsets`` ranks that many subsets (beam search); ``seed`` fixes every random draw.
+    - ``prefilter``: with a pool that has an ``index``, run the exact greedy on the
+      ``prefilter_size`` most affine candidates the index finds (default: when the pool has an
+      index); otherwise the greedy is exact over the whole pool.
+    """
+    settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, **options)  # type: ignore[arg-type]
+    pool = _as_pool(candidates, labels, output_embeddings, device)
+    points = normalize_rows(as_matrix(target, "target", pool.dimension), "target")
+    weights = _target_weights(target_weights, points.shape[0])
+    given = None
+    if target_label_distribution is not None:
+        given = _label_distribution(target_label_distribution, pool, points.shape[0])
+    targets = _Targets(
+        torch.from_numpy(points).to(pool.device).unsqueeze(0),
+        weights.to(pool.device).unsqueeze(0),
+        None if given is None else given.unsqueeze(0),
+    )
+    return _solve(pool, targets, settings)[0]
+
+
+def select_batch(
+    candidates: object,
+    queries: object,
+    k: int = 8,
+    *,
+    kernel: str = "softmax",
+    tau: float | str | None = None,
+    method: str = "mmd",
+    labels: Sequence[Hashable] | np.ndarray | None = None,
+    output_embeddings: object | None = None,
+    device: str | torch.device = "auto",
+    **options: object,
+) -> list[SelectionResult]:
+    """Answer B independent single-query selections ``queries: (B, d)`` in one batched
+    computation; result b equals ``select(candidates, queries[b], ...)``."""
+    settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, **options)  # type: ignore[arg-type]
+    pool = _as_pool(candidates, labels, output_embeddings, device)
+    points = normalize_rows(as_matrix(queries, "queries", pool.dimension), "queries")
+    batch = points.shape[0]
+    targets = _Targets(
+        torch.from_numpy(points).to(pool.device).unsqueeze(1),
+        torch.ones(batch, 1, dtype=torch.float32, device=pool.device),
+    )
+    return _solve(pool, targets, settings)
+
+
+def _as_pool(
+    candidates: object,
+    labels: Sequence[Hashable] | np.ndarray | None,
+    output_embeddings: object | None,
+    device: str | torch.device,
+) -> Pool:
+    if isinstance(candidates, Pool):
+        if labels is not None or output_embeddings is not None:
+            raise InvalidInputError("give labels and outputs when preparing the Pool")
+        return candidates
+    return Pool.from_arrays(
+        candidates, labels=labels, output_embeddings=output_embeddings, device=device
+    )
+
+
+def _target_weights(weights: object | None, count: int) -> torch.Tensor:
+    if weights is None:
+        return torch.full((count,), 1.0 / count)
+    try:
+        array = np.asarray(weights, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"target_weights must be numbers: {exc}") from exc
+    if array.shape != (count,):
+        raise InvalidInputError(f"target_weights must have {count} entries")
+    if not np.isfinite(array).all() or (array < 0).any() or array.sum() <= 0:
+        raise InvalidInputError("target_weights must be finite, non-negative, not all zero")
+    return torch.from_numpy(array / array.sum()).to(torch.float32)
+
+
+def _label_distribution(values: object, pool: Pool, count: int) -> torch.Tensor:
+    if pool.label_names is None:
+        raise InvalidInputError("target_label_distribution needs labels for the candidates")
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"target_label_distribution must be numbers: {exc}") from exc
+    num_labels = len(pool.label_names)
+    if array.ndim == 1:
+        array = np.broadcast_to(array, (count, array.shape[0]))
+    if array.shape != (count, num_labels):
+        raise InvalidInputError(
+            f"target_label_distribution must have shape ({num_labels},) or ({count}, {num_labels})"
+        )
+    if not np.isfinite(array).all() or (array < 0).any() or (array.sum(1) <= 0).any():
+        raise InvalidInputError("target_label_distribution must be non-negative and not all zero")
+    array = array / array.sum(1, keepdims=True)
+    return torch.from_numpy(np.ascontiguousarray(array)).to(pool.device, torch.float32)
+
+
+def _check_options(settings: SelectOptions, pool: Pool) -> tuple[int, int]:
+    """Validate the options against the pool; returns ``(k_min, k_max)``."""
+    if settings.method not in METHODS:
+        raise InvalidInputError(
+            f"unknown method {settings.method!r}; expected one of {', '.join(METHODS)}"
+        )
+    if settings.k_range is not None:
+        k_min, k_max = settings.k_range
+        if not 1 <= k_min <= k_max:
+            raise InvalidInputError("k_range must satisfy 1 <= k_min <= k_max")
+    else:
+        k_min = k_max = settings.k
+    if k_max < 1:
+        raise InvalidInputError("k must be at least 1")
+    if k_max > pool.size:
+        raise InvalidInputError(f"k={k_max} is larger than the pool ({pool.size} candidates)")
+    if settings.num_subsets < 1:
+        raise InvalidInputError("num_subsets must be at least 1")
+    if not 0.0 <= settings.mmr_lambda <= 1.0:
+        raise InvalidInputError("mmr_lambda must lie in [0, 1]")
+    if settings.label_neighbors < 1 or settings.label_tau <= 0 or settings.output_tau <= 0:
+        raise InvalidInputError("label_neighbors, label_tau and output_tau must be positive")
+    if settings.prefilter and pool.index is None:
+        raise InvalidInputError("prefilter asked for but the pool has no index")
+    return k_min, k_max
+
+
+def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[SelectionResult]:
+    k_min, k_max = _check_options(settings, pool)
+    started = time.perf_counter()
+    kernel = resolve_kernel(settings.kernel, settings.tau, pool.vectors, settings.seed)
+    joint = settings.joint
+    has_outputs = pool.label_ids is not None or pool.output_vectors is not None
+    if joint is None:
+        joint = settings.method == "mmd" and has_outputs
+    elif joint and not has_outputs:
+        raise InvalidInputError("the joint kernel needs labels or output embeddings")
+    output_kernel = Kernel("softmax", settings.output_tau)
+    plan = compile_constraints(
+        settings.constraints, pool.size, k_max, pool.label_ids, pool.label_names, pool.device
+    )
+    use_prefilter = pool.index is not None if settings.prefilter is None else settings.prefilter
+    use_prefilter = use_prefilter and settings.method != "random"
+    scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
+    if use_prefilter:
+        regions = _prefiltered_regions(scorer, plan, settings)
+    else:
+        regions = _exact_regions(scorer, plan, settings, k_max)
+    scanned = time.perf_counter()
+
+    batch = targets.points.shape[0]
+    results: list[SelectionResult] = []
+    for row in range(batch):
+        region, positions, objective = regions[row]
+        results.append(
+            _finish(scorer, plan, settings, row, region, positions, objective, k_min, k_max, joint)
+        )
+    finished = time.perf_counter()
+    for result in results:
+        result.timings.update(
+            {"scan": (scanned - started) / batch, "select": (finished - scanned) / batch}
+        )
+    for result in results:
+        object.__setattr__(result, "prefiltered", use_prefilter)
+    return results
+
+
+class _AffinityScorer:
+    """Computes target affinities ``t: (B, n)`` (or on given candidates) for one call."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        targets: _Targets,
+        kernel: Kernel,
+        output_kernel: Kernel,
+        joint: bool,
+        settings: SelectOptions,
+    ) -> None:
+        self.pool = pool
+        self.targets = targets
+        self.kernel = kernel
+        self.output_kernel = output_kernel
+        self.joint = joint
+        self.settings = settings
+        self.estimate: _OutputEstimate | None = None
+
+    @property
+    def batch(self) -> int:
+        return int(self.targets.points.shape[0])
+
+    def inner_with_pool(self) -> torch.Tensor:
+        """``(B, m, n)`` inner products of every target point with every candidate."""
+        batch, count, dimension = self.targets.points.shape
+        flat = self.targets.points.reshape(batch * count, dimension)
+        return self.pool.inner_products(flat).reshape(batch, count, self.pool.size)
+
+    def estimate_outputs(self, inner: torch.Tensor, index: torch.Tensor | None) -> None:
+        """Estimate the target's output side from its nearest candidates.
+
+        ``inner: (B, m, L)`` inner products with the candidates ``index: (B, L)`` pool indices
+        (None: the whole pool, L = n)."""
+        if not self.joint:
+            return
+        given = self.targets.label_distribution
+        if given is not None:
+            self.estimate = _OutputEstimate(label_probability=given)
+            return
+        count = min(self.settings.label_neighbors, inner.shape[2])
+        top_inner, top_position = torch.topk(inner, count, dim=2)
+        weight = torch.softmax((top_inner - 1.0) / self.settings.label_tau, dim=2)
+        if index is None:
+            neighbor = top_position
+        else:
+            neighbor = torch.gather(
+                index.unsqueeze(1).expand(-1, inner.shape[1], -1), 2, top_position
+            )
+        if self.pool.label_ids is not None and self.pool.label_names is not None:
+            label_ids = torch.from_numpy(self.pool.label_ids).to(inner.device)
+            probability = torch.zeros(
+                *inner.shape[:2], len(self.pool.label_names), device=inner.device
+            )
+            probability.scatter_add_(2, label_ids[neighbor.clamp_min(0)], weight)
+            self.estimate = _OutputEstimate(label_probability=probability)
+        else:
+            self.estimate = _OutputEstimate(neighbor_index=neighbor, neighbor_weight=weight)
+
+    def output_factor(self, index: torch.Tensor | None) -> torch.Tensor | None:
+        """``(B, m, L)``: ``E_{y ~ p_j} k_y(y_i, y)`` for the candidates ``index: (B, L)``
+        (None: the whole pool); None for input-only selection."""
+        if self.estimate is None:
+            return None
+        if self.estimate.label_probability is not None:
+            assert self.pool.label_ids is not None
+            label_ids = torch.from_numpy(self.pool.label_ids).to(self.pool.device)
+            probability = self.estimate.label_probability
+            if index is None:
+                return probability[:, :, label_ids]
+            labels = label_ids[index.clamp_min(0)]  # (B, L)
+            return torch.gather(
+                probability, 2, labels.unsqueeze(1).expand(-1, probability.shape[1], -1)
+            )
+        assert self.pool.output_vectors is not None
+        assert (
+            self.estimate.neighbor_index is not None and self.estimate.neighbor_weight is not None
+        )
+        outputs = self.pool.output_vectors
+        neighbor_outputs = outputs[self.estimate.neighbor_index]  # (B, m, N, d_o)
+        if index is None:
+            inner = torch.einsum("bmnd,ld->bmln", neighbor_outputs, outputs)
+        else:
+            inner = torch.einsum("bmnd,bld->bmln", neighbor_outputs, outputs[index.clamp_min(0)])
+        values = self.output_kernel.from_inner(inner)
+        return (values * self.estimate.neighbor_weight.unsqueeze(2)).sum(3)
+
+    def affinity(
+        self, inner: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``inner: (B, m, L)`` -> target affinity ``t: (B, L)`` and plain similarity
+        ``sum_j w_j <x_i, y_j>: (B, L)``."""
+        weights = self.targets.weights.unsqueeze(2)
+        values = self.kernel.from_inner(inner)
+        factor = self.output_factor(index)
+        if factor is not None:
+            values = values * factor
+        return (values * weights).sum(1), (inner * weights).sum(1)
+
+    def constant(self, row: int) -> float:
+        """``sum_{j,l} w_j w_l k((y_j, o_j), (y_l, o_l))`` for problem ``row``."""
+        points = self.targets.points[row].to(torch.float64)
+        weights = self.targets.weights[row].to(torch.float64)
+        gram = self.kernel(points, points)
+        if self.estimate is not None:
+            gram = gram * self._target_output_gram(row)
+        return float(weights @ gram @ weights)
+
+    def _target_output_gram(self, row: int) -> torch.Tensor:
+        """``(m, m)``: ``E k_y`` between the estimated outputs of target points j and l."""
+        assert self.estimate is not None
+        if self.estimate.label_probability is not None:
+            probability = self.estimate.label_probability[row].to(torch.float64)
+            return probability @ probability.T
+        assert self.pool.output_vectors is not None
+        assert (
+            self.estimate.neighbor_index is not None and self.estimate.neighbor_weight is not None
+        )
+        neighbor = self.pool.output_vectors[self.estimate.neighbor_index[row]].to(torch.float64)
+        weight = self.estimate.neighbor_weight[row].to(torch.float64)  # (m, N)
+        values = self.output_kernel.from_inner(torch.einsum("and,bmd->abnm", neighbor, neighbor))
+        return torch.einsum("an,abnm,bm->ab", weight, values, weight)
+
+    def evaluate(self, row: int, indices: Sequence[int]) -> float:
+        """Exact ``MMD^2`` of the pool subset ``indices`` to target ``row``."""
+        index = torch.as_tensor(list(indices), dtype=torch.long, device=self.pool.device)
+        chosen = self.pool.vectors[index].to(torch.float64)
+        points = self.targets.points[row].to(torch.float64)
+        weights = self.targets.weights[row]
+        within = self.kernel(chosen, chosen)
+        cross = self.kernel(chosen, points)
+        target_gram = self.kernel(points, points)
+        if self.estimate is not None:
+            within = within * self._output_gram_between(index, index)
+            factor = self.output_factor(index.unsqueeze(0).expand(self.batch, -1))
+            assert factor is not None
+            cross = cross * factor[row].T.to(torch.float64)
+            target_gram = target_gram * self._target_output_gram(row)
+        return mmd2_from_gram(within, cross, target_gram, weights)
+
+    def _output_gram_between(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        if self.pool.label_ids is not None:
+            labels = torch.from_numpy(self.pool.label_ids).to(left.device)
+            return (labels[left].unsqueeze(1) == labels[right].unsqueeze(0)).to(torch.float64)
+        assert self.pool.output_vectors is not None
+        outputs = self.pool.output_vectors.to(torch.float64)
+        return self.output_kernel(outputs[left], outputs[right])
+
+    def region(
+        self,
+        index: torch.Tensor,
+        affinity: torch.Tensor,
+        similarity: torch.Tensor,
+        excluded: torch.Tensor,
+    ) -> CandidateRegion:
+        """Gather the tensors of candidates ``index: (B, L)`` (``-1`` pads)."""
+        safe = index.clamp_min(0)
+        output_labels = output_vectors = None
+        if self.joint and self.pool.label_ids is not None:
+            output_labels = torch.from_numpy(self.pool.label_ids).to(index.device)[safe]
+        elif self.joint and self.pool.output_vectors is not None:
+            output_vectors = self.pool.output_vectors[safe]
+        return CandidateRegion(
+            pool_index=index,
+            vectors=self.pool.vectors[safe],
+            affinity=affinity.masked_fill(index < 0, 0.0),
+            similarity=similarity.masked_fill(index < 0, 0.0),
+            excluded_affinity=excluded,
+            kernel=self.kernel,
+            output_labels=output_labels,
+            output_vectors=output_vectors,
+            output_kernel=self.output_kernel if output_vectors is not None else None,
+        )
+
+
+_Solved = tuple[CandidateRegion, torch.Tensor, torch.Tensor]
+
+
+def _run_greedy(
+    scorer: _AffinityScorer,
+    plan: ConstraintPlan,
+    settings: SelectOptions,
+    region: CandidateRegion,
+    k_min: int,
+    k_max: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    state = ConstraintState(plan, region.pool_index, k_max)
+    outcome = greedy(
+        region,
+        state,
+        k_max,
+        method=settings.method,
+        k_min=k_min,
+        mmr_lambda=settings.mmr_lambda,
+        seed=settings.seed,
+    )
+    if bool(outcome.infeasible.any()):
+        raise InfeasibleConstraintError(
+            state.describe_binding(),
+            f"no subset of {k_min} candidates satisfies the constraints",
+        )
+    return outcome.positions, outcome.objective, outcome.needs_larger_region
+
+
+def _exact_regions(
+    scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_max: int
+) -> list[_Solved]:
+    """Greedy over the top of the target affinity, growing a problem's region until the
+    exactness certificate holds (see :mod:`selector.search`)."""
+    k_min = settings.k_range[0] if settings.k_range else k_max
+    inner = scorer.inner_with_pool()
+    scorer.estimate_outputs(inner, None)
+    affinity, similarity = scorer.affinity(inner, None)
+    del inner
+    ranked = affinity.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
+    feasible = plan.feasible_count
+    if settings.method == "random":
+        size = feasible
+    elif settings.method == "mmr":
+        size = settings.fetch_k or max(20, 4 * k_max)
+    else:
+        size = settings.initial_region or max(64, 16 * k_max)
+    solved: dict[int, _Solved] = {}
+    pending = torch.arange(scorer.batch, device=affinity.device)
+    while pending.numel():
+        size = min(size, feasible)
+        take = min(size + 1, ranked.shape[1])
+        top_value, top_index = torch.topk(ranked[pending], take, dim=1)
+        index = top_index[:, :size]
+        if take > size:
+            excluded = top_value[:, size]
+        else:
+            excluded = torch.full((pending.numel(),), -math.inf, device=affinity.device)
+        rows = pending.unsqueeze(1)
+        region = scorer.region(index, affinity[rows, index], similarity[rows, index], excluded)
+        positions, objective, grow = _run_greedy(scorer, plan, settings, region, k_min, k_max)
+        for local, row in enumerate(pending.tolist()):
+            if not bool(grow[local]):
+                keep = torch.tensor([local], device=affinity.device)
+                solved[row] = (region.take(keep), positions[local], objective[local])
+        pending = pending[grow]
+        size *= 4
+    return [solved[row] for row in range(scorer.batch)]
+
+
+def _prefiltered_regions(
+    scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
+) -> list[_Solved]:
+    """Greedy over the candidates the pool's index finds for each target point."""
+    pool = scorer.pool
+    assert pool.index is not None
+    k_max = settings.k_range[1] if settings.k_range else settings.k
+    k_min = settings.k_range[0] if settings.k_range else k_max
+    batch, count, dimension = scorer.targets.points.shape
+    size = max(settings.prefilter_size, 4 * k_max)
+    while True:
+        found = pool.index.search(
+            scorer.targets.points.reshape(batch * count, dimension).cpu().numpy(), size
+        ).reshape(batch, count * min(size, pool.size))
+        rows = [np.unique(row[row >= 0]) for row in found]
+        width = max(len(row) for row in rows)
+        padded = np.full((batch, width), -1, dtype=np.int64)
+        for position, row in enumerate(rows):
+            padded[position, : len(row)] = row
+        index = torch.from_numpy(padded).to(pool.device)
+        gathered = pool.vectors[index.clamp_min(0)]  # (B, L, d)
+        inner = torch.bmm(scorer.targets.points, gathered.transpose(1, 2))  # (B, m, L)
+        inner = inner.masked_fill((index < 0).unsqueeze(1), -2.0)
+        scorer.estimate_outputs(inner, index)
+        affinity, similarity = scorer.affinity(inner, index)
+        # The index answers approximately: no certificate, the region counts as complete.
+        excluded = torch.full((batch,), -math.inf, device=pool.device)
+        region = scorer.region(index, affinity, similarity, excluded)
+        state = ConstraintState(plan, region.pool_index, k_max)
+        outcome = greedy(
+            region,
+            state,
+            k_max,
+            method=settings.method,
+            k_min=k_min,
+            mmr_lambda=settings.mmr_lambda,
+            seed=settings.seed,
+        )
+        if not bool(outcome.infeasible.any()):
+            return [
+                (
+                    region.take(torch.tensor([row], device=pool.device)),
+                    outcome.positions[row],
+                    outcome.objective[row],
+                )
+                for row in range(batch)
+            ]
+        if size >= pool.size:
+            raise InfeasibleConstraintError(
+                state.describe_binding(),
+                f"no subset of {k_min} candidates satisfies the constraints",
+            )
+        size *= 4
+
+
+def _finish(
+    scorer: _AffinityScorer,
+    plan: ConstraintPlan,
+    settings: SelectOptions,
+    row: int,
+    region: CandidateRegion,
+    positions: torch.Tensor,
+    objective: torch.Tensor,
+    k_min: int,
+    k_max: int,
+    joint: bool,
+) -> SelectionResult:
+    """Auto-k, swap refinement, ranked alternatives and the report for problem ``row``."""
+    refine_started = time.perf_counter()
+    constant = scorer.constant(row)
+    length = int((positions >= 0).sum())
+    pool_index = region.pool_index[0]
+    bounds_by_k: dict[int, float] | None = None
+    k = length
+    if settings.k_range is not None:
+        bounds_by_k = {}
+        for size in range(k_min, length + 1):
+            prefix = pool_index[positions[:size]].tolist()
+            if not subset_satisfies(plan, prefix, scorer.pool.vectors):
+                continue
+            mmd = math.sqrt(max(float(objective[size - 1]) + constant, 0.0))
+            bounds_by_k[size] = generalization_bound(
+                mmd, size, settings.bias_constant, settings.complexity_constant
+            )
+        if not bounds_by_k:
+            raise InfeasibleConstraintError(
+                "label_quotas", "no prefix of the greedy selection satisfies the constraints"
+            )
+        k = min(bounds_by_k, key=lambda size: (bounds_by_k[size], size))
+    chosen = positions[:k].unsqueeze(0)
+    candidates: list[list[int]] = []
+    if settings.method == "mmd" and settings.refine:
+        chosen = _refined(region, plan, chosen, k)
+    candidates.append(chosen[0].tolist())
+    if settings.num_subsets > 1 and settings.method == "mmd":
+        width = max(settings.beam_width or 2 * settings.num_subsets, settings.num_subsets)
+        state = ConstraintState(plan, region.pool_index, k)
+        beams = beam_search(region, state, k, width)
+        if beams:
+            # Alternatives stay as the beam found them: refining them would mostly collapse
+            # them onto the same local optimum, and a ranked list of one helps nobody.
+            candidates.extend(beam for beam, _ in beams)
+    ranked: list[RankedSubset] = []
+    seen: set[frozenset[int]] = set()
+    for subset in candidates:
+        indices = pool_index[torch.tensor(subset, device=pool_index.device)].tolist()
+        key = frozenset(indices)
+        if key in seen:
+            continue
+        seen.add(key)
+        ranked.append(_ranked(scorer.evaluate(row, indices), indices, settings))
+    primary = ranked[0]
+    ranked.sort(key=lambda subset: subset.mmd2)
+    if settings.method == "mmd":
+        primary = ranked[0]
+    ranked = [primary] + [subset for subset in ranked if subset is not primary]
+    ranked = ranked[: settings.num_subsets]
+    affinity_of = dict(zip(pool_index.tolist(), region.affinity[0].tolist(), strict=True))
+    prompt_order = sorted(primary.indices, key=lambda index: affinity_of[index])
+    baselines = (
+        _baselines(scorer, plan, settings, row, region, k) if settings.compare_baselines else {}
+    )
+    distribution = _label_distribution_report(scorer, row)
+    refined = time.perf_counter()
+    return SelectionResult(
+        indices=primary.indices,
+        mmd2=primary.mmd2,
+        mmd=primary.mmd,
+        bias_bound=primary.bias_bound,
+        bound=primary.bound,
+        k=k,
+        subsets=ranked,
+        prompt_order=prompt_order,
+        method=settings.method,
+        kernel=scorer.kernel.name,
+        tau=scorer.kernel.tau,
+        joint=joint,
+        prefiltered=False,
+        region_size=int((pool_index >= 0).sum()),
+        target_label_distribution=distribution,
+        bounds_by_k=bounds_by_k,
+        baselines=baselines,
+        timings={"refine": refined - refine_started},
+    )
+
+
+def _refined(
+    region: CandidateRegion, plan: ConstraintPlan, chosen: torch.Tensor, k: int
+) -> torch.Tensor:
+    """Swap-refine ``chosen: (B, k)`` region positions under the constraints."""
+    state = ConstraintState(plan, region.pool_index, k)
+    for step in range(k):
+        _, inner = region.columns(chosen[:, step])
+        state.update(chosen[:, step], inner, torch.ones(chosen.shape[0], dtype=torch.bool))
+    before = subset_objective(region, chosen)
+    after_positions = swap_refine(region, state, chosen)
+    after = subset_objective(region, after_positions)
+    return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
+
+
+def _ranked(value: float, indices: list[int], settings: SelectOptions) -> RankedSubset:
+    value = max(value, 0.0)
+    mmd = math.sqrt(value)
+    return RankedSubset(
+        indices=indices,
+        mmd2=value,
+        mmd=mmd,
+        bias_bound=bias_bound(mmd, settings.bias_constant),
+        bound=generalization_bound(
+            mmd, len(indices), settings.bias_constant, settings.complexity_constant
+        ),
+    )
+
+
+def _baselines(
+    scorer: _AffinityScorer,
+    plan: ConstraintPlan,
+    settings: SelectOptions,
+    row: int,
+    region: CandidateRegion,
+    k: int,
+) -> dict[str, float]:
+    """``mmd2`` of the knn (top-k affinity) and a seeded random subset of the same size."""
+    allowed = np.flatnonzero(plan.static_mask.cpu().numpy())
+    generator = np.random.default_rng(settings.seed)
+    random_indices = generator.choice(allowed, size=k, replace=False).tolist()
+    order = torch.argsort(region.affinity[0], descending=True)
+    knn_indices = [index for index in region.pool_index[0][order].tolist() if index >= 0][:k]
+    return {
+        "knn": max(scorer.evaluate(row, knn_indices), 0.0),
+        "random": max(scorer.evaluate(row, random_indices), 0.0),
+    }
+
+
+def _label_distribution_report(scorer: _AffinityScorer, row: int) -> dict[Hashable, float] | None:
+    estimate = scorer.estimate
+    if estimate is None or estimate.label_probability is None or scorer.pool.label_names is None:
+        return None
+    weights = scorer.targets.weights[row].to(estimate.label_probability.dtype)
+    mixture = weights @ estimate.label_probability[row]
+    return {
+        name: float(p) for name, p in zip(scorer.pool.label_names, mixture.tolist(), strict=True)
+    }

@@ -1,0 +1,151 @@
+"""Positive-definite kernels on embeddings, in torch, batched, on the inputs' device.
+
+Every kernel here is a function of the inner product and the squared norms, so one matrix
+product serves them all (:meth:`Kernel.from_inner`). On unit vectors each one has
+``k(x, x) = 1``:
+
+- ``softmax``: ``k(x, y) = exp((<x, y> - 1) / tau)``, the attention kernel; on unit vectors it
+  equals a Gaussian RBF with ``sigma^2 = tau``.
+- ``rbf``: ``k(x, y) = exp(-||x - y||^2 / (2 tau))``; ``tau = sigma^2``, by default the median
+  heuristic ``tau = median ||x - y||^2 / 2`` over the candidates.
+- ``laplace``: ``k(x, y) = exp(-||x - y|| / tau)``; by default ``tau = median ||x - y||``.
+- ``cosine``: ``k(x, y) = <x, y>`` (linear; no bandwidth; can be negative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import torch
+
+from selector.errors import InvalidInputError, UnknownKernelError
+
+KERNEL_NAMES: Final = ("softmax", "rbf", "laplace", "cosine")
+DEFAULT_SOFTMAX_TAU: Final = 0.2
+MEDIAN: Final = "median"
+
+
+def softmax_kernel(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+    """``x: (n, d), y: (m, d) -> (n, m)``, ``exp((<x, y> - 1) / tau)``."""
+    return torch.exp((x @ y.T - 1.0) / tau)
+
+
+def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``x: (n, d), y: (m, d) -> (n, m)``, ``||x_i - y_j||^2`` clamped at 0."""
+    inner = x @ y.T
+    return _squared_distances_from_inner(
+        inner, (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
+    )
+
+
+def rbf_kernel(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+    """``x: (n, d), y: (m, d) -> (n, m)``, ``exp(-||x - y||^2 / (2 tau))``."""
+    return torch.exp(-squared_distances(x, y) / (2.0 * tau))
+
+
+def laplace_kernel(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+    """``x: (n, d), y: (m, d) -> (n, m)``, ``exp(-||x - y|| / tau)``."""
+    return torch.exp(-torch.sqrt(squared_distances(x, y)) / tau)
+
+
+def cosine_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``x: (n, d), y: (m, d) -> (n, m)``, ``<x, y>`` (cosine similarity on unit vectors)."""
+    return x @ y.T
+
+
+def _squared_distances_from_inner(
+    inner: torch.Tensor, sq_norm_x: torch.Tensor | float, sq_norm_y: torch.Tensor | float
+) -> torch.Tensor:
+    return (sq_norm_x + sq_norm_y - 2.0 * inner).clamp_min(0.0)
+
+
+def median_squared_distance(x: torch.Tensor, max_points: int = 1000, seed: int = 0) -> float:
+    """Median of ``||x_i - x_j||^2`` over pairs ``i < j`` of at most ``max_points`` rows of
+    ``x: (n, d)``, drawn without replacement with ``seed`` (deterministic)."""
+    n = x.shape[0]
+    if n < 2:
+        raise InvalidInputError("the median heuristic needs at least two points")
+    if n > max_points:
+        generator = torch.Generator().manual_seed(seed)
+        rows = torch.randperm(n, generator=generator)[:max_points].to(x.device)
+        x = x[rows]
+    distances = squared_distances(x, x)
+    upper = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=x.device)
+    value = float(distances[upper[0], upper[1]].median())
+    if value <= 0.0:
+        raise InvalidInputError("the median heuristic found all points identical; give tau")
+    return value
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel with its bandwidth resolved: ``name`` in :data:`KERNEL_NAMES`, ``tau > 0``
+    (ignored by ``cosine``)."""
+
+    name: str
+    tau: float = DEFAULT_SOFTMAX_TAU
+
+    def __post_init__(self) -> None:
+        if self.name not in KERNEL_NAMES:
+            raise UnknownKernelError(
+                f"unknown kernel {self.name!r}; expected one of {', '.join(KERNEL_NAMES)}",
+                kernel=self.name,
+            )
+        if not (self.tau > 0.0) or self.tau == float("inf"):
+            raise InvalidInputError(f"tau must be a positive finite number, got {self.tau}")
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether ``k >= 0`` everywhere (used by the greedy's exactness certificate)."""
+        return self.name != "cosine"
+
+    def from_inner(
+        self,
+        inner: torch.Tensor,
+        sq_norm_x: torch.Tensor | float = 1.0,
+        sq_norm_y: torch.Tensor | float = 1.0,
+    ) -> torch.Tensor:
+        """Kernel values from inner products ``<x, y>`` (any shape) and squared norms that
+        broadcast against it; the defaults assume unit vectors."""
+        if self.name == "softmax":
+            return torch.exp((inner - 1.0) / self.tau)
+        if self.name == "cosine":
+            return inner
+        squared = _squared_distances_from_inner(inner, sq_norm_x, sq_norm_y)
+        if self.name == "rbf":
+            return torch.exp(-squared / (2.0 * self.tau))
+        return torch.exp(-torch.sqrt(squared) / self.tau)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x: (n, d), y: (m, d) -> (n, m)``."""
+        return self.from_inner(
+            x @ y.T, (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
+        )
+
+
+def resolve_kernel(
+    name: str, tau: float | str | None, candidates: torch.Tensor | None = None, seed: int = 0
+) -> Kernel:
+    """Turn a kernel name and a bandwidth choice into a :class:`Kernel`.
+
+    ``tau=None`` takes the kernel's default: 0.2 for ``softmax``, the median heuristic on
+    ``candidates: (n, d)`` for ``rbf`` and ``laplace``. ``tau="median"`` asks for the median
+    heuristic explicitly (for ``softmax``: ``tau = median ||x - y||^2 / 2``, the RBF value).
+    """
+    if name not in KERNEL_NAMES:
+        raise UnknownKernelError(
+            f"unknown kernel {name!r}; expected one of {', '.join(KERNEL_NAMES)}", kernel=name
+        )
+    if name == "cosine":
+        return Kernel("cosine", 1.0)
+    if tau is None:
+        tau = DEFAULT_SOFTMAX_TAU if name == "softmax" else MEDIAN
+    if isinstance(tau, str):
+        if tau != MEDIAN:
+            raise InvalidInputError(f"tau must be a number or 'median', got {tau!r}")
+        if candidates is None:
+            raise InvalidInputError("the median heuristic needs the candidates")
+        median_sq = median_squared_distance(candidates, seed=seed)
+        tau = median_sq**0.5 if name == "laplace" else median_sq / 2.0
+    return Kernel(name, float(tau))

@@ -1,0 +1,105 @@
+"""Approximate prefiltering of large pools with faiss.
+
+A :class:`PoolIndex` answers "the L candidates with the largest inner product with each
+query". Every kernel here is increasing in the inner product on unit vectors, so these are the
+L most target-affine candidates; the exact greedy then runs on them. Small pools get an exact
+``IndexFlatIP``; above ``approximate_above`` vectors, HNSW (default) or IVF.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from selector.errors import InvalidInputError
+
+INDEX_KINDS = ("flat", "hnsw", "ivf")
+
+
+@dataclass(frozen=True)
+class PrefilterConfig:
+    """How to index a pool: ``kind`` for large pools (``hnsw`` or ``ivf``), the size above which
+    an approximate index is used, and the index's own knobs."""
+
+    kind: str = "hnsw"
+    approximate_above: int = 50_000
+    hnsw_neighbors: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 128
+    ivf_lists: int | None = None  # default: about 4 sqrt(n)
+    ivf_probe: int = 32
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise InvalidInputError(f"unknown index kind {self.kind!r}; expected {INDEX_KINDS}")
+
+
+class PoolIndex:
+    """A faiss inner-product index over a pool's unit vectors ``(n, d)``."""
+
+    def __init__(self, index: faiss.Index, kind: str) -> None:
+        self.index = index
+        self.kind = kind
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, config: PrefilterConfig | None = None) -> PoolIndex:
+        """Index ``vectors: (n, d)`` float32 (unit rows)."""
+        config = config or PrefilterConfig()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] == 0:
+            raise InvalidInputError("the index needs a non-empty (n, d) matrix")
+        n, dimension = vectors.shape
+        kind = "flat" if n <= config.approximate_above else config.kind
+        index: faiss.Index
+        if kind == "flat":
+            index = faiss.IndexFlatIP(dimension)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(
+                dimension, config.hnsw_neighbors, faiss.METRIC_INNER_PRODUCT
+            )
+            index.hnsw.efConstruction = config.hnsw_ef_construction
+            index.hnsw.efSearch = config.hnsw_ef_search
+        else:
+            lists = config.ivf_lists or max(1, min(int(4 * np.sqrt(n)), n // 39))
+            quantizer = faiss.IndexFlatIP(dimension)
+            index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+            sample = vectors[np.random.default_rng(0).choice(n, min(n, lists * 64), replace=False)]
+            index.train(sample)
+            index.nprobe = min(config.ivf_probe, lists)
+        index.add(vectors)
+        return cls(index, kind)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, count: int) -> np.ndarray:
+        """``queries: (q, d) -> (q, count)`` pool indices by decreasing inner product
+        (``-1`` where the index found fewer)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        count = min(count, self.size)
+        with self._lock:
+            if isinstance(self.index, faiss.IndexHNSWFlat):
+                self.index.hnsw.efSearch = max(self.index.hnsw.efSearch, count)
+            _, found = self.index.search(queries, count)
+        return np.asarray(found, dtype=np.int64)
+
+    def save(self, path: str | Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PoolIndex:
+        index = faiss.read_index(str(path))
+        kind = (
+            "hnsw"
+            if isinstance(index, faiss.IndexHNSWFlat)
+            else "ivf"
+            if isinstance(index, faiss.IndexIVF)
+            else "flat"
+        )
+        return cls(index, kind)

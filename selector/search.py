@@ -1,0 +1,439 @@
+"""Greedy, beam and swap search for MMD subset selection, batched over B problems.
+
+Each problem is restricted to a *region* of L candidates of the pool (all of them, the top of
+the target affinity, or a prefilter's answer), held as tensors with a leading batch dimension
+(:class:`CandidateRegion`). With unit vectors, ``k(x, x) = 1`` for every kernel, and the
+incremental greedy of DESIGN.md §3 picks, at step j,
+
+    argmin_i  (SS + 2 s_i + 1) / j^2 - 2 (ST + t_i) / j
+
+where ``t_i`` is the target affinity, ``s_i = sum_{c in S} k(x_i, x_c)`` the redundancy with
+the chosen set, ``SS = sum_{a, b in S} k(x_a, x_b)`` and ``ST = sum_{c in S} t_c``. The value is
+``MMD^2(S + {i}, Q)`` minus the target's constant term.
+
+Exactness on a region: for kernels with ``k >= 0`` every ``s_i >= 0``, so a candidate outside
+the region, whose affinity is at most ``t_out`` (the region's *excluded affinity*), scores at
+least ``(SS + 1)/j^2 - 2 (ST + t_out)/j``. When the region's best is no worse at every step,
+the region's greedy is the pool's greedy; otherwise the problem is marked for a larger region.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from selector.constraints import ConstraintState
+from selector.kernels import Kernel
+
+METHODS = ("mmd", "knn", "mmr", "random")
+
+
+@dataclass
+class CandidateRegion:
+    """B problems, each over L candidates of the pool.
+
+    - ``pool_index: (B, L)`` long, the candidates' pool indices (``-1`` pads a short region).
+    - ``vectors: (B, L, d)`` unit rows.
+    - ``affinity: (B, L)`` the target affinity ``t_i`` (joint: including the output factor).
+    - ``similarity: (B, L)`` ``sum_j w_j <x_i, y_j>``, the plain cosine to the target (MMR).
+    - ``excluded_affinity: (B,)`` the largest affinity of a candidate outside the region that
+      the constraints allow; ``-inf`` when the region holds every such candidate.
+    - ``output_labels: (B, L)`` long, or ``output_vectors: (B, L, d_o)`` with
+      ``output_kernel``, for the joint (input, output) kernel; both None for input only.
+    """
+
+    pool_index: torch.Tensor
+    vectors: torch.Tensor
+    affinity: torch.Tensor
+    similarity: torch.Tensor
+    excluded_affinity: torch.Tensor
+    kernel: Kernel
+    output_labels: torch.Tensor | None = None
+    output_vectors: torch.Tensor | None = None
+    output_kernel: Kernel | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.affinity.shape[0])
+
+    @property
+    def size(self) -> int:
+        return int(self.affinity.shape[1])
+
+    @property
+    def complete(self) -> torch.Tensor:
+        """``(B,)`` bool: the region holds every allowed candidate of the pool."""
+        return torch.isneginf(self.excluded_affinity)
+
+    def columns(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the candidate at ``positions: (B,)`` of each problem, its kernel values with
+        every region candidate ``(B, L)`` (joint: times the output kernel) and its inner
+        products ``(B, L)``."""
+        values, inner = self.columns_of(positions.unsqueeze(1))
+        return values.squeeze(1), inner.squeeze(1)
+
+    def columns_of(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``positions: (B, P) -> (B, P, L)`` kernel values and ``(B, P, L)`` inner products."""
+        rows = torch.arange(self.batch_size, device=positions.device).unsqueeze(1)
+        chosen = self.vectors[rows, positions]  # (B, P, d)
+        inner = torch.bmm(chosen, self.vectors.transpose(1, 2))
+        values = self.kernel.from_inner(inner)
+        if self.output_labels is not None:
+            same = self.output_labels[rows, positions].unsqueeze(2) == self.output_labels.unsqueeze(
+                1
+            )
+            values = values * same
+        elif self.output_vectors is not None and self.output_kernel is not None:
+            outputs = self.output_vectors[rows, positions]
+            values = values * self.output_kernel.from_inner(
+                torch.bmm(outputs, self.output_vectors.transpose(1, 2))
+            )
+        return values, inner
+
+    def take(self, rows: torch.Tensor) -> CandidateRegion:
+        """The sub-batch ``rows: (B',)``."""
+        return CandidateRegion(
+            pool_index=self.pool_index[rows],
+            vectors=self.vectors[rows],
+            affinity=self.affinity[rows],
+            similarity=self.similarity[rows],
+            excluded_affinity=self.excluded_affinity[rows],
+            kernel=self.kernel,
+            output_labels=None if self.output_labels is None else self.output_labels[rows],
+            output_vectors=None if self.output_vectors is None else self.output_vectors[rows],
+            output_kernel=self.output_kernel,
+        )
+
+
+@dataclass
+class GreedyOutcome:
+    """What one batched greedy run found.
+
+    - ``positions: (B, k)`` region positions in selection order, ``-1`` past a problem's end.
+    - ``objective: (B, k)`` the step objective of each prefix (``MMD^2`` of the prefix minus
+      the target constant, for ``mmd``); NaN past the end.
+    - ``needs_larger_region: (B,)`` the certificate failed or the region ran out of allowed
+      candidates while the pool had more: rerun that problem on a larger region.
+    - ``infeasible: (B,)`` the whole pool has no allowed candidate before ``k_min`` steps.
+    """
+
+    positions: torch.Tensor
+    objective: torch.Tensor
+    needs_larger_region: torch.Tensor
+    infeasible: torch.Tensor
+
+
+class _GreedyRun:
+    """The running sums of B greedy (or beam) runs; see the module docstring."""
+
+    def __init__(
+        self,
+        region: CandidateRegion,
+        constraints: ConstraintState,
+        method: str,
+        mmr_lambda: float,
+        random_scores: torch.Tensor | None,
+    ) -> None:
+        batch, size = region.batch_size, region.size
+        device = region.affinity.device
+        self.region = region
+        self.constraints = constraints
+        self.method = method
+        self.mmr_lambda = mmr_lambda
+        self.random_scores = random_scores
+        self.redundancy = torch.zeros(batch, size, dtype=region.affinity.dtype, device=device)
+        self.max_similarity = torch.full_like(self.redundancy, -1.0)
+        self.sum_chosen = torch.zeros(batch, dtype=torch.float64, device=device)
+        self.sum_affinity = torch.zeros(batch, dtype=torch.float64, device=device)
+
+    def objective(self, step: int) -> torch.Tensor:
+        """``(B, L)``, lower is better; the candidates the constraints forbid get ``+inf``."""
+        if self.method == "mmd":
+            value = (self.sum_chosen.unsqueeze(1) + 2.0 * self.redundancy + 1.0) / step**2 - 2.0 * (
+                self.sum_affinity.unsqueeze(1) + self.region.affinity
+            ) / step
+        elif self.method == "knn":
+            value = -self.region.affinity
+        elif self.method == "mmr":
+            relevance = self.region.similarity
+            if step == 1:
+                value = -relevance
+            else:
+                value = -(
+                    self.mmr_lambda * relevance - (1.0 - self.mmr_lambda) * self.max_similarity
+                )
+        else:
+            assert self.random_scores is not None
+            value = self.random_scores
+        allowed = self.constraints.mask(step)
+        return value.to(torch.float64).masked_fill(~allowed, math.inf)
+
+    def excluded_lower_bound(self, step: int) -> torch.Tensor:
+        """``(B,)``: no candidate outside the region can score below this at ``step``."""
+        excluded = self.region.excluded_affinity.to(torch.float64)
+        if self.method == "mmd":
+            least_redundancy = 0.0 if self.region.kernel.nonnegative else -(step - 1)
+            return (self.sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
+                self.sum_affinity + excluded
+            ) / step
+        if self.method == "knn":
+            return -excluded
+        # mmr works on its fetched region (as its peers do) and random on the whole pool.
+        return torch.full_like(excluded, -math.inf)
+
+    def commit(self, positions: torch.Tensor, active: torch.Tensor) -> None:
+        """Add ``positions: (B,)`` to the problems where ``active: (B,)``."""
+        rows = torch.arange(positions.shape[0], device=positions.device)
+        safe = positions.clamp_min(0)
+        kernel_column, inner_column = self.region.columns(safe)
+        chosen_redundancy = self.redundancy[rows, safe].to(torch.float64)
+        weight = active.to(torch.float64)
+        self.sum_chosen += weight * (2.0 * chosen_redundancy + 1.0)
+        self.sum_affinity += weight * self.region.affinity[rows, safe].to(torch.float64)
+        self.redundancy += kernel_column * active.unsqueeze(1).to(kernel_column.dtype)
+        self.max_similarity = torch.where(
+            active.unsqueeze(1),
+            torch.maximum(self.max_similarity, inner_column),
+            self.max_similarity,
+        )
+        self.constraints.update(safe, inner_column, active)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.redundancy = self.redundancy[rows]
+        self.max_similarity = self.max_similarity[rows]
+        self.sum_chosen = self.sum_chosen[rows]
+        self.sum_affinity = self.sum_affinity[rows]
+        if self.random_scores is not None:
+            self.random_scores = self.random_scores[rows]
+        self.constraints.reorder(rows)
+
+
+def random_scores_for(region: CandidateRegion, seed: int) -> torch.Tensor:
+    """``(B, L)`` uniform scores, problem b drawn from ``seed + b`` (so a batch row equals the
+    single call with that seed)."""
+    rows = []
+    for row in range(region.batch_size):
+        generator = torch.Generator().manual_seed(seed + row)
+        rows.append(torch.rand(region.size, generator=generator, dtype=torch.float64))
+    return torch.stack(rows).to(region.affinity.device)
+
+
+def greedy(
+    region: CandidateRegion,
+    constraints: ConstraintState,
+    k: int,
+    *,
+    method: str = "mmd",
+    k_min: int | None = None,
+    mmr_lambda: float = 0.5,
+    seed: int = 0,
+) -> GreedyOutcome:
+    """Run B greedy selections of up to ``k`` candidates at once.
+
+    ``method``: ``mmd`` (the incremental MMD greedy), ``knn`` (largest affinity first, KATE),
+    ``mmr`` (``lambda * sim(q, i) - (1 - lambda) * max_c sim(i, c)``) or ``random`` (a seeded
+    uniform order). Constraints enter every step as a mask. Past ``k_min`` a problem whose
+    pool has no allowed candidate left stops early instead of failing (auto-k).
+    """
+    batch = region.batch_size
+    device = region.affinity.device
+    k_min = k if k_min is None else k_min
+    random = random_scores_for(region, seed) if method == "random" else None
+    run = _GreedyRun(region, constraints, method, mmr_lambda, random)
+    positions = torch.full((batch, k), -1, dtype=torch.long, device=device)
+    objective = torch.full((batch, k), math.nan, dtype=torch.float64, device=device)
+    active = torch.ones(batch, dtype=torch.bool, device=device)
+    needs_larger = torch.zeros(batch, dtype=torch.bool, device=device)
+    infeasible = torch.zeros(batch, dtype=torch.bool, device=device)
+    complete = region.complete
+    for step in range(1, k + 1):
+        values = run.objective(step)
+        best_value, best_position = values.min(dim=1)
+        found = torch.isfinite(best_value)
+        uncertain = best_value > run.excluded_lower_bound(step)
+        exhausted = active & ~found
+        grow = active & ~complete & (exhausted | (found & uncertain))
+        stuck = exhausted & complete
+        needs_larger |= grow
+        infeasible |= stuck & (step <= k_min)
+        active &= ~(grow | stuck)
+        positions[:, step - 1] = torch.where(active, best_position, -1)
+        objective[:, step - 1] = torch.where(active, best_value, math.nan)
+        if not bool(active.any()):
+            break
+        run.commit(best_position, active)
+    return GreedyOutcome(positions, objective, needs_larger, infeasible)
+
+
+def beam_search(
+    region: CandidateRegion,
+    constraints: ConstraintState,
+    k: int,
+    width: int,
+) -> list[tuple[list[int], float]]:
+    """Beam search for one problem (``region.batch_size == 1``): keeps the ``width`` best
+    distinct partial sets at each step and returns up to ``width`` complete sets as
+    ``(region positions, objective)``, best first (objective as in :func:`greedy`)."""
+    assert region.batch_size == 1
+    constraints.reorder(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
+    wide = region.take(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
+    run = _GreedyRun(wide, constraints, "mmd", 0.5, None)
+    beams: list[list[int]] = [[]]
+    scores: list[float] = [0.0]
+    for step in range(1, k + 1):
+        values = run.objective(step)[: len(beams)]
+        flat = values.flatten()
+        take = min(flat.numel(), width * width + width)
+        best_values, best_flat = torch.topk(flat, take, largest=False)
+        seen: set[tuple[int, ...]] = set()
+        parents: list[int] = []
+        additions: list[int] = []
+        new_scores: list[float] = []
+        for value, flat_index in zip(best_values.tolist(), best_flat.tolist(), strict=True):
+            if not math.isfinite(value):
+                break
+            parent, position = divmod(flat_index, region.size)
+            key = tuple(sorted([*beams[parent], position]))
+            if key in seen:
+                continue
+            seen.add(key)
+            parents.append(parent)
+            additions.append(position)
+            new_scores.append(value)
+            if len(parents) == width:
+                break
+        if not parents:
+            return []
+        parent_rows = torch.tensor(
+            parents + [parents[0]] * (width - len(parents)), device=region.affinity.device
+        )
+        run.reorder(parent_rows)
+        padded = torch.tensor(
+            additions + [additions[0]] * (width - len(additions)), device=region.affinity.device
+        )
+        active = torch.arange(width, device=padded.device) < len(parents)
+        run.commit(padded, active)
+        beams = [
+            [*beams[parent], position] for parent, position in zip(parents, additions, strict=True)
+        ]
+        scores = new_scores
+    return list(zip(beams, scores, strict=True))
+
+
+def subset_objective(region: CandidateRegion, positions: torch.Tensor) -> torch.Tensor:
+    """``positions: (B, k)`` region positions -> ``(B,)`` float64
+    ``1/k^2 sum_{a,b} k(x_a, x_b) - 2/k sum_a t_a`` (``MMD^2`` minus the target constant)."""
+    size = positions.shape[1]
+    gram, _ = region.columns_of(positions)
+    rows = torch.arange(region.batch_size, device=positions.device).unsqueeze(1)
+    within = torch.gather(gram, 2, positions.unsqueeze(1).expand(-1, size, -1))
+    affinity = region.affinity[rows, positions].to(torch.float64)
+    return within.to(torch.float64).sum(dim=(1, 2)) / size**2 - 2.0 * affinity.sum(1) / size
+
+
+def swap_refine(
+    region: CandidateRegion,
+    constraints: ConstraintState,
+    positions: torch.Tensor,
+    *,
+    max_rounds: int = 20,
+) -> torch.Tensor:
+    """Improve B subsets ``positions: (B, k)`` by best single swaps (one chosen out, one
+    region candidate in) while a swap lowers ``MMD^2`` and keeps every constraint.
+
+    Never makes a subset worse: a swap is taken only when it strictly lowers the objective.
+    ``constraints`` must be the state after choosing ``positions``. Returns the new
+    ``(B, k)`` positions (order: the swapped-in candidate takes the slot of the one out).
+    """
+    batch, size = positions.shape
+    if size == 0 or region.size <= size:
+        return positions
+    device = positions.device
+    rows = torch.arange(batch, device=device)
+    positions = positions.clone()
+    plan = constraints.plan
+    affinity = region.affinity.to(torch.float64)
+    tolerance = 1e-12
+    for _ in range(max_rounds):
+        gram, inner = region.columns_of(positions)  # (B, k, L)
+        gram = gram.to(torch.float64)
+        redundancy = gram.sum(1)  # r_i = sum_{c in S} k(x_i, x_c): (B, L)
+        chosen_redundancy = torch.gather(redundancy, 1, positions)  # (B, k)
+        chosen_affinity = torch.gather(affinity, 1, positions)
+        # Sum of the Gram matrix after swapping slot p for candidate i, minus before:
+        # -2 r_p + 1 + 2 (r_i - k(i, p)) + 1, with k(x, x) = 1.
+        gram_change = (
+            2.0 - 2.0 * chosen_redundancy.unsqueeze(2) + 2.0 * (redundancy.unsqueeze(1) - gram)
+        )
+        affinity_change = affinity.unsqueeze(1) - chosen_affinity.unsqueeze(2)
+        change = gram_change / size**2 - 2.0 * affinity_change / size  # (B, k, L)
+        allowed = (constraints.base_mask & ~constraints.chosen).unsqueeze(1).expand(-1, size, -1)
+        if constraints.region_tokens is not None and plan.token_budget is not None:
+            chosen_tokens = torch.gather(constraints.region_tokens, 1, positions)
+            total = constraints.tokens_used.unsqueeze(1).unsqueeze(2) - chosen_tokens.unsqueeze(2)
+            allowed = allowed & (
+                total + constraints.region_tokens.unsqueeze(1) <= plan.token_budget + 1e-9
+            )
+        if constraints.label_counts is not None and constraints.region_labels is not None:
+            assert constraints.min_quota is not None and constraints.max_quota is not None
+            out_label = torch.gather(constraints.region_labels, 1, positions).unsqueeze(2)
+            in_label = constraints.region_labels.unsqueeze(1)
+            same = out_label == in_label
+            count_in = torch.gather(constraints.label_counts, 1, in_label.squeeze(1)).unsqueeze(1)
+            count_out = torch.gather(constraints.label_counts, 1, out_label.squeeze(2)).unsqueeze(2)
+            max_in = constraints.max_quota[in_label]
+            min_out = constraints.min_quota[out_label]
+            allowed = allowed & (same | ((count_in + 1 <= max_in) & (count_out - 1 >= min_out)))
+        if plan.dedup_threshold is not None and size > 1:
+            top2 = torch.topk(inner, 2, dim=1)
+            slot = torch.arange(size, device=device).view(1, size, 1)
+            other = torch.where(
+                top2.indices[:, :1] == slot, top2.values[:, 1:2], top2.values[:, :1]
+            )
+            allowed = allowed & (other <= plan.dedup_threshold)
+        change = change.masked_fill(~allowed, math.inf)
+        best_change, flat = change.flatten(1).min(dim=1)
+        improve = best_change < -tolerance
+        if not bool(improve.any()):
+            break
+        slot_index, candidate = flat // region.size, flat % region.size
+        old = positions[rows, slot_index]
+        new_positions = positions.clone()
+        new_positions[rows[improve], slot_index[improve]] = candidate[improve]
+        _apply_swap(constraints, region, rows[improve], old[improve], candidate[improve])
+        positions = new_positions
+    return positions
+
+
+def _apply_swap(
+    constraints: ConstraintState,
+    region: CandidateRegion,
+    rows: torch.Tensor,
+    out_positions: torch.Tensor,
+    in_positions: torch.Tensor,
+) -> None:
+    """Update the constraint state of problems ``rows`` for a swap out -> in."""
+    constraints.chosen[rows, out_positions] = False
+    constraints.chosen[rows, in_positions] = True
+    if constraints.region_tokens is not None:
+        constraints.tokens_used[rows] += (
+            constraints.region_tokens[rows, in_positions]
+            - constraints.region_tokens[rows, out_positions]
+        )
+    if constraints.label_counts is not None and constraints.region_labels is not None:
+        constraints.label_counts[rows, constraints.region_labels[rows, out_positions]] -= 1
+        constraints.label_counts[rows, constraints.region_labels[rows, in_positions]] += 1
+
+
+def prefix_bounds(
+    objective: Sequence[float], constant: float, bias_constant: float, complexity_constant: float
+) -> list[float]:
+    """The generalisation bound ``C * MMD(S_j) + R / sqrt(j)`` of each greedy prefix j = 1..,
+    from its step objective and the target constant."""
+    return [
+        bias_constant * math.sqrt(max(value + constant, 0.0)) + complexity_constant / math.sqrt(j)
+        for j, value in enumerate(objective, start=1)
+    ]
