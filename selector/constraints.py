@@ -175,7 +175,7 @@ def compile_constraints(
                     raise InvalidInputError(f"label quota for unknown label {name!r}")
                 index = position[name]
                 low_q[index] = 0 if low_v is None else low_v
-                high_q[index] = k if high_v is None else high_v
+                high_q[index] = max(k, low_q[index]) if high_v is None else high_v
                 if low_q[index] < 0 or high_q[index] < low_q[index]:
                     raise InvalidInputError(f"label quota for {name!r} needs 0 <= min <= max")
             if low_q.sum() > k:
@@ -298,9 +298,12 @@ def subset_satisfies(plan: ConstraintPlan, indices: Sequence[int], vectors: torc
     index = torch.as_tensor(list(indices), dtype=torch.long, device=plan.static_mask.device)
     if index.unique().numel() != index.numel() or not bool(plan.static_mask[index].all()):
         return False
-    if plan.token_counts is not None and plan.token_budget is not None:
-        if float(plan.token_counts[index].sum()) > plan.token_budget + 1e-9:
-            return False
+    if (
+        plan.token_counts is not None
+        and plan.token_budget is not None
+        and float(plan.token_counts[index].sum()) > plan.token_budget + 1e-9
+    ):
+        return False
     quotas = plan.quotas_for(len(indices))
     if quotas is not None and plan.label_ids is not None:
         counts = torch.bincount(plan.label_ids[index], minlength=quotas[0].shape[0])

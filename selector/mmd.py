@@ -43,7 +43,9 @@ def mmd2(
     """``chosen: (k, d)``, ``target: (m, d)``, ``weights: (m,)`` (uniform if None) -> the
     input-space ``MMD^2`` under ``kernel``."""
     if weights is None:
-        weights = torch.full((target.shape[0],), 1.0 / target.shape[0], device=target.device)
+        weights = torch.full(
+            (target.shape[0],), 1.0 / target.shape[0], dtype=torch.float64, device=target.device
+        )
     chosen64, target64 = chosen.to(torch.float64), target.to(torch.float64)
     return mmd2_from_gram(
         kernel(chosen64, chosen64), kernel(chosen64, target64), kernel(target64, target64), weights

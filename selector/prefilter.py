@@ -44,6 +44,7 @@ class PoolIndex:
     def __init__(self, index: faiss.Index, kind: str) -> None:
         self.index = index
         self.kind = kind
+        self.probe = int(index.nprobe) if isinstance(index, faiss.IndexIVF) else 0
         self._lock = threading.Lock()
 
     @classmethod
@@ -86,6 +87,11 @@ class PoolIndex:
         with self._lock:
             if isinstance(self.index, faiss.IndexHNSWFlat):
                 self.index.hnsw.efSearch = max(self.index.hnsw.efSearch, count)
+            elif isinstance(self.index, faiss.IndexIVF):
+                # Probe enough lists to hold about eight times the asked count.
+                lists = self.index.nlist
+                wanted = int(np.ceil(8 * count * lists / self.size))
+                self.index.nprobe = min(lists, max(self.probe, wanted))
             _, found = self.index.search(queries, count)
         return np.asarray(found, dtype=np.int64)
 
