@@ -24,6 +24,7 @@ from selector.constraints import (
     compile_constraints,
     subset_satisfies,
 )
+from selector.device import cpu_threads_for
 from selector.errors import InfeasibleConstraintError, InvalidInputError
 from selector.kernels import Kernel, resolve_kernel
 from selector.mmd import bias_bound, generalization_bound, mmd2_from_gram
@@ -304,25 +305,23 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     use_prefilter = pool.index is not None if settings.prefilter is None else settings.prefilter
     use_prefilter = use_prefilter and settings.method != "random"
     scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
-    if use_prefilter:
-        regions = _prefiltered_regions(scorer, plan, settings)
-    else:
-        regions = _exact_regions(scorer, plan, settings, k_max)
-    scanned = time.perf_counter()
-
-    batch = targets.points.shape[0]
-    results: list[SelectionResult] = []
-    for row in range(batch):
-        region, positions, objective = regions[row]
-        results.append(
-            _finish(scorer, plan, settings, row, region, positions, objective, k_min, k_max, joint)
-        )
-    finished = time.perf_counter()
+    with cpu_threads_for(pool.device):
+        if use_prefilter:
+            regions = _prefiltered_regions(scorer, plan, settings)
+        else:
+            regions = _exact_regions(scorer, plan, settings, k_max)
+        searched = time.perf_counter()
+        batch = targets.points.shape[0]
+        results = [
+            _finish(scorer, plan, settings, row, *regions[row], k_min, k_max, joint)
+            for row in range(batch)
+        ]
+    scan_seconds = (scorer.scan_finished or searched) - started
     for result in results:
+        # A batch is one computation: each result carries its share of the shared stages.
         result.timings.update(
-            {"scan": (scanned - started) / batch, "select": (finished - scanned) / batch}
+            {"scan": scan_seconds / batch, "select": (searched - started - scan_seconds) / batch}
         )
-    for result in results:
         object.__setattr__(result, "prefiltered", use_prefilter)
     return results
 
@@ -346,6 +345,7 @@ class _AffinityScorer:
         self.joint = joint
         self.settings = settings
         self.estimate: _OutputEstimate | None = None
+        self.scan_finished: float | None = None  # perf_counter() when the scan was done
 
     @property
     def batch(self) -> int:
@@ -387,15 +387,20 @@ class _AffinityScorer:
         else:
             self.estimate = _OutputEstimate(neighbor_index=neighbor, neighbor_weight=weight)
 
-    def output_factor(self, index: torch.Tensor | None) -> torch.Tensor | None:
+    def output_factor(
+        self, index: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """``(B, m, L)``: ``E_{y ~ p_j} k_y(y_i, y)`` for the candidates ``index: (B, L)``
-        (None: the whole pool); None for input-only selection."""
+        (None: the whole pool) of the problems ``rows`` (None: all); None for input-only
+        selection."""
         if self.estimate is None:
             return None
         if self.estimate.label_probability is not None:
             assert self.pool.label_ids is not None
             label_ids = torch.from_numpy(self.pool.label_ids).to(self.pool.device)
             probability = self.estimate.label_probability
+            if rows is not None:
+                probability = probability[rows]
             if index is None:
                 return probability[:, :, label_ids]
             labels = label_ids[index.clamp_min(0)]  # (B, L)
@@ -407,22 +412,30 @@ class _AffinityScorer:
             self.estimate.neighbor_index is not None and self.estimate.neighbor_weight is not None
         )
         outputs = self.pool.output_vectors
-        neighbor_outputs = outputs[self.estimate.neighbor_index]  # (B, m, N, d_o)
+        neighbor_index, neighbor_weight = (
+            self.estimate.neighbor_index,
+            self.estimate.neighbor_weight,
+        )
+        if rows is not None:
+            neighbor_index, neighbor_weight = neighbor_index[rows], neighbor_weight[rows]
+        neighbor_outputs = outputs[neighbor_index]  # (B, m, N, d_o)
         if index is None:
             inner = torch.einsum("bmnd,ld->bmln", neighbor_outputs, outputs)
         else:
             inner = torch.einsum("bmnd,bld->bmln", neighbor_outputs, outputs[index.clamp_min(0)])
         values = self.output_kernel.from_inner(inner)
-        return (values * self.estimate.neighbor_weight.unsqueeze(2)).sum(3)
+        return (values * neighbor_weight.unsqueeze(2)).sum(3)
 
     def affinity(
-        self, inner: torch.Tensor, index: torch.Tensor | None
+        self, inner: torch.Tensor, index: torch.Tensor | None, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``inner: (B, m, L)`` -> target affinity ``t: (B, L)`` and plain similarity
-        ``sum_j w_j <x_i, y_j>: (B, L)``."""
-        weights = self.targets.weights.unsqueeze(2)
+        """``inner: (B, m, L)`` of the problems ``rows`` (None: all) with the candidates
+        ``index: (B, L)`` (None: the whole pool) -> target affinity ``t: (B, L)`` and plain
+        similarity ``sum_j w_j <x_i, y_j>: (B, L)``."""
+        weights = self.targets.weights if rows is None else self.targets.weights[rows]
+        weights = weights.unsqueeze(2)
         values = self.kernel.from_inner(inner)
-        factor = self.output_factor(index)
+        factor = self.output_factor(index, rows)
         if factor is not None:
             values = values * factor
         return (values * weights).sum(1), (inner * weights).sum(1)
@@ -538,35 +551,46 @@ def _exact_regions(
     """Greedy over the top of the target affinity, growing a problem's region until the
     exactness certificate holds (see :mod:`selector.search`)."""
     k_min = settings.k_range[0] if settings.k_range else k_max
-    inner = scorer.inner_with_pool()
+    inner = scorer.inner_with_pool()  # (B, m, n)
     scorer.estimate_outputs(inner, None)
-    affinity, similarity = scorer.affinity(inner, None)
-    del inner
-    ranked = affinity.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
+    # With one target point and no output factor, t = k(<x, q>) increases with <x, q>: rank
+    # by the inner product and evaluate the kernel on the region alone.
+    monotone = inner.shape[1] == 1 and scorer.estimate is None
+    ranking = inner[:, 0, :] if monotone else scorer.affinity(inner, None)[0]
+    if plan.has_static_filter:
+        ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
+    scorer.scan_finished = time.perf_counter()
     feasible = plan.feasible_count
     if settings.method == "random":
         size = feasible
     elif settings.method == "mmr":
         size = settings.fetch_k or max(20, 4 * k_max)
     else:
-        size = settings.initial_region or max(64, 16 * k_max)
+        size = settings.initial_region or max(256, 64 * k_max)
     solved: dict[int, _Solved] = {}
-    pending = torch.arange(scorer.batch, device=affinity.device)
+    pending = torch.arange(scorer.batch, device=inner.device)
     while pending.numel():
         size = min(size, feasible)
-        take = min(size + 1, ranked.shape[1])
-        top_value, top_index = torch.topk(ranked[pending], take, dim=1)
+        take = min(size + 1, ranking.shape[1])
+        top_value, top_index = torch.topk(ranking[pending], take, dim=1)
         index = top_index[:, :size]
+        excluded = torch.full((pending.numel(),), -math.inf, device=inner.device)
         if take > size:
-            excluded = top_value[:, size]
-        else:
-            excluded = torch.full((pending.numel(),), -math.inf, device=affinity.device)
-        rows = pending.unsqueeze(1)
-        region = scorer.region(index, affinity[rows, index], similarity[rows, index], excluded)
+            boundary = top_value[:, size]
+            if monotone:
+                boundary = torch.where(
+                    torch.isneginf(boundary), boundary, scorer.kernel.from_inner(boundary)
+                )
+            excluded = boundary
+        region_inner = torch.gather(
+            inner[pending], 2, index.unsqueeze(1).expand(-1, inner.shape[1], -1)
+        )
+        affinity, similarity = scorer.affinity(region_inner, index, pending)
+        region = scorer.region(index, affinity, similarity, excluded)
         positions, objective, grow = _run_greedy(scorer, plan, settings, region, k_min, k_max)
         for local, row in enumerate(pending.tolist()):
             if not bool(grow[local]):
-                keep = torch.tensor([local], device=affinity.device)
+                keep = torch.tensor([local], device=inner.device)
                 solved[row] = (region.take(keep), positions[local], objective[local])
         pending = pending[grow]
         size *= 4
@@ -598,6 +622,7 @@ def _prefiltered_regions(
         inner = inner.masked_fill((index < 0).unsqueeze(1), -2.0)
         scorer.estimate_outputs(inner, index)
         affinity, similarity = scorer.affinity(inner, index)
+        scorer.scan_finished = time.perf_counter()
         # The index answers approximately: no certificate, the region counts as complete.
         excluded = torch.full((batch,), -math.inf, device=pool.device)
         region = scorer.region(index, affinity, similarity, excluded)
@@ -719,18 +744,51 @@ def _finish(
     )
 
 
+SWAP_CANDIDATES = 1024
+
+
 def _refined(
     region: CandidateRegion, plan: ConstraintPlan, chosen: torch.Tensor, k: int
 ) -> torch.Tensor:
-    """Swap-refine ``chosen: (B, k)`` region positions under the constraints."""
+    """Swap-refine ``chosen: (B, k)`` region positions under the constraints.
+
+    Swaps draw on the chosen and the ``SWAP_CANDIDATES`` most affine candidates of the
+    region: refinement is a heuristic that never makes a subset worse, and a swap with a
+    far-down candidate rarely pays for scanning a large region again and again."""
+    if region.size > SWAP_CANDIDATES + k:
+        top = torch.topk(region.affinity, SWAP_CANDIDATES, dim=1).indices
+        keep = torch.cat([chosen, top], dim=1)
+        # Drop repeats of the chosen (their first copies come first) by pushing them to the end.
+        is_repeat = torch.zeros_like(keep, dtype=torch.bool)
+        is_repeat[:, k:] = (top.unsqueeze(2) == chosen.unsqueeze(1)).any(2)
+        order = torch.argsort(is_repeat.to(torch.int8), dim=1, stable=True)
+        keep = torch.gather(keep, 1, order)[:, :SWAP_CANDIDATES]
+        inside = _sub_region(region, keep)
+        local = torch.arange(k, device=chosen.device).expand(chosen.shape[0], -1)
+        refined_local = _refined(inside, plan, local, k)
+        return torch.gather(keep, 1, refined_local)
     state = ConstraintState(plan, region.pool_index, k)
-    for step in range(k):
-        _, inner = region.columns(chosen[:, step])
-        state.update(chosen[:, step], inner, torch.ones(chosen.shape[0], dtype=torch.bool))
+    state.choose_all(chosen, region.columns_of(chosen)[1])
     before = subset_objective(region, chosen)
     after_positions = swap_refine(region, state, chosen)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
+
+
+def _sub_region(region: CandidateRegion, keep: torch.Tensor) -> CandidateRegion:
+    """The region restricted to positions ``keep: (B, L')``."""
+    rows = torch.arange(region.batch_size, device=keep.device).unsqueeze(1)
+    return CandidateRegion(
+        pool_index=region.pool_index[rows, keep],
+        vectors=region.vectors[rows, keep],
+        affinity=region.affinity[rows, keep],
+        similarity=region.similarity[rows, keep],
+        excluded_affinity=region.excluded_affinity,
+        kernel=region.kernel,
+        output_labels=None if region.output_labels is None else region.output_labels[rows, keep],
+        output_vectors=None if region.output_vectors is None else region.output_vectors[rows, keep],
+        output_kernel=region.output_kernel,
+    )
 
 
 def _ranked(value: float, indices: list[int], settings: SelectOptions) -> RankedSubset:

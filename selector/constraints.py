@@ -266,6 +266,18 @@ class ConstraintState:
         if self.plan.dedup_threshold is not None:
             self.duplicate |= (inner_column > self.plan.dedup_threshold) & active.unsqueeze(1)
 
+    def choose_all(self, positions: torch.Tensor, inner: torch.Tensor) -> None:
+        """Record a whole selection at once: ``positions: (B, k)`` with their inner products
+        ``inner: (B, k, L)`` with every region candidate."""
+        self.chosen.scatter_(1, positions, True)
+        if self.region_tokens is not None:
+            self.tokens_used += torch.gather(self.region_tokens, 1, positions).sum(1)
+        if self.label_counts is not None and self.region_labels is not None:
+            labels = torch.gather(self.region_labels, 1, positions)
+            self.label_counts.scatter_add_(1, labels, torch.ones_like(labels))
+        if self.plan.dedup_threshold is not None:
+            self.duplicate |= (inner > self.plan.dedup_threshold).any(1)
+
     def reorder(self, rows: torch.Tensor) -> None:
         """Keep the runs ``rows: (B',)`` (in that order), for beam search."""
         self.base_mask = self.base_mask[rows]

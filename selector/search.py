@@ -194,11 +194,12 @@ class _GreedyRun:
         self.sum_chosen += weight * (2.0 * chosen_redundancy + 1.0)
         self.sum_affinity += weight * self.region.affinity[rows, safe].to(torch.float64)
         self.redundancy += kernel_column * active.unsqueeze(1).to(kernel_column.dtype)
-        self.max_similarity = torch.where(
-            active.unsqueeze(1),
-            torch.maximum(self.max_similarity, inner_column),
-            self.max_similarity,
-        )
+        if self.method == "mmr":
+            self.max_similarity = torch.where(
+                active.unsqueeze(1),
+                torch.maximum(self.max_similarity, inner_column),
+                self.max_similarity,
+            )
         self.constraints.update(safe, inner_column, active)
 
     def reorder(self, rows: torch.Tensor) -> None:

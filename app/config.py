@@ -1,0 +1,59 @@
+"""Service settings, read from ``MMDSHOT_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; tests build one directly."""
+
+    model_config = SettingsConfigDict(env_prefix="MMDSHOT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./data"), description="Folder of the SQLite store and indexes."
+    )
+    embedder: Literal["minilm", "hashing"] = Field(
+        default="minilm",
+        description="minilm: the bundled sentence-transformers model (or model_path); "
+        "hashing: a fast deterministic fake for tests.",
+    )
+    model_path: Path | None = Field(
+        default=None, description="A local sentence-transformers folder."
+    )
+    hashing_dimension: int = Field(default=64, ge=2, le=4096)
+    device: str = Field(
+        default="auto", description="Torch device for selection: auto, cpu, cuda[:N]."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    compute_workers: int = Field(
+        default=2, ge=1, le=64, description="Threads for embedding/selection."
+    )
+    compute_queue: int = Field(
+        default=16,
+        ge=0,
+        le=10_000,
+        description="Requests that may wait for a compute thread; then 429.",
+    )
+    import_queue: int = Field(default=16, ge=1, le=10_000, description="Import jobs that may wait.")
+    import_chunk_size: int = Field(default=256, ge=1, le=10_000, description="Examples per commit.")
+    max_upsert_batch: int = Field(
+        default=1000, ge=1, le=10_000, description="Examples per upsert call."
+    )
+    max_body_bytes: int = Field(default=16 * 2**20, ge=1024, description="Largest request body.")
+    max_import_bytes: int = Field(default=512 * 2**20, ge=1024, description="Largest import body.")
+    index_above: int = Field(
+        default=20_000, ge=1, description="Pools larger than this get a faiss prefilter index."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment (tests override the dependency)."""
+    return Settings()

@@ -1,0 +1,47 @@
+"""Dependency aliases for the routes (``Annotated[..., Depends()]``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from app.config import Settings, get_settings
+from app.engine import Engine
+from app.jobs import ImportWorker
+from app.metrics import Metrics
+from app.schemas import EXAMPLE_ID_PATTERN, POOL_NAME_PATTERN
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_ready_engine(engine: Annotated[Engine, Depends(get_engine)]) -> Engine:
+    """The engine, or 503 while the model is not loaded."""
+    engine.require_ready()
+    return engine
+
+
+def get_imports(request: Request) -> ImportWorker:
+    worker: ImportWorker = request.app.state.imports
+    return worker
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ReadyEngine = Annotated[Engine, Depends(get_ready_engine)]
+ImportsDep = Annotated[ImportWorker, Depends(get_imports)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+PoolPath = Annotated[
+    str, Path(pattern=POOL_NAME_PATTERN, description="Pool name.", examples=["tweets"])
+]
+ExampleIdPath = Annotated[
+    str, Path(pattern=EXAMPLE_ID_PATTERN, description="Example id.", examples=["ex-1"])
+]

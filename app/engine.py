@@ -1,0 +1,454 @@
+"""The service's engine: the embedder, the store, prepared pools and the bounded compute
+executor, with no HTTP in it. Routes call its methods; blocking work goes through
+:meth:`Engine.run`, which answers 429 (``overloaded``) instead of queueing without bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+import selector
+from app import schemas
+from app.config import Settings
+from app.errors import ApiError
+from app.store import PoolRows, PreparedExample, Store, UpsertOutcome
+from selector.embedding import Embedder, TokenCounter, content_hash
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DEFAULT_K = 8
+QUERY_CACHE_ENTRIES = 10_000
+_INDEX_FILE = re.compile(r"^v(\d+)\.faiss$")
+
+
+class BoundedExecutor:
+    """Threads for blocking work with a fixed number of slots (running plus waiting); a call
+    that finds every slot taken is refused with 429 rather than queued."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compute")
+        self._slots = threading.BoundedSemaphore(workers + queue)
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        if not self._slots.acquire(blocking=False):
+            raise ApiError(429, "overloaded", "the service is busy; retry shortly")
+        try:
+            future = self._pool.submit(function, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A pool prepared for selection at one version: its rows, the library's
+    :class:`selector.Pool` and each example id's position."""
+
+    name: str
+    rows: PoolRows
+    pool: selector.Pool
+    position: dict[str, int]
+
+    @property
+    def version(self) -> int:
+        return self.rows.version
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings name (loading MiniLM takes seconds)."""
+    if settings.embedder == "hashing":
+        return selector.HashingEmbedder(settings.hashing_dimension)
+    return selector.SentenceTransformerEmbedder(settings.model_path)
+
+
+def build_token_counter(settings: Settings) -> TokenCounter:
+    """Token counts for budgets: the configured model's tokenizer, else the bundled one."""
+    if settings.model_path is not None and (settings.model_path / "tokenizer.json").is_file():
+        return selector.HFTokenCounter(settings.model_path / "tokenizer.json")
+    return selector.HFTokenCounter()
+
+
+def example_hash(example: schemas.ExampleIn) -> str:
+    """The content identity of an example: input, output and label (not id or metadata)."""
+    return content_hash(json.dumps([example.input, example.output, example.label]))
+
+
+class Engine:
+    """Everything a request needs. Models load in :meth:`load_models` (a background thread at
+    startup); until then :attr:`ready` is false and model-backed calls answer 503."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.data_dir)
+        self.executor = BoundedExecutor(settings.compute_workers, settings.compute_queue)
+        self.device = str(selector.resolve_device(settings.device))
+        self._embedder: Embedder | None = None
+        self._query_embedder: Embedder | None = None
+        self._token_counter: TokenCounter | None = None
+        self.load_error: str | None = None
+        self._snapshots: dict[str, Snapshot] = {}
+        self._snapshot_lock = threading.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def load_models(self) -> None:
+        """Load the embedder and tokenizer; a failure is kept in :attr:`load_error`."""
+        try:
+            embedder = build_embedder(self.settings)
+            self._token_counter = build_token_counter(self.settings)
+        except selector.SelectorError as exc:
+            self.load_error = exc.message
+            logger.error("model loading failed: %s", exc.message)
+            return
+        self._query_embedder = selector.CachedEmbedder(embedder, QUERY_CACHE_ENTRIES)
+        self._embedder = embedder
+
+    @property
+    def ready(self) -> bool:
+        return self._embedder is not None
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            message = self.load_error or "the embedding model is still loading"
+            raise ApiError(503, "not_ready", message)
+
+    @property
+    def embedder(self) -> Embedder:
+        self.require_ready()
+        assert self._embedder is not None
+        return self._embedder
+
+    @property
+    def model(self) -> str | None:
+        return None if self._embedder is None else self._embedder.model_id
+
+    @property
+    def dimension(self) -> int | None:
+        return None if self._embedder is None else self._embedder.dimension
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``function(*args)`` on the bounded executor (429 when full)."""
+        return await self.executor.run(function, *args)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.store.close()
+
+    # --- pools and examples --------------------------------------------------------------
+
+    def create_pool(self, name: str, description: str) -> dict[str, Any]:
+        embedder = self.embedder
+        return self.store.create_pool(name, description, embedder.model_id, embedder.dimension)
+
+    def delete_pool(self, name: str) -> None:
+        self.store.delete_pool(name)
+        with self._snapshot_lock:
+            self._snapshots.pop(name, None)
+        shutil.rmtree(self._index_dir(name), ignore_errors=True)
+
+    def prepare(
+        self, examples: Sequence[schemas.ExampleIn], embedder: Embedder | None = None
+    ) -> list[PreparedExample]:
+        """Embed the inputs and count the tokens of ``examples``."""
+        assert self._token_counter is not None
+        vectors = (embedder or self.embedder).embed([example.input for example in examples])
+        counts = self._token_counter.count(
+            [f"{example.input}\n{example.output}" for example in examples]
+        )
+        prepared = []
+        for example, vector, count in zip(examples, vectors, counts, strict=True):
+            digest = example_hash(example)
+            prepared.append(
+                PreparedExample(
+                    id=example.id or digest[:16],
+                    input=example.input,
+                    output=example.output,
+                    label=example.label,
+                    metadata=example.metadata,
+                    content_hash=digest,
+                    token_count=count,
+                    vector=vector,
+                )
+            )
+        return prepared
+
+    def upsert(self, name: str, examples: Sequence[schemas.ExampleIn]) -> UpsertOutcome:
+        self.store.pool_version(name)  # 404 before embedding anything
+        return self.store.upsert(name, self.prepare(examples))
+
+    # --- prepared pools ----------------------------------------------------------------
+
+    def _index_dir(self, name: str) -> Path:
+        return self.settings.data_dir / "indexes" / name
+
+    def _index(self, name: str, rows: PoolRows) -> selector.PoolIndex | None:
+        """The pool's faiss index for large pools, loaded from disk or built and written
+        atomically (temp file + rename) beside the database."""
+        if len(rows.ids) <= self.settings.index_above:
+            return None
+        folder = self._index_dir(name)
+        path = folder / f"v{rows.version}.faiss"
+        if path.exists():
+            return selector.PoolIndex.load(path)
+        index = selector.PoolIndex.build(rows.vectors)
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(handle)
+        index.save(temporary)
+        os.replace(temporary, path)
+        for stale in folder.iterdir():
+            if stale != path and (_INDEX_FILE.match(stale.name) or stale.suffix == ".tmp"):
+                stale.unlink(missing_ok=True)
+        return index
+
+    def _prepared(self, name: str, rows: PoolRows, index: selector.PoolIndex | None) -> Snapshot:
+        if rows.model != self.embedder.model_id:
+            raise ApiError(
+                409,
+                "conflict",
+                f"pool {name!r} was embedded with {rows.model!r}, the service runs "
+                f"{self.embedder.model_id!r}",
+            )
+        if not rows.ids:
+            raise ApiError(422, "invalid_input", f"pool {name!r} is empty")
+        labelled = all(label is not None for label in rows.labels)
+        pool = selector.Pool.from_arrays(
+            rows.vectors,
+            labels=rows.labels if labelled else None,
+            index=index,
+            device=self.device,
+            normalized=True,
+        )
+        position = {example_id: i for i, example_id in enumerate(rows.ids)}
+        return Snapshot(name, rows, pool, position)
+
+    def snapshot(self, name: str) -> Snapshot:
+        """The pool prepared at its current version (cached until the version changes)."""
+        version = self.store.pool_version(name)
+        with self._snapshot_lock:
+            cached = self._snapshots.get(name)
+            if cached is not None and cached.version == version:
+                return cached
+            rows = self.store.read_pool(name)
+            snapshot = self._prepared(name, rows, self._index(name, rows))
+            self._snapshots[name] = snapshot
+            return snapshot
+
+    # --- selection -----------------------------------------------------------------------
+
+    def _query_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        assert self._query_embedder is not None
+        self.require_ready()
+        return self._query_embedder.embed(list(texts))
+
+    def _target(
+        self, request: schemas.TargetChoice
+    ) -> tuple[np.ndarray, list[float] | None, str | None]:
+        """``(points (m, d), weights or None, the single query or None)``."""
+        if request.query is not None:
+            return self._query_vectors([request.query]), None, request.query
+        if request.queries is not None:
+            return self._query_vectors(request.queries), None, None
+        assert request.target is not None
+        if request.target.texts is not None:
+            return self._query_vectors(request.target.texts), request.target.weights, None
+        assert request.target.pool is not None
+        return self.snapshot(request.target.pool).rows.vectors, None, None
+
+    def select_in_pool(
+        self, name: str, request: schemas.PoolSelectRequest
+    ) -> schemas.PoolSelection:
+        snapshot = self.snapshot(name)
+        selection = self._select(snapshot, request)
+        return schemas.PoolSelection(
+            **selection.model_dump(), pool=name, pool_version=snapshot.version
+        )
+
+    def select_inline(self, request: schemas.StatelessSelectRequest) -> schemas.Selection:
+        self.require_ready()
+        prepared = self.prepare(request.candidates, self._query_embedder)
+        rows = PoolRows(
+            version=0,
+            model=self.embedder.model_id,
+            ids=[example.id for example in prepared],
+            inputs=[example.input for example in prepared],
+            outputs=[example.output for example in prepared],
+            labels=[example.label for example in prepared],
+            metadata=[example.metadata for example in prepared],
+            token_counts=[example.token_count for example in prepared],
+            vectors=np.stack([example.vector for example in prepared]),
+        )
+        return self._select(self._prepared("inline", rows, None), request)
+
+    def _select(self, snapshot: Snapshot, request: schemas.TargetChoice) -> schemas.Selection:
+        started = time.perf_counter()
+        target, weights, query = self._target(request)
+        embedded = time.perf_counter()
+        result = selector.select(
+            snapshot.pool,
+            target,
+            request.k or DEFAULT_K,
+            target_weights=weights,
+            **library_options(snapshot, request),
+        )
+        return report(snapshot, result, request, query, embedded - started, started)
+
+    def select_batch(
+        self, name: str, request: schemas.BatchSelectRequest
+    ) -> schemas.BatchSelection:
+        snapshot = self.snapshot(name)
+        started = time.perf_counter()
+        queries = self._query_vectors(request.queries)
+        embed_share = (time.perf_counter() - started) / len(request.queries)
+        results = selector.select_batch(
+            snapshot.pool, queries, request.k or DEFAULT_K, **library_options(snapshot, request)
+        )
+        return schemas.BatchSelection(
+            pool=name,
+            pool_version=snapshot.version,
+            results=[
+                report(snapshot, result, request, query, embed_share, started)
+                for result, query in zip(results, request.queries, strict=True)
+            ],
+        )
+
+
+def library_options(snapshot: Snapshot, options: schemas.SelectionOptions) -> dict[str, Any]:
+    """The keyword arguments of :func:`selector.select` for ``options`` on this pool."""
+    kwargs: dict[str, Any] = {
+        "kernel": options.kernel,
+        "tau": options.tau,
+        "method": options.method,
+        "joint": options.joint,
+        "num_subsets": options.num_subsets,
+        "compare_baselines": options.compare_baselines,
+        "seed": options.seed,
+    }
+    if options.k_min is not None and options.k_max is not None:
+        kwargs["k_range"] = (options.k_min, options.k_max)
+    wanted = options.constraints
+    if wanted is not None:
+        unknown = [
+            example_id for example_id in wanted.exclude_ids if example_id not in snapshot.position
+        ]
+        if unknown:
+            raise ApiError(422, "invalid_input", "exclude_ids names unknown examples", unknown[:20])
+        rows = snapshot.rows
+        kwargs["constraints"] = selector.Constraints(
+            token_budget=wanted.token_budget,
+            token_counts=rows.token_counts if wanted.token_budget is not None else None,
+            label_quotas=(
+                {label: (quota.min, quota.max) for label, quota in wanted.label_quotas.items()}
+                if wanted.label_quotas
+                else None
+            ),
+            balance_labels=wanted.balance_labels,
+            metadata_filter=wanted.metadata_filter,
+            metadata=rows.metadata if wanted.metadata_filter else None,
+            exclude=[snapshot.position[example_id] for example_id in wanted.exclude_ids],
+            dedup_threshold=wanted.dedup_threshold,
+        )
+    return kwargs
+
+
+def render_prompt(
+    snapshot: Snapshot, order: Sequence[int], options: schemas.SelectionOptions, query: str | None
+) -> str:
+    """The demonstrations in ``order`` through the template, then the query, if one."""
+    rows = snapshot.rows
+    blocks = [
+        options.template.format(
+            id=rows.ids[i], input=rows.inputs[i], output=rows.outputs[i], label=rows.labels[i] or ""
+        )
+        for i in order
+    ]
+    if query is not None:
+        blocks.append(options.query_template.format(query=query))
+    return options.separator.join(blocks)
+
+
+def report(
+    snapshot: Snapshot,
+    result: selector.SelectionResult,
+    options: schemas.SelectionOptions,
+    query: str | None,
+    embed_seconds: float,
+    started: float,
+) -> schemas.Selection:
+    """The response for one :class:`selector.SelectionResult`."""
+    rows = snapshot.rows
+    order = result.prompt_order if options.order == "relevance_last" else result.indices
+    rank = {index: position for position, index in enumerate(result.indices)}
+    milliseconds = {name: 1000.0 * seconds for name, seconds in result.timings.items()}
+    return schemas.Selection(
+        k=result.k,
+        method=result.method,
+        kernel=result.kernel,
+        tau=result.tau,
+        joint=result.joint,
+        prefiltered=result.prefiltered,
+        examples=[
+            schemas.SelectedExample(
+                id=rows.ids[i],
+                input=rows.inputs[i],
+                output=rows.outputs[i],
+                label=rows.labels[i],
+                metadata=rows.metadata[i],
+                selection_rank=rank[i],
+            )
+            for i in order
+        ],
+        prompt=render_prompt(snapshot, order, options, query),
+        mmd2=result.mmd2,
+        mmd=result.mmd,
+        bias_bound=result.bias_bound,
+        bound=result.bound,
+        subsets=[
+            schemas.Subset(
+                ids=[rows.ids[i] for i in subset.indices],
+                mmd2=subset.mmd2,
+                mmd=subset.mmd,
+                bias_bound=subset.bias_bound,
+                bound=subset.bound,
+            )
+            for subset in result.subsets
+        ],
+        baselines=result.baselines,
+        target_label_distribution=(
+            None
+            if result.target_label_distribution is None
+            else {str(label): p for label, p in result.target_label_distribution.items()}
+        ),
+        bounds_by_k=(
+            None
+            if result.bounds_by_k is None
+            else {str(k): bound for k, bound in result.bounds_by_k.items()}
+        ),
+        timings=schemas.Timings(
+            embed_ms=1000.0 * embed_seconds,
+            scan_ms=milliseconds.get("scan", 0.0),
+            select_ms=milliseconds.get("select", 0.0),
+            refine_ms=milliseconds.get("refine", 0.0),
+            total_ms=1000.0 * (time.perf_counter() - started),
+        ),
+    )

@@ -1,0 +1,138 @@
+"""One JSON error body for every failure, and the mapping of library errors to status codes.
+
+Every error answers ``{"error": {"type": ..., "message": ..., "detail": ...}}``:
+422 invalid input (``validation_error``, ``invalid_input``, ``unknown_kernel``), 404
+``not_found``, 405 ``method_not_allowed``, 409 ``conflict`` and ``infeasible_constraint``
+(the constraints cannot be met by this pool), 413 ``payload_too_large``, 429 ``overloaded``,
+503 ``not_ready``; anything unexpected is a 500 ``internal`` without internals in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from selector.errors import (
+    DeviceUnavailableError,
+    EmbeddingModelError,
+    InfeasibleConstraintError,
+    InvalidInputError,
+    SelectorError,
+    UnknownKernelError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, a machine-readable ``type`` and a human message."""
+
+    def __init__(self, status: int, type_: str, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.detail = detail
+
+
+def not_found(what: str, name: str) -> ApiError:
+    """404 for a missing pool, example or job."""
+    return ApiError(404, "not_found", f"{what} {name!r} does not exist", {what: name})
+
+
+def error_response(status: int, type_: str, message: str, detail: Any = None) -> JSONResponse:
+    """The one error body."""
+    body = {"error": {"type": type_, "message": message, "detail": jsonable_encoder(detail)}}
+    return JSONResponse(status_code=status, content=body)
+
+
+def from_selector_error(exc: SelectorError) -> ApiError:
+    """Map a library error to its status code and type."""
+    if isinstance(exc, UnknownKernelError):
+        return ApiError(422, "unknown_kernel", exc.message, exc.detail)
+    if isinstance(exc, InvalidInputError):
+        return ApiError(422, "invalid_input", exc.message, exc.detail)
+    if isinstance(exc, InfeasibleConstraintError):
+        return ApiError(409, "infeasible_constraint", exc.message, exc.detail)
+    if isinstance(exc, DeviceUnavailableError | EmbeddingModelError):
+        return ApiError(503, "not_ready", exc.message, exc.detail)
+    return ApiError(500, "internal", "selection failed", None)
+
+
+_STATUS_TYPES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.type, exc.message, exc.detail)
+
+
+async def _selector_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SelectorError)
+    return await _api_error(request, from_selector_error(exc))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {
+            "loc": list(problem.get("loc", ())),
+            "msg": problem.get("msg"),
+            "type": problem.get("type"),
+        }
+        for problem in exc.errors()
+    ]
+    first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return error_response(422, "validation_error", f"{where}: {first['msg']}", problems)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    type_ = _STATUS_TYPES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, type_, str(exc.detail), None)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal", "internal server error", None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception through the one error body."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(SelectorError, _selector_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+_DESCRIPTIONS = {
+    404: "Unknown pool, example or job",
+    409: "Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint)",
+    413: "The body is too large",
+    422: "Invalid input",
+    429: "Overloaded; retry later",
+    503: "The model is not loaded yet",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error statuses, all with the one error body."""
+    from app.schemas import ErrorBody
+
+    return {
+        status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
+    }

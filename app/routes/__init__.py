@@ -1,0 +1,5 @@
+"""One router per OpenAPI tag."""
+
+from app.routes import examples, imports, meta, pools, selection
+
+ROUTERS = (meta.router, pools.router, examples.router, imports.router, selection.router)

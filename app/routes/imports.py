@@ -1,0 +1,58 @@
+"""Large imports as background jobs, and their progress."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+
+from app.deps import ImportsDep, PoolPath
+from app.errors import error_responses
+from app.schemas import Job
+
+router = APIRouter(tags=["imports"])
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Examples as JSON lines (one ExampleIn per line) or a JSON array.",
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string"},
+                "example": '{"input": "great ride", "output": "positive"}\n'
+                '{"input": "it crashed", "output": "negative"}\n',
+            },
+            "application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/ExampleIn"}}
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/pools/{pool}/imports",
+    response_model=Job,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Import examples in the background; bad lines are reported, good ones kept",
+    openapi_extra=_BODY,
+    responses=error_responses(404, 413, 422, 429, 503),
+)
+async def create_import(
+    pool: PoolPath, request: Request, response: Response, imports: ImportsDep
+) -> Job:
+    job = Job(**imports.submit(pool, await request.body()))
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job
+
+
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=Job,
+    summary="An import's status, progress and per-line errors",
+    responses=error_responses(404, 422),
+)
+async def get_job(
+    job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], imports: ImportsDep
+) -> Job:
+    return Job(**imports.store.get_job(job_id))

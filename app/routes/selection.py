@@ -1,0 +1,62 @@
+"""Demonstration selection: in a pool, a batch of queries, or over inline candidates."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import MetricsDep, PoolPath, ReadyEngine
+from app.errors import error_responses
+from app.schemas import (
+    BatchSelection,
+    BatchSelectRequest,
+    PoolSelection,
+    PoolSelectRequest,
+    Selection,
+    StatelessSelectRequest,
+)
+
+router = APIRouter(tags=["selection"])
+_ERRORS = error_responses(404, 409, 413, 422, 429, 503)
+
+
+@router.post(
+    "/v1/pools/{pool}/select",
+    response_model=PoolSelection,
+    summary="Choose the k examples of the pool closest in MMD to the target",
+    responses=_ERRORS,
+)
+async def select(
+    pool: PoolPath, body: PoolSelectRequest, engine: ReadyEngine, metrics: MetricsDep
+) -> PoolSelection:
+    result = await engine.run(engine.select_in_pool, pool, body)
+    metrics.selection.labels("pool").observe(result.timings.total_ms / 1000.0)
+    return result
+
+
+@router.post(
+    "/v1/pools/{pool}/select/batch",
+    response_model=BatchSelection,
+    summary="Independent selections for many queries, computed as one batch",
+    responses=_ERRORS,
+)
+async def select_batch(
+    pool: PoolPath, body: BatchSelectRequest, engine: ReadyEngine, metrics: MetricsDep
+) -> BatchSelection:
+    result = await engine.run(engine.select_batch, pool, body)
+    seconds = max(item.timings.total_ms for item in result.results) / 1000.0
+    metrics.selection.labels("batch").observe(seconds)
+    return result
+
+
+@router.post(
+    "/v1/select",
+    response_model=Selection,
+    summary="Select over inline candidates without storing them",
+    responses=_ERRORS,
+)
+async def select_inline(
+    body: StatelessSelectRequest, engine: ReadyEngine, metrics: MetricsDep
+) -> Selection:
+    result = await engine.run(engine.select_inline, body)
+    metrics.selection.labels("inline").observe(result.timings.total_ms / 1000.0)
+    return result
