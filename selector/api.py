@@ -311,10 +311,11 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
         else:
             regions = _exact_regions(scorer, plan, settings, k_max)
         searched = time.perf_counter()
+        if settings.method == "mmd" and settings.refine and settings.k_range is None:
+            _refine_together(regions, plan, k_max)
         batch = targets.points.shape[0]
         results = [
-            _finish(scorer, plan, settings, row, *regions[row], k_min, k_max, joint)
-            for row in range(batch)
+            _finish(scorer, plan, settings, row, regions[row], k_min, joint) for row in range(batch)
         ]
     scan_seconds = (scorer.scan_finished or searched) - started
     for result in results:
@@ -516,7 +517,28 @@ class _AffinityScorer:
         )
 
 
-_Solved = tuple[CandidateRegion, torch.Tensor, torch.Tensor]
+@dataclass
+class _Solved:
+    """One problem's greedy answer: row ``local`` of the batched ``region`` it was solved in,
+    ``positions: (k,)`` region positions (``-1`` past the end) and their step ``objective``."""
+
+    region: CandidateRegion
+    local: int
+    positions: torch.Tensor
+    objective: torch.Tensor
+    refined: bool = False
+
+    @property
+    def pool_index(self) -> torch.Tensor:
+        return self.region.pool_index[self.local]
+
+    @property
+    def affinity(self) -> torch.Tensor:
+        return self.region.affinity[self.local]
+
+    def single(self) -> CandidateRegion:
+        """The problem's own region, as a batch of one."""
+        return self.region.take(torch.tensor([self.local], device=self.positions.device))
 
 
 def _run_greedy(
@@ -590,8 +612,7 @@ def _exact_regions(
         positions, objective, grow = _run_greedy(scorer, plan, settings, region, k_min, k_max)
         for local, row in enumerate(pending.tolist()):
             if not bool(grow[local]):
-                keep = torch.tensor([local], device=inner.device)
-                solved[row] = (region.take(keep), positions[local], objective[local])
+                solved[row] = _Solved(region, local, positions[local], objective[local])
         pending = pending[grow]
         size *= 4
     return [solved[row] for row in range(scorer.batch)]
@@ -638,11 +659,7 @@ def _prefiltered_regions(
         )
         if not bool(outcome.infeasible.any()):
             return [
-                (
-                    region.take(torch.tensor([row], device=pool.device)),
-                    outcome.positions[row],
-                    outcome.objective[row],
-                )
+                _Solved(region, row, outcome.positions[row], outcome.objective[row])
                 for row in range(batch)
             ]
         if size >= pool.size:
@@ -653,23 +670,36 @@ def _prefiltered_regions(
         size *= 4
 
 
+def _refine_together(solved: list[_Solved], plan: ConstraintPlan, k: int) -> None:
+    """Swap-refine every problem, one batched call per region batch they were solved in."""
+    groups: dict[int, list[_Solved]] = {}
+    for problem in solved:
+        groups.setdefault(id(problem.region), []).append(problem)
+    for members in groups.values():
+        region = members[0].region
+        locals_ = torch.tensor([member.local for member in members], device=region.affinity.device)
+        positions = torch.stack([member.positions[:k] for member in members])
+        refined = _refined(region.take(locals_), plan, positions, k)
+        for member, row in zip(members, refined, strict=True):
+            member.positions = row
+            member.refined = True
+
+
 def _finish(
     scorer: _AffinityScorer,
     plan: ConstraintPlan,
     settings: SelectOptions,
     row: int,
-    region: CandidateRegion,
-    positions: torch.Tensor,
-    objective: torch.Tensor,
+    solved: _Solved,
     k_min: int,
-    k_max: int,
     joint: bool,
 ) -> SelectionResult:
     """Auto-k, swap refinement, ranked alternatives and the report for problem ``row``."""
     refine_started = time.perf_counter()
     constant = scorer.constant(row)
+    positions, objective = solved.positions, solved.objective
     length = int((positions >= 0).sum())
-    pool_index = region.pool_index[0]
+    pool_index = solved.pool_index
     bounds_by_k: dict[int, float] | None = None
     k = length
     if settings.k_range is not None:
@@ -689,11 +719,12 @@ def _finish(
         k = min(bounds_by_k, key=lambda size: (bounds_by_k[size], size))
     chosen = positions[:k].unsqueeze(0)
     candidates: list[list[int]] = []
-    if settings.method == "mmd" and settings.refine:
-        chosen = _refined(region, plan, chosen, k)
+    if settings.method == "mmd" and settings.refine and not solved.refined:
+        chosen = _refined(solved.single(), plan, chosen, k)
     candidates.append(chosen[0].tolist())
     if settings.num_subsets > 1 and settings.method == "mmd":
         width = max(settings.beam_width or 2 * settings.num_subsets, settings.num_subsets)
+        region = solved.single()
         state = ConstraintState(plan, region.pool_index, k)
         beams = beam_search(region, state, k, width)
         if beams:
@@ -715,10 +746,10 @@ def _finish(
         primary = ranked[0]
     ranked = [primary] + [subset for subset in ranked if subset is not primary]
     ranked = ranked[: settings.num_subsets]
-    affinity_of = dict(zip(pool_index.tolist(), region.affinity[0].tolist(), strict=True))
+    affinity_of = dict(zip(pool_index.tolist(), solved.affinity.tolist(), strict=True))
     prompt_order = sorted(primary.indices, key=lambda index: affinity_of[index])
     baselines = (
-        _baselines(scorer, plan, settings, row, region, k) if settings.compare_baselines else {}
+        _baselines(scorer, plan, settings, row, solved, k) if settings.compare_baselines else {}
     )
     distribution = _label_distribution_report(scorer, row)
     refined = time.perf_counter()
@@ -810,15 +841,15 @@ def _baselines(
     plan: ConstraintPlan,
     settings: SelectOptions,
     row: int,
-    region: CandidateRegion,
+    solved: _Solved,
     k: int,
 ) -> dict[str, float]:
     """``mmd2`` of the knn (top-k affinity) and a seeded random subset of the same size."""
     allowed = np.flatnonzero(plan.static_mask.cpu().numpy())
     generator = np.random.default_rng(settings.seed)
     random_indices = generator.choice(allowed, size=k, replace=False).tolist()
-    order = torch.argsort(region.affinity[0], descending=True)
-    knn_indices = [index for index in region.pool_index[0][order].tolist() if index >= 0][:k]
+    order = torch.argsort(solved.affinity, descending=True)
+    knn_indices = [index for index in solved.pool_index[order].tolist() if index >= 0][:k]
     return {
         "knn": max(scorer.evaluate(row, knn_indices), 0.0),
         "random": max(scorer.evaluate(row, random_indices), 0.0),

@@ -172,7 +172,12 @@ def compile_constraints(
             high_q = np.full(num_labels, k, dtype=np.int64)
             for name, (low_v, high_v) in constraints.label_quotas.items():
                 if name not in position:
-                    raise InvalidInputError(f"label quota for unknown label {name!r}")
+                    # A label the pool does not hold: harmless unless it asks for a minimum.
+                    if low_v:
+                        raise InfeasibleConstraintError(
+                            "label_quotas", f"the pool has no example with label {name!r}"
+                        )
+                    continue
                 index = position[name]
                 low_q[index] = 0 if low_v is None else low_v
                 high_q[index] = max(k, low_q[index]) if high_v is None else high_v

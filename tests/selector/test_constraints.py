@@ -156,6 +156,22 @@ def test_malformed_constraints_are_invalid_input() -> None:
     with pytest.raises(InvalidInputError):
         select(pool, pool[0], 2, constraints=Constraints(label_quotas={"a": (0, 1)}))
     with pytest.raises(InvalidInputError):
+        select(
+            pool, pool[0], 2, labels=["a"] * 10, constraints=Constraints(label_quotas={"a": (2, 1)})
+        )
+    with pytest.raises(InfeasibleConstraintError):
+        select(
+            pool,
+            pool[0],
+            2,
+            labels=["a"] * 10,
+            constraints=Constraints(label_quotas={"b": (1, None)}),
+        )
+    absent = select(
+        pool, pool[0], 2, labels=["a"] * 10, constraints=Constraints(label_quotas={"b": (0, 1)})
+    )
+    assert len(absent.indices) == 2
+    with pytest.raises(InvalidInputError):
         select(pool, pool[0], 2, constraints=Constraints(dedup_threshold=2.0))
 
 
