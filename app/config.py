@@ -18,6 +18,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("./data"), description="Folder of the SQLite store and indexes."
     )
+    database_url: str | None = Field(
+        default=None,
+        description="A PostgreSQL URL (postgresql://user:password@host:5432/db) for a store "
+        "shared by several replicas; unset: SQLite in data_dir.",
+    )
+    database_connections: int = Field(
+        default=8, ge=1, le=1000, description="Connections each replica keeps to PostgreSQL."
+    )
     embedder: Literal["minilm", "hashing"] = Field(
         default="minilm",
         description="minilm: the bundled sentence-transformers model (or model_path); "

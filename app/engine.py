@@ -25,7 +25,7 @@ import selector
 from app import schemas
 from app.config import Settings
 from app.errors import ApiError
-from app.store import PoolRows, PreparedExample, Store, UpsertOutcome
+from app.store import PoolRows, PreparedExample, UpsertOutcome, open_store
 from selector.embedding import Embedder, TokenCounter, content_hash
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,11 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store(settings.data_dir)
+        self.store = open_store(settings)
+        if self.store.shared:
+            # Indexes are a local cache of a database other replicas change, possibly while
+            # this one was down: start with none rather than trust old files.
+            shutil.rmtree(self.settings.data_dir / "indexes", ignore_errors=True)
         self.executor = BoundedExecutor(settings.compute_workers, settings.compute_queue)
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None
@@ -243,12 +247,16 @@ class Engine:
         return Snapshot(name, rows, pool, position)
 
     def snapshot(self, name: str) -> Snapshot:
-        """The pool prepared at its current version (cached until the version changes)."""
-        version = self.store.pool_version(name)
+        """The pool prepared at its current version (cached until the version changes, here
+        or through another replica on a shared store)."""
+        stamp = self.store.pool_stamp(name)
         with self._snapshot_lock:
             cached = self._snapshots.get(name)
-            if cached is not None and cached.version == version:
+            if cached is not None and cached.rows.stamp == stamp:
                 return cached
+            if cached is not None and cached.rows.created_at != stamp[0]:
+                # Deleted and re-created elsewhere: its index files describe the old pool.
+                shutil.rmtree(self._index_dir(name), ignore_errors=True)
             rows = self.store.read_pool(name)
             snapshot = self._prepared(name, rows, self._index(name, rows))
             self._snapshots[name] = snapshot
@@ -289,6 +297,7 @@ class Engine:
         prepared = self.prepare(request.candidates, self._query_embedder)
         rows = PoolRows(
             version=0,
+            created_at=0.0,
             model=self.embedder.model_id,
             ids=[example.id for example in prepared],
             inputs=[example.input for example in prepared],

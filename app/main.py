@@ -31,7 +31,9 @@ DESCRIPTION = (
 
 
 def operation_id(route: APIRoute) -> str:
-    """``tag-name`` operation ids, so generated clients read well."""
+    """``tag-name`` operation ids from each route's short ``name`` (``pools-create``,
+    ``selection-select``): generators group operations by tag, so they read as
+    ``pools.create`` in a generated client."""
     return f"{route.tags[0]}-{route.name}"
 
 

@@ -7,6 +7,7 @@ import string
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypeAliasType
 
 from selector.kernels import KERNEL_NAMES
 from selector.search import METHODS
@@ -26,15 +27,19 @@ DEFAULT_TEMPLATE = "Input: {input}\nOutput: {output}"
 DEFAULT_QUERY_TEMPLATE = "Input: {query}\nOutput:"
 EXAMPLE_FIELDS = frozenset({"id", "input", "output", "label"})
 
-Kernel = Literal["softmax", "rbf", "laplace", "cosine"]
-Method = Literal["mmd", "knn", "mmr", "random"]
-assert set(Kernel.__args__) == set(KERNEL_NAMES)  # type: ignore[attr-defined]
-assert set(Method.__args__) == set(METHODS)  # type: ignore[attr-defined]
+# Named aliases become one shared OpenAPI component each (``Kernel``, ``Metadata``, ...), so a
+# generated client has one type per concept rather than one per model that uses it.
+Kernel = TypeAliasType("Kernel", Literal["softmax", "rbf", "laplace", "cosine"])
+Method = TypeAliasType("Method", Literal["mmd", "knn", "mmr", "random"])
+PromptOrder = TypeAliasType("PromptOrder", Literal["relevance_last", "selection"])
+assert set(Kernel.__value__.__args__) == set(KERNEL_NAMES)
+assert set(Method.__value__.__args__) == set(METHODS)
 
 PoolName = Annotated[str, Field(pattern=POOL_NAME_PATTERN, examples=["tweets"])]
 ExampleId = Annotated[str, Field(pattern=EXAMPLE_ID_PATTERN, examples=["ex-1"])]
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 MetadataValue = str | int | float | bool | None
+Metadata = TypeAliasType("Metadata", Annotated[dict[str, MetadataValue], Field(max_length=64)])
 
 
 class Model(BaseModel):
@@ -98,7 +103,7 @@ class ExampleIn(Model):
     input: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     output: str = Field(default="", max_length=MAX_TEXT_CHARS)
     label: str | None = Field(default=None, min_length=1, max_length=256)
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=64)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class Example(ExampleIn):
@@ -182,6 +187,9 @@ class Quota(Model):
     max: int | None = Field(default=None, ge=0, le=MAX_K)
 
 
+LabelQuotas = TypeAliasType("LabelQuotas", Annotated[dict[str, Quota], Field(max_length=1_000)])
+
+
 class ConstraintsIn(Model):
     """Constraints on the chosen set; every field optional."""
 
@@ -194,9 +202,9 @@ class ConstraintsIn(Model):
     token_budget: int | None = Field(
         default=None, ge=0, description="Sum of the chosen token counts."
     )
-    label_quotas: dict[str, Quota] | None = Field(default=None, max_length=1_000)
+    label_quotas: LabelQuotas | None = None
     balance_labels: bool = False
-    metadata_filter: dict[str, MetadataValue] | None = Field(default=None, max_length=64)
+    metadata_filter: Metadata | None = None
     exclude_ids: list[str] = Field(default_factory=list, max_length=100_000)
     dedup_threshold: float | None = Field(default=None, ge=-1.0, le=1.0, description="Max cosine.")
 
@@ -219,7 +227,7 @@ class SelectionOptions(Model):
     num_subsets: int = Field(default=1, ge=1, le=MAX_SUBSETS)
     compare_baselines: bool = Field(default=True, description="Report the mmd2 of knn and random.")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    order: Literal["relevance_last", "selection"] = "relevance_last"
+    order: PromptOrder = "relevance_last"
     template: str = Field(default=DEFAULT_TEMPLATE, max_length=4_096)
     query_template: str = Field(default=DEFAULT_QUERY_TEMPLATE, max_length=4_096)
     separator: str = Field(default="\n\n", max_length=64)
@@ -356,6 +364,11 @@ class Timings(Model):
     total_ms: float
 
 
+Baselines = TypeAliasType("Baselines", dict[str, float])
+LabelDistribution = TypeAliasType("LabelDistribution", dict[str, float])
+BoundsByK = TypeAliasType("BoundsByK", dict[str, float])
+
+
 class Selection(Model):
     """The chosen examples in prompt order, the rendered prompt, and how good the set is."""
 
@@ -372,13 +385,11 @@ class Selection(Model):
     bias_bound: float
     bound: float
     subsets: list[Subset]
-    baselines: dict[str, float] = Field(
+    baselines: Baselines = Field(
         description="mmd2 of knn and random at the same k.", examples=[{"knn": 0.8, "random": 1.1}]
     )
-    target_label_distribution: dict[str, float] | None = None
-    bounds_by_k: dict[str, float] | None = Field(
-        default=None, description="Auto-k: bound of each k."
-    )
+    target_label_distribution: LabelDistribution | None = None
+    bounds_by_k: BoundsByK | None = Field(default=None, description="Auto-k: bound of each k.")
     timings: Timings
 
 

@@ -1,71 +1,88 @@
-"""The embedded store: one SQLite database (WAL) in the data directory holding pools,
-examples with their float32 embeddings, and import jobs.
+"""The pool store: pools, examples with their float32 embeddings, and import jobs, behind one
+interface with two backends. :class:`SQLiteStore` (the embedded default: one SQLite database,
+WAL, in the data directory) and ``PostgresStore`` (``app.store_postgres``: one PostgreSQL
+database shared by several replicas). :func:`open_store` picks one from the settings.
 
 Every change is one transaction that also bumps the pool's version, so a reader sees a pool
-either before or after a change, never half-written, and a committed change survives a crash
-(``synchronous=FULL``). One connection serves all threads behind a lock: writes are short and
-SQLite serialises writers anyway.
+either before or after a change, never half-written, and a committed change survives a crash.
+Writers to one pool are serialised by the database (SQLite's single writer; a row lock on the
+pool in PostgreSQL), and ``UNIQUE (pool, content_hash)`` backs the content dedupe, so writers in
+different processes neither lose nor duplicate examples.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from app.errors import ApiError, not_found
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pools (
-    name TEXT PRIMARY KEY,
-    description TEXT NOT NULL,
-    model TEXT NOT NULL,
-    dimension INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS examples (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    input TEXT NOT NULL,
-    output TEXT NOT NULL,
-    label TEXT,
-    metadata TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    token_count INTEGER NOT NULL,
-    embedding BLOB NOT NULL,
-    UNIQUE (pool, id),
-    UNIQUE (pool, content_hash)
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    pool TEXT NOT NULL,
-    status TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    done INTEGER NOT NULL,
-    inserted INTEGER NOT NULL,
-    updated INTEGER NOT NULL,
-    duplicates INTEGER NOT NULL,
-    errors TEXT NOT NULL,
-    message TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-"""
+if TYPE_CHECKING:
+    from app.config import Settings
+
+# Schema migrations, applied in order and counted in ``schema_version``. Column types that
+# differ between the backends are named by placeholders (``Store.COLUMN_TYPES``).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS pools (
+            name TEXT PRIMARY KEY,
+            description TEXT NOT NULL,
+            model TEXT NOT NULL,
+            dimension INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS examples (
+            seq {serial},
+            pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            input TEXT NOT NULL,
+            output TEXT NOT NULL,
+            label TEXT,
+            metadata TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            token_count INTEGER NOT NULL,
+            embedding {blob} NOT NULL,
+            UNIQUE (pool, id),
+            UNIQUE (pool, content_hash)
+        )""",
+        """CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY,
+            pool TEXT NOT NULL,
+            status TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            done INTEGER NOT NULL,
+            inserted INTEGER NOT NULL,
+            updated INTEGER NOT NULL,
+            duplicates INTEGER NOT NULL,
+            errors TEXT NOT NULL,
+            message TEXT,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+    ),
+    # The store that runs a job, so a replica only fails the jobs whose store is gone.
+    ("ALTER TABLE jobs ADD COLUMN owner BIGINT NOT NULL DEFAULT 0",),
+)
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"
 _EXAMPLE_COLUMNS = "id, input, output, label, metadata, token_count"
+_JOB_COLUMNS = (
+    "id, pool, status, total, done, inserted, updated, duplicates, errors, message, "
+    "created_at, updated_at"
+)
 MAX_STORED_LINE_ERRORS = 1_000
 
 
@@ -94,12 +111,18 @@ class UpsertOutcome:
     duplicates: list[tuple[int, str]] = field(default_factory=list)
 
 
+PoolStamp = tuple[float, int]
+"""``(created_at, version)``: names one state of one pool, also across a delete and a
+re-create under the same name (whose version starts at 1 again)."""
+
+
 @dataclass(frozen=True)
 class PoolRows:
     """A consistent read of a whole pool at ``version``: rows in insertion order and
     ``vectors: (n, d)`` float32."""
 
     version: int
+    created_at: float
     model: str
     ids: list[str]
     inputs: list[str]
@@ -109,47 +132,86 @@ class PoolRows:
     token_counts: list[int]
     vectors: np.ndarray
 
+    @property
+    def stamp(self) -> PoolStamp:
+        return (self.created_at, self.version)
 
-def _pool_dict(row: sqlite3.Row, size: int, labelled: bool) -> dict[str, Any]:
+
+class Row(Protocol):
+    """A result row, read by column name (``sqlite3.Row``, or a dict from psycopg)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Session(Protocol):
+    """What the SQL below needs of a connection: ``execute`` with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+def _pool_dict(row: Row, size: int, labelled: bool) -> dict[str, Any]:
     return {**dict(row), "size": size, "labelled": labelled}
 
 
-def _example_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _example_dict(row: Row) -> dict[str, Any]:
     return {**dict(row), "metadata": json.loads(row["metadata"])}
 
 
-def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _job_dict(row: Row) -> dict[str, Any]:
     return {**dict(row), "errors": json.loads(row["errors"])}
 
 
 class Store:
-    """Pools, examples and jobs in ``data_dir/mmdshot.sqlite3``."""
+    """Pools, examples and jobs in a SQL database; a backend supplies the connections
+    (:meth:`_reading`, :meth:`_transaction`) and the few SQL pieces that differ."""
 
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / "mmdshot.sqlite3"
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+    COLUMN_TYPES: ClassVar[dict[str, str]]
+    """The ``{real}``, ``{blob}`` and ``{serial}`` column types of :data:`MIGRATIONS`."""
+    FOR_UPDATE: ClassVar[str]
+    """Appended to the pool read that starts a write: locks the pool row where the database
+    does not already serialise writers."""
+    LIVE_OWNERS: ClassVar[str]
+    """A query of the owner ids whose stores are still running in other processes."""
+    shared: ClassVar[bool]
+    """Whether other processes (replicas) use the same database."""
+    integrity_error: ClassVar[type[Exception]]
+
+    def __init__(self) -> None:
+        # Random per process: marks the jobs this store runs (31 bits: one PostgreSQL
+        # advisory-lock key, see store_postgres).
+        self.owner = secrets.randbelow(2**31 - 1) + 1
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        raise NotImplementedError
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _reading(self) -> AbstractContextManager[Session]:
+        """A session for reads that see one consistent state of the database."""
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        """A session whose statements commit together when the block ends, or not at all."""
+        raise NotImplementedError
+
+    def _migrate(self, db: Session) -> None:
+        """Bring the schema up to date (called by the backend inside one transaction)."""
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT MAX(version) AS version FROM schema_version").fetchone()
+        current = int(row["version"] or 0)
+        for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                db.execute(statement.format(**self.COLUMN_TYPES))
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
 
     # --- pools ---------------------------------------------------------------------------
 
@@ -157,64 +219,73 @@ class Store:
         self, name: str, description: str, model: str, dimension: int
     ) -> dict[str, Any]:
         now = time.time()
-        with self._transaction() as db:
-            try:
+        try:
+            with self._transaction() as db:
                 db.execute(
                     f"INSERT INTO pools ({_POOL_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?)",
                     (name, description, model, dimension, now, now),
                 )
-            except sqlite3.IntegrityError as exc:
-                raise ApiError(409, "conflict", f"pool {name!r} already exists") from exc
+        except self.integrity_error as exc:
+            raise ApiError(409, "conflict", f"pool {name!r} already exists") from exc
         return self.get_pool(name)
 
-    def _pool_row(self, db: sqlite3.Connection, name: str) -> sqlite3.Row:
-        row = db.execute(f"SELECT {_POOL_COLUMNS} FROM pools WHERE name = ?", (name,)).fetchone()
+    def _pool_row(self, db: Session, name: str, for_update: bool = False) -> Row:
+        lock = self.FOR_UPDATE if for_update else ""
+        row: Row | None = db.execute(
+            f"SELECT {_POOL_COLUMNS} FROM pools WHERE name = ?{lock}", (name,)
+        ).fetchone()
         if row is None:
             raise not_found("pool", name)
         return row
 
-    def _describe(self, db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-        size, labelled = db.execute(
-            "SELECT COUNT(*), COUNT(*) > 0 AND COUNT(label) = COUNT(*) "
+    def _describe(self, db: Session, row: Row) -> dict[str, Any]:
+        counts = db.execute(
+            "SELECT COUNT(*) AS size, COUNT(*) > 0 AND COUNT(label) = COUNT(*) AS labelled "
             "FROM examples WHERE pool = ?",
             (row["name"],),
         ).fetchone()
-        return _pool_dict(row, int(size), bool(labelled))
+        return _pool_dict(row, int(counts["size"]), bool(counts["labelled"]))
 
     def get_pool(self, name: str) -> dict[str, Any]:
-        with self._lock:
-            return self._describe(self._db, self._pool_row(self._db, name))
+        with self._reading() as db:
+            return self._describe(db, self._pool_row(db, name))
 
     def list_pools(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_POOL_COLUMNS} FROM pools ORDER BY name").fetchall()
-            return [self._describe(self._db, row) for row in rows]
+        with self._reading() as db:
+            rows = db.execute(f"SELECT {_POOL_COLUMNS} FROM pools ORDER BY name").fetchall()
+            return [self._describe(db, row) for row in rows]
+
+    def pool_stamp(self, name: str) -> PoolStamp:
+        """The pool's current ``(created_at, version)``, one cheap read (404 if unknown)."""
+        with self._reading() as db:
+            row = self._pool_row(db, name)
+        return (float(row["created_at"]), int(row["version"]))
 
     def pool_version(self, name: str) -> int:
-        with self._lock:
-            return int(self._pool_row(self._db, name)["version"])
+        return self.pool_stamp(name)[1]
 
     def pool_sizes(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT p.name, COUNT(e.seq) FROM pools p "
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT p.name AS name, COUNT(e.seq) AS size FROM pools p "
                 "LEFT JOIN examples e ON e.pool = p.name GROUP BY p.name"
             ).fetchall()
-        return {name: int(count) for name, count in rows}
+        return {row["name"]: int(row["size"]) for row in rows}
 
     def delete_pool(self, name: str) -> None:
         with self._transaction() as db:
-            self._pool_row(db, name)
+            self._pool_row(db, name, for_update=True)
             db.execute("DELETE FROM examples WHERE pool = ?", (name,))
             db.execute("DELETE FROM pools WHERE name = ?", (name,))
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, name: str) -> int:
+    def _bump(db: Session, name: str) -> int:
         db.execute(
             "UPDATE pools SET version = version + 1, updated_at = ? WHERE name = ?",
             (time.time(), name),
         )
-        return int(db.execute("SELECT version FROM pools WHERE name = ?", (name,)).fetchone()[0])
+        row = db.execute("SELECT version FROM pools WHERE name = ?", (name,)).fetchone()
+        return int(row["version"])
 
     # --- examples ------------------------------------------------------------------------
 
@@ -232,7 +303,7 @@ class Store:
         never counts an example that is not committed."""
         positions = list(range(len(examples))) if positions is None else list(positions)
         with self._transaction() as db:
-            pool = self._pool_row(db, name)
+            pool = self._pool_row(db, name, for_update=True)
             outcome = UpsertOutcome(version=int(pool["version"]))
             for position, example in zip(positions, examples, strict=True):
                 if example.vector.shape != (pool["dimension"],):
@@ -286,9 +357,9 @@ class Store:
         return outcome
 
     def get_example(self, name: str, example_id: str) -> dict[str, Any]:
-        with self._lock:
-            self._pool_row(self._db, name)
-            row = self._db.execute(
+        with self._reading() as db:
+            self._pool_row(db, name)
+            row = db.execute(
                 f"SELECT {_EXAMPLE_COLUMNS} FROM examples WHERE pool = ? AND id = ?",
                 (name, example_id),
             ).fetchone()
@@ -301,9 +372,9 @@ class Store:
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Up to ``limit`` examples with ``seq > after`` in insertion order, and the ``seq``
         to continue after (None at the end)."""
-        with self._lock:
-            self._pool_row(self._db, name)
-            rows = self._db.execute(
+        with self._reading() as db:
+            self._pool_row(db, name)
+            rows = db.execute(
                 f"SELECT seq, {_EXAMPLE_COLUMNS} FROM examples WHERE pool = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (name, after, limit + 1),
@@ -317,7 +388,7 @@ class Store:
     def delete_example(self, name: str, example_id: str) -> int:
         """Delete one example; returns the new pool version."""
         with self._transaction() as db:
-            self._pool_row(db, name)
+            self._pool_row(db, name, for_update=True)
             deleted = db.execute(
                 "DELETE FROM examples WHERE pool = ? AND id = ?", (name, example_id)
             ).rowcount
@@ -327,9 +398,9 @@ class Store:
 
     def read_pool(self, name: str) -> PoolRows:
         """Every example of the pool and its version, read in one consistent view."""
-        with self._lock:
-            pool = self._pool_row(self._db, name)
-            rows = self._db.execute(
+        with self._reading() as db:
+            pool = self._pool_row(db, name)
+            rows = db.execute(
                 f"SELECT {_EXAMPLE_COLUMNS}, embedding FROM examples WHERE pool = ? ORDER BY seq",
                 (name,),
             ).fetchall()
@@ -337,6 +408,7 @@ class Store:
         vectors = np.frombuffer(b"".join(row["embedding"] for row in rows), dtype=np.float32)
         return PoolRows(
             version=int(pool["version"]),
+            created_at=float(pool["created_at"]),
             model=pool["model"],
             ids=[row["id"] for row in rows],
             inputs=[row["input"] for row in rows],
@@ -356,10 +428,18 @@ class Store:
         with self._transaction() as db:
             self._pool_row(db, name)
             db.execute(
-                "INSERT INTO jobs (id, pool, status, total, done, inserted, updated, duplicates, "
-                "errors, message, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?, 0, 0, 0, ?, NULL, ?, ?)",
-                (job_id, name, total, done, json.dumps(errors[:MAX_STORED_LINE_ERRORS]), now, now),
+                f"INSERT INTO jobs ({_JOB_COLUMNS}, owner) "
+                "VALUES (?, ?, 'queued', ?, ?, 0, 0, 0, ?, NULL, ?, ?, ?)",
+                (
+                    job_id,
+                    name,
+                    total,
+                    done,
+                    json.dumps(errors[:MAX_STORED_LINE_ERRORS]),
+                    now,
+                    now,
+                    self.owner,
+                ),
             )
         return job_id
 
@@ -371,17 +451,78 @@ class Store:
             )
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        with self._reading() as db:
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise not_found("job", job_id)
         return _job_dict(row)
 
     def fail_unfinished_jobs(self, message: str) -> int:
-        """Mark every queued or running job failed (at startup: their worker is gone)."""
+        """Mark failed every queued or running job of this store, and those of stores that are
+        gone (at startup and shutdown: their worker is not coming back)."""
         with self._transaction() as db:
             return db.execute(
                 "UPDATE jobs SET status = 'failed', message = ?, updated_at = ? "
-                "WHERE status IN ('queued', 'running')",
-                (message, time.time()),
+                "WHERE status IN ('queued', 'running') "
+                f"AND (owner = ? OR owner NOT IN ({self.LIVE_OWNERS}))",
+                (message, time.time(), self.owner),
             ).rowcount
+
+
+class SQLiteStore(Store):
+    """The embedded default: ``data_dir/mmdshot.sqlite3`` (WAL, ``synchronous=FULL``). One
+    connection serves all threads behind a lock: writes are short and SQLite serialises
+    writers anyway (``BEGIN IMMEDIATE``), so no row lock is needed."""
+
+    COLUMN_TYPES: ClassVar[dict[str, str]] = {
+        "real": "REAL",
+        "blob": "BLOB",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    }
+    FOR_UPDATE = ""
+    # One process per data directory: no other store is running.
+    LIVE_OWNERS = "SELECT owner FROM jobs WHERE 0"
+    shared = False
+    integrity_error = sqlite3.IntegrityError
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "mmdshot.sqlite3"
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._transaction() as db:
+            self._migrate(db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._lock:
+            yield self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL when ``database_url`` is set, else SQLite in ``data_dir``."""
+    if settings.database_url is not None:
+        from app.store_postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, connections=settings.database_connections)
+    return SQLiteStore(settings.data_dir)

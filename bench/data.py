@@ -34,11 +34,19 @@ def load_tweets() -> list[Tweet]:
         return [Tweet(row["text"].strip(), row["sentiment"]) for row in csv.DictReader(handle)]
 
 
+def unique_tweets() -> list[Tweet]:
+    """The corpus without empty or repeated texts, in file order."""
+    unique: dict[str, Tweet] = {}
+    for tweet in load_tweets():
+        if tweet.text:
+            unique.setdefault(tweet.text, tweet)
+    return list(unique.values())
+
+
 def split_tweets(count: int, held_out: int, seed: int = 0) -> tuple[list[Tweet], list[Tweet]]:
     """A seeded shuffle of distinct-text tweets: ``count`` for the pool, then ``held_out``
     for queries (disjoint texts)."""
-    seen: set[str] = set()
-    unique = [t for t in load_tweets() if t.text and not (t.text in seen or seen.add(t.text))]
+    unique = unique_tweets()
     order = np.random.default_rng(seed).permutation(len(unique))
     chosen = [unique[i] for i in order[: count + held_out]]
     return chosen[:count], chosen[count:]

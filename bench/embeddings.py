@@ -6,15 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import Tweet, load_tweets
+from bench.data import Tweet, unique_tweets
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-
-
-def unique_tweets() -> list[Tweet]:
-    """The corpus without repeated texts, in file order."""
-    seen: set[str] = set()
-    return [t for t in load_tweets() if t.text and not (t.text in seen or seen.add(t.text))]
 
 
 def tweet_embeddings(limit: int | None = None) -> tuple[list[Tweet], np.ndarray]:

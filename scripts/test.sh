@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-ruff check selector app tests bench
-ruff format --check selector app tests bench
+ruff check selector app tests bench mmdshot_integrations
+ruff format --check selector app tests bench mmdshot_integrations
 mypy
+# The generated clients match openapi.json, and the TypeScript example type-checks.
+./scripts/clients.sh --check
 python -m pytest "$@"

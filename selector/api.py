@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +32,7 @@ from selector.pool import Pool, as_matrix, normalize_rows
 from selector.search import (
     METHODS,
     CandidateRegion,
+    GreedyOutcome,
     beam_search,
     greedy,
     subset_objective,
@@ -542,13 +543,14 @@ class _Solved:
 
 
 def _run_greedy(
-    scorer: _AffinityScorer,
     plan: ConstraintPlan,
     settings: SelectOptions,
     region: CandidateRegion,
     k_min: int,
     k_max: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    extend: Callable[[CandidateRegion], CandidateRegion] | None = None,
+) -> GreedyOutcome:
+    """The greedy over ``region``; raises when the whole pool cannot meet the constraints."""
     state = ConstraintState(plan, region.pool_index, k_max)
     outcome = greedy(
         region,
@@ -558,20 +560,65 @@ def _run_greedy(
         k_min=k_min,
         mmr_lambda=settings.mmr_lambda,
         seed=settings.seed,
+        extend=extend,
     )
     if bool(outcome.infeasible.any()):
         raise InfeasibleConstraintError(
             state.describe_binding(),
             f"no subset of {k_min} candidates satisfies the constraints",
         )
-    return outcome.positions, outcome.objective, outcome.needs_larger_region
+    return outcome
+
+
+class _TopRegions:
+    """Regions made of the top of a ranking of the pool: ``ranking: (B, n)`` (the affinity,
+    or the inner product when the affinity increases with it), ``inner: (B, m, n)``."""
+
+    def __init__(
+        self, scorer: _AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, monotone: bool
+    ) -> None:
+        self.scorer = scorer
+        self.ranking = ranking
+        self.inner = inner
+        self.monotone = monotone
+
+    def build(
+        self, rows: torch.Tensor, size: int, keep: torch.Tensor | None = None
+    ) -> CandidateRegion:
+        """The ``size`` best candidates of problems ``rows``; with ``keep: (B, L)`` (a smaller
+        region of the same rows) its candidates stay first, in their order."""
+        ranking = self.ranking[rows]
+        take = min(size + 1, ranking.shape[1])
+        top_value, top_index = torch.topk(ranking, take, dim=1)
+        index = top_index[:, :size]
+        if keep is not None:
+            kept = torch.zeros_like(ranking, dtype=torch.bool)
+            kept.scatter_(1, keep, True)
+            fresh = ~torch.gather(kept, 1, index)
+            added = torch.stack([row[mask] for row, mask in zip(index, fresh, strict=True)])
+            index = torch.cat([keep, added], dim=1)
+        excluded = torch.full((rows.numel(),), -math.inf, device=ranking.device)
+        if take > size:
+            boundary = top_value[:, size]
+            if self.monotone:
+                boundary = torch.where(
+                    torch.isneginf(boundary), boundary, self.scorer.kernel.from_inner(boundary)
+                )
+            excluded = boundary
+        inner = self.inner[rows]
+        region_inner = torch.gather(inner, 2, index.unsqueeze(1).expand(-1, inner.shape[1], -1))
+        affinity, similarity = self.scorer.affinity(region_inner, index, rows)
+        return self.scorer.region(index, affinity, similarity, excluded)
 
 
 def _exact_regions(
     scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_max: int
 ) -> list[_Solved]:
-    """Greedy over the top of the target affinity, growing a problem's region until the
-    exactness certificate holds (see :mod:`selector.search`)."""
+    """Greedy over the top of the target affinity, extending a problem's region until the
+    exactness certificate holds (see :mod:`selector.search`).
+
+    A batch first runs together on regions of the initial size; the problems whose
+    certificate fails then run one at a time, their regions growing fourfold in place."""
     k_min = settings.k_range[0] if settings.k_range else k_max
     inner = scorer.inner_with_pool()  # (B, m, n)
     scorer.estimate_outputs(inner, None)
@@ -582,6 +629,7 @@ def _exact_regions(
     if plan.has_static_filter:
         ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
     scorer.scan_finished = time.perf_counter()
+    regions = _TopRegions(scorer, ranking, inner, monotone)
     feasible = plan.feasible_count
     if settings.method == "random":
         size = feasible
@@ -589,32 +637,27 @@ def _exact_regions(
         size = settings.fetch_k or max(20, 4 * k_max)
     else:
         size = settings.initial_region or max(256, 64 * k_max)
+    size = min(size, feasible)
     solved: dict[int, _Solved] = {}
-    pending = torch.arange(scorer.batch, device=inner.device)
-    while pending.numel():
-        size = min(size, feasible)
-        take = min(size + 1, ranking.shape[1])
-        top_value, top_index = torch.topk(ranking[pending], take, dim=1)
-        index = top_index[:, :size]
-        excluded = torch.full((pending.numel(),), -math.inf, device=inner.device)
-        if take > size:
-            boundary = top_value[:, size]
-            if monotone:
-                boundary = torch.where(
-                    torch.isneginf(boundary), boundary, scorer.kernel.from_inner(boundary)
+    pending = list(range(scorer.batch))
+    if scorer.batch > 1:
+        rows = torch.arange(scorer.batch, device=inner.device)
+        outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max)
+        for row in range(scorer.batch):
+            if not bool(outcome.needs_larger_region[row]):
+                solved[row] = _Solved(
+                    outcome.region, row, outcome.positions[row], outcome.objective[row]
                 )
-            excluded = boundary
-        region_inner = torch.gather(
-            inner[pending], 2, index.unsqueeze(1).expand(-1, inner.shape[1], -1)
-        )
-        affinity, similarity = scorer.affinity(region_inner, index, pending)
-        region = scorer.region(index, affinity, similarity, excluded)
-        positions, objective, grow = _run_greedy(scorer, plan, settings, region, k_min, k_max)
-        for local, row in enumerate(pending.tolist()):
-            if not bool(grow[local]):
-                solved[row] = _Solved(region, local, positions[local], objective[local])
-        pending = pending[grow]
-        size *= 4
+        pending = [row for row in range(scorer.batch) if row not in solved]
+    for row in pending:
+        rows = torch.tensor([row], device=inner.device)
+
+        def extend(region: CandidateRegion, rows: torch.Tensor = rows) -> CandidateRegion:
+            larger = min(region.size * 4, feasible)
+            return regions.build(rows, larger, keep=region.pool_index)
+
+        outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max, extend)
+        solved[row] = _Solved(outcome.region, 0, outcome.positions[0], outcome.objective[0])
     return [solved[row] for row in range(scorer.batch)]
 
 
@@ -677,9 +720,11 @@ def _refine_together(solved: list[_Solved], plan: ConstraintPlan, k: int) -> Non
         groups.setdefault(id(problem.region), []).append(problem)
     for members in groups.values():
         region = members[0].region
-        locals_ = torch.tensor([member.local for member in members], device=region.affinity.device)
+        local_rows = [member.local for member in members]
+        if local_rows != list(range(region.batch_size)):
+            region = region.take(torch.tensor(local_rows, device=region.affinity.device))
         positions = torch.stack([member.positions[:k] for member in members])
-        refined = _refined(region.take(locals_), plan, positions, k)
+        refined = _refined(region, plan, positions, k)
         for member, row in zip(members, refined, strict=True):
             member.positions = row
             member.refined = True

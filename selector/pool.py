@@ -87,6 +87,8 @@ class Pool:
         if not normalized:
             host = normalize_rows(host, "candidates")
         host = np.ascontiguousarray(host)
+        if not host.flags.writeable:  # torch shares the memory and wants it writable
+            host = host.copy()
         tensor = torch.from_numpy(host).to(target_device)
         label_ids = label_names = None
         if labels is not None:

@@ -20,7 +20,7 @@ the region's greedy is the pool's greedy; otherwise the problem is marked for a 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -118,12 +118,15 @@ class GreedyOutcome:
     - ``needs_larger_region: (B,)`` the certificate failed or the region ran out of allowed
       candidates while the pool had more: rerun that problem on a larger region.
     - ``infeasible: (B,)`` the whole pool has no allowed candidate before ``k_min`` steps.
+    - ``region``: the region the positions refer to (larger than the one given when the run
+      extended it).
     """
 
     positions: torch.Tensor
     objective: torch.Tensor
     needs_larger_region: torch.Tensor
     infeasible: torch.Tensor
+    region: CandidateRegion
 
 
 class _GreedyRun:
@@ -136,6 +139,7 @@ class _GreedyRun:
         method: str,
         mmr_lambda: float,
         random_scores: torch.Tensor | None,
+        seed: int = 0,
     ) -> None:
         batch, size = region.batch_size, region.size
         device = region.affinity.device
@@ -144,6 +148,7 @@ class _GreedyRun:
         self.method = method
         self.mmr_lambda = mmr_lambda
         self.random_scores = random_scores
+        self.seed = seed
         self.redundancy = torch.zeros(batch, size, dtype=region.affinity.dtype, device=device)
         self.max_similarity = torch.full_like(self.redundancy, -1.0)
         self.sum_chosen = torch.zeros(batch, dtype=torch.float64, device=device)
@@ -202,6 +207,20 @@ class _GreedyRun:
             )
         self.constraints.update(safe, inner_column, active)
 
+    def extended(self, region: CandidateRegion, chosen: torch.Tensor) -> _GreedyRun:
+        """The same run over ``region``, a larger region whose first positions are this
+        one's, after choosing ``chosen: (B, j)`` there (the running sums carry over)."""
+        constraints = ConstraintState(self.constraints.plan, region.pool_index, self.constraints.k)
+        random = None if self.random_scores is None else random_scores_for(region, self.seed)
+        run = _GreedyRun(region, constraints, self.method, self.mmr_lambda, random, self.seed)
+        run.sum_chosen, run.sum_affinity = self.sum_chosen, self.sum_affinity
+        if chosen.shape[1]:
+            gram, inner = region.columns_of(chosen)
+            run.redundancy = gram.sum(1)
+            run.max_similarity = inner.max(1).values
+            constraints.choose_all(chosen, inner)
+        return run
+
     def reorder(self, rows: torch.Tensor) -> None:
         self.redundancy = self.redundancy[rows]
         self.max_similarity = self.max_similarity[rows]
@@ -231,6 +250,7 @@ def greedy(
     k_min: int | None = None,
     mmr_lambda: float = 0.5,
     seed: int = 0,
+    extend: Callable[[CandidateRegion], CandidateRegion] | None = None,
 ) -> GreedyOutcome:
     """Run B greedy selections of up to ``k`` candidates at once.
 
@@ -238,25 +258,37 @@ def greedy(
     ``mmr`` (``lambda * sim(q, i) - (1 - lambda) * max_c sim(i, c)``) or ``random`` (a seeded
     uniform order). Constraints enter every step as a mask. Past ``k_min`` a problem whose
     pool has no allowed candidate left stops early instead of failing (auto-k).
+
+    Without ``extend``, a problem whose certificate fails is marked ``needs_larger_region``.
+    With it (one problem, ``B = 1``), the run asks ``extend`` for a larger region (the same
+    first positions, more candidates after them) and carries on from the same step: the
+    steps already taken were certified against every candidate outside the old region.
     """
     batch = region.batch_size
     device = region.affinity.device
     k_min = k if k_min is None else k_min
     random = random_scores_for(region, seed) if method == "random" else None
-    run = _GreedyRun(region, constraints, method, mmr_lambda, random)
+    run = _GreedyRun(region, constraints, method, mmr_lambda, random, seed)
+    assert extend is None or batch == 1, "extending regions works one problem at a time"
     positions = torch.full((batch, k), -1, dtype=torch.long, device=device)
     objective = torch.full((batch, k), math.nan, dtype=torch.float64, device=device)
     active = torch.ones(batch, dtype=torch.bool, device=device)
     needs_larger = torch.zeros(batch, dtype=torch.bool, device=device)
     infeasible = torch.zeros(batch, dtype=torch.bool, device=device)
     complete = region.complete
-    for step in range(1, k + 1):
+    step = 1
+    while step <= k:
         values = run.objective(step)
         best_value, best_position = values.min(dim=1)
         found = torch.isfinite(best_value)
         uncertain = best_value > run.excluded_lower_bound(step)
         exhausted = active & ~found
         grow = active & ~complete & (exhausted | (found & uncertain))
+        if extend is not None and bool(grow.any()):
+            region = extend(region)
+            run = run.extended(region, positions[:, : step - 1])
+            complete = region.complete
+            continue
         stuck = exhausted & complete
         needs_larger |= grow
         infeasible |= stuck & (step <= k_min)
@@ -266,7 +298,8 @@ def greedy(
         if not bool(active.any()):
             break
         run.commit(best_position, active)
-    return GreedyOutcome(positions, objective, needs_larger, infeasible)
+        step += 1
+    return GreedyOutcome(positions, objective, needs_larger, infeasible, region)
 
 
 def beam_search(

@@ -31,6 +31,7 @@ def decode_cursor(cursor: str) -> int:
 
 @router.post(
     "",
+    name="upsert",
     response_model=UpsertResult,
     summary="Insert or replace examples; content duplicates are reported, not stored",
     responses=error_responses(404, 409, 413, 422, 429, 503),
@@ -56,6 +57,7 @@ async def upsert_examples(
 
 @router.get(
     "",
+    name="list",
     response_model=ExamplePage,
     summary="Page through the examples in insertion order",
     responses=error_responses(404, 422),
@@ -76,6 +78,7 @@ async def list_examples(
 
 @router.get(
     "/{example_id}",
+    name="get",
     response_model=Example,
     summary="One example",
     responses=error_responses(404, 422),
@@ -86,6 +89,7 @@ async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineD
 
 @router.delete(
     "/{example_id}",
+    name="delete",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete one example (bumps the pool version)",
     responses=error_responses(404, 422),

@@ -32,6 +32,7 @@ _BODY = {
 
 @router.post(
     "/v1/pools/{pool}/imports",
+    name="create",
     response_model=Job,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Import examples in the background; bad lines are reported, good ones kept",
@@ -48,6 +49,7 @@ async def create_import(
 
 @router.get(
     "/v1/jobs/{job_id}",
+    name="get",
     response_model=Job,
     summary="An import's status, progress and per-line errors",
     responses=error_responses(404, 422),

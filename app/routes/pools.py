@@ -13,6 +13,7 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
 
 @router.post(
     "",
+    name="create",
     response_model=PoolInfo,
     status_code=status.HTTP_201_CREATED,
     summary="Create an empty pool",
@@ -22,13 +23,17 @@ async def create_pool(body: PoolCreate, engine: ReadyEngine) -> PoolInfo:
     return PoolInfo(**engine.create_pool(body.name, body.description))
 
 
-@router.get("", response_model=PoolList, summary="List the pools")
+@router.get("", name="list", response_model=PoolList, summary="List the pools")
 async def list_pools(engine: EngineDep) -> PoolList:
     return PoolList(pools=[PoolInfo(**pool) for pool in engine.store.list_pools()])
 
 
 @router.get(
-    "/{pool}", response_model=PoolInfo, summary="One pool", responses=error_responses(404, 422)
+    "/{pool}",
+    name="get",
+    response_model=PoolInfo,
+    summary="One pool",
+    responses=error_responses(404, 422),
 )
 async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
     return PoolInfo(**engine.store.get_pool(pool))
@@ -36,6 +41,7 @@ async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
 
 @router.delete(
     "/{pool}",
+    name="delete",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a pool and its examples",
     responses=error_responses(404, 422),

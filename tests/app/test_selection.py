@@ -159,8 +159,8 @@ BAD_SELECTIONS: dict[str, tuple[dict[str, Any], int, str]] = {
     ),
     "unknown-quota-label": (
         {"query": "x", "constraints": {"label_quotas": {"zz": {"min": 1}}}},
-        422,
-        "invalid_input",
+        409,
+        "infeasible_constraint",
     ),
     "infeasible-budget": (
         {"query": "x", "k": 8, "constraints": {"token_budget": 1}},

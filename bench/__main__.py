@@ -1,0 +1,31 @@
+"""``python -m bench {speed,quality,http,report,all} [--quick]``: run benchmarks, write
+their JSON under docs/results/ and the tables of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PARTS = ("speed", "quality", "http")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("part", choices=(*PARTS, "report", "all"))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
+    parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    from bench import http, quality, report, speed
+
+    modules = {"speed": speed, "quality": quality, "http": http}
+    parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
+    for part in parts:
+        modules[part].write(args.results / f"{part}.json", quick=args.quick)
+    if not args.quick:
+        report.write(args.results, Path("docs/benchmarks.md"))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

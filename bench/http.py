@@ -1,0 +1,248 @@
+"""End-to-end HTTP selection: latency percentiles and throughput at several concurrencies.
+
+Builds a pool of real tweet embeddings (MiniLM; topped up to the asked size with perturbed
+copies) straight into a store in a data directory, starts ``mmdshot serve`` on loopback with
+the real model, and drives ``POST /v1/pools/tweets/select`` with wrk (Debian package ``wrk``;
+a Lua script rotates real held-out tweets as queries). The quick mode uses the hashing
+embedder, a small pool and a small Python load loop, so the test suite can run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.embeddings import CACHE, tweet_embeddings
+from bench.environment import environment
+from selector.embedding import BUNDLED_MODEL_NAME
+
+POOL = "tweets"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_data_dir(data_dir: Path, size: int, quick: bool) -> list[str]:
+    """Write a pool of ``size`` examples into ``data_dir``; returns held-out query texts."""
+    from app.config import Settings
+    from app.store import PreparedExample, open_store
+    from selector.embedding import content_hash
+
+    if quick:
+        rng = np.random.default_rng(0)
+        texts = [f"synthetic example {i} about topic {i % 17}" for i in range(size + 20)]
+        labels = [("negative", "neutral", "positive")[i % 3] for i in range(size + 20)]
+        vectors = rng.standard_normal((size, 64)).astype(np.float32)
+        queries, model, dimension = texts[size:], "hashing-64", 64
+    else:
+        tweets, real = tweet_embeddings()
+        held = 200
+        texts = [t.text for t in tweets[held:]]
+        labels = [t.label for t in tweets[held:]]
+        queries = [t.text for t in tweets[:held]]
+        base = real[held:]
+        repeats = -(-size // len(base))
+        rng = np.random.default_rng(0)
+        vectors = np.concatenate([base] * repeats)[:size]
+        vectors[len(base) :] += 0.05 * rng.standard_normal(vectors[len(base) :].shape).astype(
+            np.float32
+        )
+        texts = [
+            f"{texts[i % len(texts)]} #{i // len(texts)}" if i >= len(texts) else texts[i]
+            for i in range(size)
+        ]
+        labels = [labels[i % len(labels)] for i in range(size)]
+        model, dimension = BUNDLED_MODEL_NAME, vectors.shape[1]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = open_store(Settings(data_dir=data_dir))
+    try:
+        store.create_pool(POOL, "benchmark pool", model, dimension)
+        chunk = 5_000
+        for start in range(0, size, chunk):
+            store.upsert(
+                POOL,
+                [
+                    PreparedExample(
+                        id=f"ex{i}",
+                        input=texts[i],
+                        output=labels[i],
+                        label=labels[i],
+                        metadata={},
+                        content_hash=content_hash(json.dumps([texts[i], labels[i], labels[i]])),
+                        token_count=len(texts[i].split()),
+                        vector=vectors[i],
+                    )
+                    for i in range(start, min(size, start + chunk))
+                ],
+            )
+    finally:
+        store.close()
+    return queries
+
+
+def start_server(data_dir: Path, quick: bool) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MMDSHOT_EMBEDDER="hashing" if quick else "minilm")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def _wrk(url: str, queries: list[str], k: int, concurrency: int, seconds: int) -> dict:
+    bodies = [json.dumps({"query": q, "k": k, "compare_baselines": False}) for q in queries]
+    script = (
+        "bodies = {"
+        + ",".join(json.dumps(b) for b in bodies)
+        + "}\n"
+        + """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", nil, {["content-type"] = "application/json"},
+                    bodies[(counter % #bodies) + 1])
+end
+"""
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(concurrency, 2)),
+            "-c",
+            str(concurrency),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            handle.name,
+            f"{url}/v1/pools/{POOL}/select",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    Path(handle.name).unlink()
+
+    def percentile(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        assert match, output
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
+        return float(match.group(1)) * scale
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "requests_per_s": float(rate.group(1)) if rate else 0.0,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def _python_load(url: str, queries: list[str], k: int, concurrency: int, count: int) -> dict:
+    """A small closed-loop load for the quick mode (no wrk needed)."""
+    with httpx.Client(timeout=60) as client:
+
+        def one(i: int) -> float:
+            started = time.perf_counter()
+            response = client.post(
+                f"{url}/v1/pools/{POOL}/select", json={"query": queries[i % len(queries)], "k": k}
+            )
+            response.raise_for_status()
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            latencies = sorted(pool.map(one, range(count)))
+        elapsed = time.perf_counter() - started
+    return {
+        "p50_ms": 1e3 * statistics.median(latencies),
+        "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "requests_per_s": count / elapsed,
+        "non_2xx": 0,
+    }
+
+
+def run(size: int, quick: bool, k: int = 8, seconds: int = 20) -> dict:
+    data_dir = CACHE / f"http-data-{size}{'-quick' if quick else ''}"
+    CACHE.mkdir(exist_ok=True)
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    queries = build_data_dir(data_dir, size, quick)
+    process, url = start_server(data_dir, quick)
+    try:
+        warm = httpx.post(
+            f"{url}/v1/pools/{POOL}/select", json={"query": queries[0], "k": k}, timeout=600
+        )
+        warm.raise_for_status()
+        levels: dict[str, dict] = {}
+        for concurrency in (1, 8, 32):
+            if quick or shutil.which("wrk") is None:
+                levels[str(concurrency)] = _python_load(url, queries, k, min(concurrency, 4), 12)
+            else:
+                levels[str(concurrency)] = _wrk(url, queries, k, concurrency, seconds)
+        timings = warm.json()["timings"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return {
+        "pool_size": size,
+        "k": k,
+        "tool": "a Python thread loop" if quick or shutil.which("wrk") is None else "wrk 4.1",
+        "duration_s": seconds,
+        "concurrency": levels,
+        "warm_request_timings_ms": timings,
+        "prefiltered": warm.json()["prefiltered"],
+    }
+
+
+def write(path: Path, quick: bool = False) -> dict:
+    """Run (tiny sizes when ``quick``) and write the JSON result to ``path``."""
+    result = run(size=400 if quick else 100_000, quick=quick)
+    result["environment"] = environment()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result

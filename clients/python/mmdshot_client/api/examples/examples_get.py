@@ -1,0 +1,176 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
+from ...models.example import Example
+from ...types import Response
+
+
+def _get_kwargs(
+    pool: str,
+    example_id: str,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/pools/{pool}/examples/{example_id}".format(
+            pool=quote(str(pool), safe=""),
+            example_id=quote(str(example_id), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ErrorBody | Example | None:
+    if response.status_code == 200:
+        response_200 = Example.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[ErrorBody | Example]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    pool: str,
+    example_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[ErrorBody | Example]:
+    """One example
+
+    Args:
+        pool (str): Pool name.
+        example_id (str): Example id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | Example]
+    """
+
+    kwargs = _get_kwargs(
+        pool=pool,
+        example_id=example_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    pool: str,
+    example_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> ErrorBody | Example | None:
+    """One example
+
+    Args:
+        pool (str): Pool name.
+        example_id (str): Example id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | Example
+    """
+
+    return sync_detailed(
+        pool=pool,
+        example_id=example_id,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    pool: str,
+    example_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[ErrorBody | Example]:
+    """One example
+
+    Args:
+        pool (str): Pool name.
+        example_id (str): Example id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | Example]
+    """
+
+    kwargs = _get_kwargs(
+        pool=pool,
+        example_id=example_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    pool: str,
+    example_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> ErrorBody | Example | None:
+    """One example
+
+    Args:
+        pool (str): Pool name.
+        example_id (str): Example id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | Example
+    """
+
+    return (
+        await asyncio_detailed(
+            pool=pool,
+            example_id=example_id,
+            client=client,
+        )
+    ).parsed

@@ -1,0 +1,83 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .baselines import Baselines
+from .batch_select_request import BatchSelectRequest
+from .batch_selection import BatchSelection
+from .bounds_by_k import BoundsByK
+from .constraints_in import ConstraintsIn
+from .duplicate import Duplicate
+from .error_body import ErrorBody
+from .error_info import ErrorInfo
+from .example import Example
+from .example_in import ExampleIn
+from .example_page import ExamplePage
+from .examples_upsert import ExamplesUpsert
+from .health import Health
+from .info import Info
+from .job import Job
+from .job_status import JobStatus
+from .kernel import Kernel
+from .label_distribution import LabelDistribution
+from .label_quotas import LabelQuotas
+from .limits import Limits
+from .line_error import LineError
+from .metadata import Metadata
+from .method import Method
+from .pool_create import PoolCreate
+from .pool_info import PoolInfo
+from .pool_list import PoolList
+from .pool_select_request import PoolSelectRequest
+from .pool_selection import PoolSelection
+from .prompt_order import PromptOrder
+from .quota import Quota
+from .readiness import Readiness
+from .selected_example import SelectedExample
+from .selected_example_metadata import SelectedExampleMetadata
+from .selection import Selection
+from .stateless_select_request import StatelessSelectRequest
+from .subset import Subset
+from .target_in import TargetIn
+from .timings import Timings
+from .upsert_result import UpsertResult
+
+__all__ = (
+    "Baselines",
+    "BatchSelection",
+    "BatchSelectRequest",
+    "BoundsByK",
+    "ConstraintsIn",
+    "Duplicate",
+    "ErrorBody",
+    "ErrorInfo",
+    "Example",
+    "ExampleIn",
+    "ExamplePage",
+    "ExamplesUpsert",
+    "Health",
+    "Info",
+    "Job",
+    "JobStatus",
+    "Kernel",
+    "LabelDistribution",
+    "LabelQuotas",
+    "Limits",
+    "LineError",
+    "Metadata",
+    "Method",
+    "PoolCreate",
+    "PoolInfo",
+    "PoolList",
+    "PoolSelection",
+    "PoolSelectRequest",
+    "PromptOrder",
+    "Quota",
+    "Readiness",
+    "SelectedExample",
+    "SelectedExampleMetadata",
+    "Selection",
+    "StatelessSelectRequest",
+    "Subset",
+    "TargetIn",
+    "Timings",
+    "UpsertResult",
+)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+
+if TYPE_CHECKING:
+    from ..models.limits import Limits
+
+
+T = TypeVar("T", bound="Info")
+
+
+@_attrs_define
+class Info:
+    """
+    Attributes:
+        device (str):
+        dimension (int | None):
+        kernels (list[str]):
+        limits (Limits):
+        methods (list[str]):
+        model (None | str):
+        version (str):
+    """
+
+    device: str
+    dimension: int | None
+    kernels: list[str]
+    limits: Limits
+    methods: list[str]
+    model: None | str
+    version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        device = self.device
+
+        dimension: int | None
+        dimension = self.dimension
+
+        kernels = self.kernels
+
+        limits = self.limits.to_dict()
+
+        methods = self.methods
+
+        model: None | str
+        model = self.model
+
+        version = self.version
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update(
+            {
+                "device": device,
+                "dimension": dimension,
+                "kernels": kernels,
+                "limits": limits,
+                "methods": methods,
+                "model": model,
+                "version": version,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.limits import Limits  # noqa: PLC0415
+
+        d = dict(src_dict)
+        device = d.pop("device")
+
+        def _parse_dimension(data: object) -> int | None:
+            if data is None:
+                return data
+            return cast(int | None, data)
+
+        dimension = _parse_dimension(d.pop("dimension"))
+
+        kernels = cast(list[str], d.pop("kernels"))
+
+        limits = Limits.from_dict(d.pop("limits"))
+
+        methods = cast(list[str], d.pop("methods"))
+
+        def _parse_model(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        model = _parse_model(d.pop("model"))
+
+        version = d.pop("version")
+
+        info = cls(
+            device=device,
+            dimension=dimension,
+            kernels=kernels,
+            limits=limits,
+            methods=methods,
+            model=model,
+            version=version,
+        )
+
+        return info

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="Limits")
+
+
+@_attrs_define
+class Limits:
+    """
+    Attributes:
+        max_body_bytes (int):
+        max_import_bytes (int):
+        max_upsert_batch (int):
+        max_inline_candidates (int | Unset):  Default: 5000.
+        max_k (int | Unset):  Default: 256.
+        max_page (int | Unset):  Default: 1000.
+        max_queries (int | Unset):  Default: 256.
+        max_query_chars (int | Unset):  Default: 8192.
+        max_text_chars (int | Unset):  Default: 32768.
+    """
+
+    max_body_bytes: int
+    max_import_bytes: int
+    max_upsert_batch: int
+    max_inline_candidates: int | Unset = 5000
+    max_k: int | Unset = 256
+    max_page: int | Unset = 1000
+    max_queries: int | Unset = 256
+    max_query_chars: int | Unset = 8192
+    max_text_chars: int | Unset = 32768
+
+    def to_dict(self) -> dict[str, Any]:
+        max_body_bytes = self.max_body_bytes
+
+        max_import_bytes = self.max_import_bytes
+
+        max_upsert_batch = self.max_upsert_batch
+
+        max_inline_candidates = self.max_inline_candidates
+
+        max_k = self.max_k
+
+        max_page = self.max_page
+
+        max_queries = self.max_queries
+
+        max_query_chars = self.max_query_chars
+
+        max_text_chars = self.max_text_chars
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update(
+            {
+                "max_body_bytes": max_body_bytes,
+                "max_import_bytes": max_import_bytes,
+                "max_upsert_batch": max_upsert_batch,
+            }
+        )
+        if max_inline_candidates is not UNSET:
+            field_dict["max_inline_candidates"] = max_inline_candidates
+        if max_k is not UNSET:
+            field_dict["max_k"] = max_k
+        if max_page is not UNSET:
+            field_dict["max_page"] = max_page
+        if max_queries is not UNSET:
+            field_dict["max_queries"] = max_queries
+        if max_query_chars is not UNSET:
+            field_dict["max_query_chars"] = max_query_chars
+        if max_text_chars is not UNSET:
+            field_dict["max_text_chars"] = max_text_chars
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        max_body_bytes = d.pop("max_body_bytes")
+
+        max_import_bytes = d.pop("max_import_bytes")
+
+        max_upsert_batch = d.pop("max_upsert_batch")
+
+        max_inline_candidates = d.pop("max_inline_candidates", UNSET)
+
+        max_k = d.pop("max_k", UNSET)
+
+        max_page = d.pop("max_page", UNSET)
+
+        max_queries = d.pop("max_queries", UNSET)
+
+        max_query_chars = d.pop("max_query_chars", UNSET)
+
+        max_text_chars = d.pop("max_text_chars", UNSET)
+
+        limits = cls(
+            max_body_bytes=max_body_bytes,
+            max_import_bytes=max_import_bytes,
+            max_upsert_batch=max_upsert_batch,
+            max_inline_candidates=max_inline_candidates,
+            max_k=max_k,
+            max_page=max_page,
+            max_queries=max_queries,
+            max_query_chars=max_query_chars,
+            max_text_chars=max_text_chars,
+        )
+
+        return limits

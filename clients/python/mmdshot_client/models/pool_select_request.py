@@ -1,0 +1,365 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from attrs import define as _attrs_define
+
+from ..models.kernel import Kernel, check_kernel
+from ..models.method import Method, check_method
+from ..models.prompt_order import PromptOrder, check_prompt_order
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.constraints_in import ConstraintsIn
+    from ..models.target_in import TargetIn
+
+
+T = TypeVar("T", bound="PoolSelectRequest")
+
+
+@_attrs_define
+class PoolSelectRequest:
+    """
+    Attributes:
+        compare_baselines (bool | Unset): Report the mmd2 of knn and random. Default: True.
+        constraints (ConstraintsIn | None | Unset):
+        joint (bool | None | Unset): Match the joint (input, label) distribution; default: when labelled.
+        k (int | None | Unset): Subset size (default 8).
+        k_max (int | None | Unset): Auto-k: largest k tried.
+        k_min (int | None | Unset): Auto-k: smallest k tried.
+        kernel (Kernel | Unset):
+        method (Method | Unset):
+        num_subsets (int | Unset):  Default: 1.
+        order (PromptOrder | Unset):
+        queries (list[str] | None | Unset):
+        query (None | str | Unset):
+        query_template (str | Unset):  Default: 'Input: {query}\\nOutput:'.
+        seed (int | Unset):  Default: 0.
+        separator (str | Unset):  Default: '\\n\\n'.
+        target (None | TargetIn | Unset):
+        tau (float | Literal['median'] | None | Unset): Bandwidth (>0); null: 0.2 for softmax, median heuristic
+            otherwise.
+        template (str | Unset):  Default: 'Input: {input}\\nOutput: {output}'.
+    """
+
+    compare_baselines: bool | Unset = True
+    constraints: ConstraintsIn | None | Unset = UNSET
+    joint: bool | None | Unset = UNSET
+    k: int | None | Unset = UNSET
+    k_max: int | None | Unset = UNSET
+    k_min: int | None | Unset = UNSET
+    kernel: Kernel | Unset = UNSET
+    method: Method | Unset = UNSET
+    num_subsets: int | Unset = 1
+    order: PromptOrder | Unset = UNSET
+    queries: list[str] | None | Unset = UNSET
+    query: None | str | Unset = UNSET
+    query_template: str | Unset = "Input: {query}\nOutput:"
+    seed: int | Unset = 0
+    separator: str | Unset = "\n\n"
+    target: None | TargetIn | Unset = UNSET
+    tau: float | Literal["median"] | None | Unset = UNSET
+    template: str | Unset = "Input: {input}\nOutput: {output}"
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.constraints_in import ConstraintsIn  # noqa: PLC0415
+        from ..models.target_in import TargetIn  # noqa: PLC0415
+
+        compare_baselines = self.compare_baselines
+
+        constraints: dict[str, Any] | None | Unset
+        if isinstance(self.constraints, Unset):
+            constraints = UNSET
+        elif isinstance(self.constraints, ConstraintsIn):
+            constraints = self.constraints.to_dict()
+        else:
+            constraints = self.constraints
+
+        joint: bool | None | Unset
+        if isinstance(self.joint, Unset):
+            joint = UNSET
+        else:
+            joint = self.joint
+
+        k: int | None | Unset
+        if isinstance(self.k, Unset):
+            k = UNSET
+        else:
+            k = self.k
+
+        k_max: int | None | Unset
+        if isinstance(self.k_max, Unset):
+            k_max = UNSET
+        else:
+            k_max = self.k_max
+
+        k_min: int | None | Unset
+        if isinstance(self.k_min, Unset):
+            k_min = UNSET
+        else:
+            k_min = self.k_min
+
+        kernel: str | Unset = UNSET
+        if not isinstance(self.kernel, Unset):
+            kernel = self.kernel
+
+        method: str | Unset = UNSET
+        if not isinstance(self.method, Unset):
+            method = self.method
+
+        num_subsets = self.num_subsets
+
+        order: str | Unset = UNSET
+        if not isinstance(self.order, Unset):
+            order = self.order
+
+        queries: list[str] | None | Unset
+        if isinstance(self.queries, Unset):
+            queries = UNSET
+        elif isinstance(self.queries, list):
+            queries = self.queries
+
+        else:
+            queries = self.queries
+
+        query: None | str | Unset
+        if isinstance(self.query, Unset):
+            query = UNSET
+        else:
+            query = self.query
+
+        query_template = self.query_template
+
+        seed = self.seed
+
+        separator = self.separator
+
+        target: dict[str, Any] | None | Unset
+        if isinstance(self.target, Unset):
+            target = UNSET
+        elif isinstance(self.target, TargetIn):
+            target = self.target.to_dict()
+        else:
+            target = self.target
+
+        tau: float | Literal["median"] | None | Unset
+        if isinstance(self.tau, Unset):
+            tau = UNSET
+        else:
+            tau = self.tau
+
+        template = self.template
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update({})
+        if compare_baselines is not UNSET:
+            field_dict["compare_baselines"] = compare_baselines
+        if constraints is not UNSET:
+            field_dict["constraints"] = constraints
+        if joint is not UNSET:
+            field_dict["joint"] = joint
+        if k is not UNSET:
+            field_dict["k"] = k
+        if k_max is not UNSET:
+            field_dict["k_max"] = k_max
+        if k_min is not UNSET:
+            field_dict["k_min"] = k_min
+        if kernel is not UNSET:
+            field_dict["kernel"] = kernel
+        if method is not UNSET:
+            field_dict["method"] = method
+        if num_subsets is not UNSET:
+            field_dict["num_subsets"] = num_subsets
+        if order is not UNSET:
+            field_dict["order"] = order
+        if queries is not UNSET:
+            field_dict["queries"] = queries
+        if query is not UNSET:
+            field_dict["query"] = query
+        if query_template is not UNSET:
+            field_dict["query_template"] = query_template
+        if seed is not UNSET:
+            field_dict["seed"] = seed
+        if separator is not UNSET:
+            field_dict["separator"] = separator
+        if target is not UNSET:
+            field_dict["target"] = target
+        if tau is not UNSET:
+            field_dict["tau"] = tau
+        if template is not UNSET:
+            field_dict["template"] = template
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.constraints_in import ConstraintsIn  # noqa: PLC0415
+        from ..models.target_in import TargetIn  # noqa: PLC0415
+
+        d = dict(src_dict)
+        compare_baselines = d.pop("compare_baselines", UNSET)
+
+        def _parse_constraints(data: object) -> ConstraintsIn | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                constraints_type_0 = ConstraintsIn.from_dict(data)
+
+                return constraints_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ConstraintsIn | None | Unset, data)
+
+        constraints = _parse_constraints(d.pop("constraints", UNSET))
+
+        def _parse_joint(data: object) -> bool | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(bool | None | Unset, data)
+
+        joint = _parse_joint(d.pop("joint", UNSET))
+
+        def _parse_k(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        k = _parse_k(d.pop("k", UNSET))
+
+        def _parse_k_max(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        k_max = _parse_k_max(d.pop("k_max", UNSET))
+
+        def _parse_k_min(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        k_min = _parse_k_min(d.pop("k_min", UNSET))
+
+        _kernel = d.pop("kernel", UNSET)
+        kernel: Kernel | Unset
+        if isinstance(_kernel, Unset):
+            kernel = UNSET
+        else:
+            kernel = check_kernel(_kernel)
+
+        _method = d.pop("method", UNSET)
+        method: Method | Unset
+        if isinstance(_method, Unset):
+            method = UNSET
+        else:
+            method = check_method(_method)
+
+        num_subsets = d.pop("num_subsets", UNSET)
+
+        _order = d.pop("order", UNSET)
+        order: PromptOrder | Unset
+        if isinstance(_order, Unset):
+            order = UNSET
+        else:
+            order = check_prompt_order(_order)
+
+        def _parse_queries(data: object) -> list[str] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                queries_type_0 = cast(list[str], data)
+
+                return queries_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[str] | None | Unset, data)
+
+        queries = _parse_queries(d.pop("queries", UNSET))
+
+        def _parse_query(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        query = _parse_query(d.pop("query", UNSET))
+
+        query_template = d.pop("query_template", UNSET)
+
+        seed = d.pop("seed", UNSET)
+
+        separator = d.pop("separator", UNSET)
+
+        def _parse_target(data: object) -> None | TargetIn | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                target_type_0 = TargetIn.from_dict(data)
+
+                return target_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | TargetIn | Unset, data)
+
+        target = _parse_target(d.pop("target", UNSET))
+
+        def _parse_tau(data: object) -> float | Literal["median"] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            tau_type_1 = cast(Literal["median"], data)
+            if tau_type_1 != "median":
+                raise ValueError(f"tau_type_1 must match const 'median', got '{tau_type_1}'")
+            return tau_type_1
+            return cast(float | Literal["median"] | None | Unset, data)
+
+        tau = _parse_tau(d.pop("tau", UNSET))
+
+        template = d.pop("template", UNSET)
+
+        pool_select_request = cls(
+            compare_baselines=compare_baselines,
+            constraints=constraints,
+            joint=joint,
+            k=k,
+            k_max=k_max,
+            k_min=k_min,
+            kernel=kernel,
+            method=method,
+            num_subsets=num_subsets,
+            order=order,
+            queries=queries,
+            query=query,
+            query_template=query_template,
+            seed=seed,
+            separator=separator,
+            target=target,
+            tau=tau,
+            template=template,
+        )
+
+        return pool_select_request

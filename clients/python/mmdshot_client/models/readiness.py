@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="Readiness")
+
+
+@_attrs_define
+class Readiness:
+    """
+    Attributes:
+        model_loaded (bool):
+        ready (bool):
+        store_open (bool):
+        message (None | str | Unset):
+    """
+
+    model_loaded: bool
+    ready: bool
+    store_open: bool
+    message: None | str | Unset = UNSET
+
+    def to_dict(self) -> dict[str, Any]:
+        model_loaded = self.model_loaded
+
+        ready = self.ready
+
+        store_open = self.store_open
+
+        message: None | str | Unset
+        if isinstance(self.message, Unset):
+            message = UNSET
+        else:
+            message = self.message
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update(
+            {
+                "model_loaded": model_loaded,
+                "ready": ready,
+                "store_open": store_open,
+            }
+        )
+        if message is not UNSET:
+            field_dict["message"] = message
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        model_loaded = d.pop("model_loaded")
+
+        ready = d.pop("ready")
+
+        store_open = d.pop("store_open")
+
+        def _parse_message(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        message = _parse_message(d.pop("message", UNSET))
+
+        readiness = cls(
+            model_loaded=model_loaded,
+            ready=ready,
+            store_open=store_open,
+            message=message,
+        )
+
+        return readiness

@@ -1,0 +1,113 @@
+"""Two ``mmdshot serve`` processes on one PostgreSQL database, as two replicas behind a
+Service: each sees what the other wrote, and concurrent writers keep every example once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.test_store import scratch_database
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
+    """Two servers with data directories of their own on one fresh database."""
+    with scratch_database() as url:
+        servers = (
+            Server(tmp_path / "a", database_url=url, import_chunk_size="100", index_above="150"),
+            Server(tmp_path / "b", database_url=url, import_chunk_size="100", index_above="150"),
+        )
+        try:
+            for server in servers:
+                server.start()
+            yield servers
+        finally:
+            for server in servers:
+                server.ensure_stopped()
+
+
+def nearest(client: httpx.Client, pool: str, text: str) -> dict[str, Any]:
+    """The one nearest example to ``text`` (the hashing embedder puts a text on itself)."""
+    response = client.post(
+        f"/v1/pools/{pool}/select",
+        json={"query": text, "k": 1, "method": "knn", "compare_baselines": False},
+    )
+    assert response.status_code == 200, response.text
+    selection: dict[str, Any] = response.json()
+    return selection
+
+
+def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) -> None:
+    first, second = replicas
+    with first.client() as a, second.client() as b:
+        assert a.post("/v1/pools", json={"name": "shared"}).status_code == 201
+        job = a.post("/v1/pools/shared/imports", content=jsonl(make_examples(200)))
+        assert wait_for_job(b, job.json()["id"])["status"] == "succeeded"  # jobs are shared
+        version = a.get("/v1/pools/shared").json()["version"]
+        seen = nearest(b, "shared", make_examples(200)[42]["input"])
+        assert seen["pool_version"] == version and seen["prefiltered"]
+        assert seen["examples"][0]["id"] == "ex-42"
+
+        # A new version written through the first is served by the second without a restart.
+        added = make_examples(1, start=500)
+        assert a.post("/v1/pools/shared/examples", json={"examples": added}).status_code == 200
+        seen = nearest(b, "shared", added[0]["input"])
+        assert seen["pool_version"] == version + 1 and seen["examples"][0]["id"] == "ex-500"
+        assert b.get("/v1/pools/shared").json()["size"] == 201
+
+        # Deleted and re-created under the same name, back at the same version number: the
+        # second must not serve its cached pool (or index) of the old contents.
+        assert a.delete("/v1/pools/shared").status_code == 204
+        assert b.get("/v1/pools/shared").status_code == 404
+        a.post("/v1/pools", json={"name": "shared"})
+        renewed = make_examples(200, start=1000)
+        job = a.post("/v1/pools/shared/imports", content=jsonl(renewed))
+        assert wait_for_job(a, job.json()["id"])["status"] == "succeeded"
+        a.post("/v1/pools/shared/examples", json={"examples": make_examples(1, start=2000)})
+        assert a.get("/v1/pools/shared").json()["version"] == version + 1
+        seen = nearest(b, "shared", renewed[7]["input"])
+        assert seen["pool_version"] == version + 1 and seen["examples"][0]["id"] == "ex-1007"
+
+
+def test_concurrent_imports_through_both_keep_every_example_once(
+    replicas: tuple[Server, Server],
+) -> None:
+    examples = make_examples(3000)
+    halves = (examples[:2000], examples[1000:])  # 1,000 examples go through both
+    jobs: list[dict[str, Any]] = []
+    with replicas[0].client() as a:
+        assert a.post("/v1/pools", json={"name": "both"}).status_code == 201
+
+    def run_import(server: Server, part: list[dict[str, Any]]) -> None:
+        with server.client() as client:
+            started = client.post("/v1/pools/both/imports", content=jsonl(part))
+            jobs.append(wait_for_job(client, started.json()["id"], timeout=120))
+
+    threads = [
+        threading.Thread(target=run_import, args=(server, part))
+        for server, part in zip(replicas, halves, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [job["status"] for job in jobs] == ["succeeded", "succeeded"]
+    assert sum(job["inserted"] for job in jobs) == 3000
+    assert sum(job["duplicates"] for job in jobs) == 1000
+    with replicas[1].client() as b:
+        assert b.get("/v1/pools/both").json()["size"] == 3000
+        ids: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            page = b.get("/v1/pools/both/examples", params=params).json()
+            ids += [example["id"] for example in page["examples"]]
+            if (cursor := page["next_cursor"]) is None:
+                break
+    assert sorted(ids) == sorted(example["id"] for example in examples)

@@ -1,0 +1,42 @@
+"""Every benchmark runs end to end in its quick mode, so the scripts never rot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import http, quality, report, speed
+
+
+def test_speed_quick(tmp_path: Path) -> None:
+    result = speed.write(tmp_path / "speed.json", quick=True)
+    small = result["sizes"]["2000"]
+    assert small["naive_agrees_with_exact"] is True
+    assert small["exact_ms"] > 0 and small["langchain_semantic_ms"] > 0
+    assert "prefiltered_ms" in result["sizes"]["60000"]
+    assert (tmp_path / "speed-quick.png").stat().st_size > 0
+    assert json.loads((tmp_path / "speed.json").read_text())["k"] == 8
+
+
+@pytest.mark.slow
+def test_quality_quick(tmp_path: Path) -> None:
+    result = quality.write(tmp_path / "quality.json", quick=True)
+    for method in ("random", "knn", "mmr", "mmd"):
+        assert result["single_query"][method][0] > 0
+    assert result["exhaustive"]["swap_mean_excess_pct"] >= -1e-6
+
+
+def test_http_quick(tmp_path: Path) -> None:
+    result = http.write(tmp_path / "http.json", quick=True)
+    assert set(result["concurrency"]) == {"1", "8", "32"}
+    assert all(level["p50_ms"] > 0 for level in result["concurrency"].values())
+
+
+def test_report_renders_every_section(tmp_path: Path) -> None:
+    speed.write(tmp_path / "speed.json", quick=True)
+    http.write(tmp_path / "http.json", quick=True)
+    report.write(tmp_path, tmp_path / "benchmarks.md")
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "## Speed" in text and "## HTTP selection" in text
