@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 import selector
 from app import schemas
 from app.config import Settings
 from app.errors import ApiError
-from app.store import PoolRows, PreparedExample, UpsertOutcome, open_store
+from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
 from selector.embedding import Embedder, TokenCounter, content_hash
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_K = 8
 QUERY_CACHE_ENTRIES = 10_000
-_INDEX_FILE = re.compile(r"^v(\d+)\.faiss$")
+_INDEX_FILE = re.compile(r"^v\d+(-\d+)?\.faiss$")
 
 
 class BoundedExecutor:
@@ -112,11 +113,13 @@ class Engine:
         self.load_error: str | None = None
         self._snapshots: dict[str, Snapshot] = {}
         self._snapshot_lock = threading.Lock()
+        self._index_builds: set[tuple[str, PoolStamp]] = set()
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def load_models(self) -> None:
         """Load the embedder and tokenizer; a failure is kept in :attr:`load_error`."""
+        torch.set_num_threads(self.settings.torch_threads)
         try:
             embedder = build_embedder(self.settings)
             self._token_counter = build_token_counter(self.settings)
@@ -205,15 +208,46 @@ class Engine:
     def _index_dir(self, name: str) -> Path:
         return self.settings.data_dir / "indexes" / name
 
-    def _index(self, name: str, rows: PoolRows) -> selector.PoolIndex | None:
-        """The pool's faiss index for large pools, loaded from disk or built and written
-        atomically (temp file + rename) beside the database."""
-        if len(rows.ids) <= self.settings.index_above:
-            return None
+    def _index_path(self, name: str, rows: PoolRows) -> Path:
+        # Named by the whole stamp: a pool deleted and re-created back at the same version
+        # must never pick up a file that a late background build wrote for the old one.
+        created = round(rows.created_at * 1e6)
+        return self._index_dir(name) / f"v{rows.version}-{created}.faiss"
+
+    def _saved_index(self, name: str, rows: PoolRows) -> selector.PoolIndex | None:
+        """The pool's faiss index if this version's is on disk."""
+        path = self._index_path(name, rows)
+        return selector.PoolIndex.load(path) if path.exists() else None
+
+    def _build_index_later(self, name: str, rows: PoolRows) -> None:
+        """Build this version's index in a background thread; selections run exactly (no
+        prefilter) until it is ready, then the snapshot is swapped for an indexed one."""
+        key = (name, rows.stamp)
+        with self._snapshot_lock:
+            if key in self._index_builds:
+                return
+            self._index_builds.add(key)
+
+        def build() -> None:
+            try:
+                index = self._build_index(name, rows)
+                with self._snapshot_lock:
+                    cached = self._snapshots.get(name)
+                    if cached is not None and cached.rows.stamp == rows.stamp:
+                        self._snapshots[name] = self._prepared(name, rows, index)
+            except Exception:  # a failed build leaves exact selection in place
+                logger.exception("building the index of pool %r failed", name)
+            finally:
+                with self._snapshot_lock:
+                    self._index_builds.discard(key)
+
+        threading.Thread(target=build, name=f"index-{name}", daemon=True).start()
+
+    def _build_index(self, name: str, rows: PoolRows) -> selector.PoolIndex:
+        """Build the pool's faiss index and write it atomically (temp file + rename) beside
+        the database, removing older versions' files."""
         folder = self._index_dir(name)
-        path = folder / f"v{rows.version}.faiss"
-        if path.exists():
-            return selector.PoolIndex.load(path)
+        path = self._index_path(name, rows)
         index = selector.PoolIndex.build(rows.vectors)
         folder.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
@@ -258,9 +292,13 @@ class Engine:
                 # Deleted and re-created elsewhere: its index files describe the old pool.
                 shutil.rmtree(self._index_dir(name), ignore_errors=True)
             rows = self.store.read_pool(name)
-            snapshot = self._prepared(name, rows, self._index(name, rows))
+            large = len(rows.ids) > self.settings.index_above
+            index = self._saved_index(name, rows) if large else None
+            snapshot = self._prepared(name, rows, index)
             self._snapshots[name] = snapshot
-            return snapshot
+        if large and index is None:
+            self._build_index_later(name, rows)
+        return snapshot
 
     # --- selection -----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``python -m bench {speed,quality,http,report,all} [--quick]``: run benchmarks, write
+"""``python -m bench {speed,quality,http,icl,report,all} [--quick]``: run benchmarks, write
 their JSON under docs/results/ and the tables of docs/benchmarks.md."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PARTS = ("speed", "quality", "http")
+PARTS = ("speed", "quality", "http", "icl")
 
 
 def main() -> None:
@@ -16,9 +16,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
     args = parser.parse_args()
-    from bench import http, quality, report, speed
+    from bench import http, icl, quality, report, speed
 
-    modules = {"speed": speed, "quality": quality, "http": http}
+    modules = {"speed": speed, "quality": quality, "http": http, "icl": icl}
     parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
     for part in parts:
         modules[part].write(args.results / f"{part}.json", quick=args.quick)

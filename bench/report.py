@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _load(results: Path, name: str) -> dict[str, Any] | None:
     path = results / f"{name}.json"
@@ -79,10 +81,26 @@ Against the floor: {ratios}. mmdshot's greedy gives the same subset as the naive
 pool once: its cost is the scan plus a greedy over a few hundred candidates, proved exact by
 the certificate of docs/design.md. The prefilter: {"; ".join(prefilter) or "not run"}.
 
+{_tweets_paragraph(result)}
+
 ![time against pool size](img/speed.png)
 
 {_environment(result)}
 """
+
+
+def _tweets_paragraph(result: dict[str, Any]) -> str:
+    tweets = result.get("tweets")
+    if not tweets:
+        return ""
+    return (
+        f"On real MiniLM embeddings ({tweets['pool_size']:,} tweets, all about self-driving "
+        f"cars) one scan took {tweets['matvec_ms']:.1f} ms and mmdshot's exact selection "
+        f"{tweets['exact_ms']:.1f} ms ({tweets['exact_ms'] / tweets['matvec_ms']:.1f}x), the naive "
+        f"greedy {tweets['naive_greedy_ms']:.1f} ms. The corpus is topic-homogeneous: the "
+        f"certificate needed a median region of {tweets['median_region']:,.0f} candidates "
+        "before it could prove the greedy's choices exact, against 512 on the clustered vectors."
+    )
 
 
 def quality_section(result: dict[str, Any]) -> str:
@@ -124,7 +142,8 @@ average (worst {exhaustive["greedy_max_excess_pct"]:.3f} %), greedy with swap re
 
 def http_section(result: dict[str, Any]) -> str:
     rows = "\n".join(
-        f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.1f} |"
+        f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.1f} "
+        f"| {r['non_2xx']} |"
         for c, r in sorted(result["concurrency"].items(), key=lambda item: int(item[0]))
     )
     return f"""## HTTP selection
@@ -134,11 +153,125 @@ with MiniLM included, k = {result["k"]}, driven by {result["tool"]} for
 {result["duration_s"]} s per level against one `mmdshot serve` on loopback
 (`python -m bench http`).
 
-| concurrency | p50 ms | p99 ms | requests/s |
-|---|---|---|---|
+| concurrency | p50 ms | p99 ms | requests/s | non-2xx |
+|---|---|---|---|---|
 {rows}
 
 {result.get("note", "")}
+
+{_environment(result)}
+"""
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def _versus(row: dict[str, Any]) -> str:
+    """A paired difference against knn in words, e.g. ``+3.0 points (95 % CI ...)``."""
+    low, high = row["ci95"]
+    verdict = "a certain lead" if low > 0 else "a certain loss" if high < 0 else "not certain"
+    return (
+        f"{_points(row['difference'])} points against knn "
+        f"(paired 95 % CI {_points(low)} to {_points(high)}: {verdict})"
+    )
+
+
+def _purity(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def icl_section(result: dict[str, Any]) -> str:
+    runs = result["runs"]
+    rows = "\n".join(
+        f"| {r['method']} | {r['k']} | {r['accuracy']:.3f} | "
+        f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f} | {_purity(r['label_purity'])} | {r['n']} |"
+        for r in runs
+    )
+    versus = {(v["method"], v["k"]): v for v in result.get("versus_knn", [])}
+    largest = max((r["k"] for r in runs), default=0)
+    at_largest = [r for r in runs if r["k"] == largest and r["k"] > 0]
+    findings = []
+    if at_largest:
+        best = max(at_largest, key=lambda r: r["accuracy"])
+        findings.append(
+            f"At k = {largest} the most accurate method is {best['method']} "
+            f"({best['accuracy']:.3f})."
+        )
+        for name in ("mmdshot joint", "mmdshot input-only", "mmdshot joint, calibrated tau"):
+            for k in sorted({r["k"] for r in runs}, reverse=True):
+                if (name, k) in versus:
+                    findings.append(f"{name} at k = {k}: {_versus(versus[name, k])}.")
+        purities = {r["method"]: r["label_purity"] for r in at_largest}
+        if "knn" in purities and "mmdshot joint" in purities:
+            findings.append(
+                f"Label purity at k = {largest}: knn {purities['knn']:.3f}, joint kernel "
+                f"{purities['mmdshot joint']:.3f}"
+                + (
+                    f", input-only {purities['mmdshot input-only']:.3f}"
+                    if "mmdshot input-only" in purities
+                    else ""
+                )
+                + "."
+            )
+        paired = np.asarray([(r["label_purity"], r["accuracy"]) for r in at_largest])
+        if len(paired) > 2 and (paired.std(0) > 0).all():
+            correlation = float(np.corrcoef(paired.T)[0, 1])
+            findings.append(
+                f"Across the {len(paired)} methods at k = {largest}, accuracy and label purity "
+                f"correlate with Pearson r = {correlation:.2f}."
+            )
+    zero = next((r for r in runs if r["k"] == 0), None)
+    if zero is not None and at_largest:
+        gain = max(r["accuracy"] for r in at_largest) - zero["accuracy"]
+        findings.append(
+            f"Zero-shot reaches {zero['accuracy']:.3f}: choosing demonstrations is worth "
+            f"up to {_points(gain)} points here."
+        )
+    calibration = result.get("calibration")
+    if calibration is not None:
+        scores = ", ".join(
+            f"tau {tau}: {accuracy:.3f}" for tau, accuracy in calibration["accuracy_by_tau"].items()
+        )
+        findings.append(
+            f"Calibration on {calibration['n']} validation tweets carved from the pool side "
+            f"(k = {calibration['k']}; {scores}) chose tau {calibration['tau']}, evaluated on "
+            "the test split as *mmdshot joint, calibrated tau*."
+        )
+    if "recomputed_vs_cached_max_abs_logprob_diff" in result:
+        findings.append(
+            f"{result['answers_from_cache']:,} answers came from the on-disk cache and "
+            f"{result['answers_computed']:,} were computed in this run; forwards recomputed here "
+            "differ from the cached answers by at most "
+            f"{result['recomputed_vs_cached_max_abs_logprob_diff']:.1e} in log-probability."
+        )
+    speed = (
+        f" One forward took {result['forward_ms_median']:.0f} ms (median over "
+        f"{result['forwards_measured']} prompts of median {result['prompt_tokens_median']:.0f} "
+        "tokens)."
+        if "forward_ms_median" in result
+        else ""
+    )
+    shares = ", ".join(
+        f"{label} {share:.2f}" for label, share in result["test_label_share"].items()
+    )
+    return f"""## In-context accuracy with a real language model
+
+{result["model"]} classifies {result["test_size"]} held-out tweets (label shares: {shares})
+with k demonstrations chosen from a pool of {result["pool_size"]:,} tweets by each method;
+one fixed prompt format, demonstrations ordered {result["ordering"]}, the label scored by the
+log-probability of its first token (`python -m bench icl`). Accuracy with its 95 % Wilson
+interval; label purity is the share of demonstrations whose label equals the query's gold
+label.{speed}
+
+| method | k | accuracy | 95 % CI | label purity | n |
+|---|---|---|---|---|---|
+{rows}
+
+What it means for a user: {" ".join(findings)} A lead whose paired interval includes zero is
+not established by this test set.
+
+![in-context accuracy](img/icl.png)
 
 {_environment(result)}
 """
@@ -153,6 +286,7 @@ def write(results: Path, out: Path) -> None:
         ("speed", speed_section),
         ("quality", quality_section),
         ("http", http_section),
+        ("icl", icl_section),
     ):
         result = _load(results, name)
         if result is not None:

@@ -2,7 +2,8 @@
 # Builds the Dockerfile with podman on a machine with no Docker engine and no access to a
 # container registry, then runs the built image's filesystem and checks /ready and a selection.
 #   1. debootstrap a Debian root filesystem and import it as the Dockerfile's base image tag
-#   2. podman build --isolation chroot (CPU torch from a local wheel when one is on disk)
+#   2. podman build --isolation chroot --format docker (OCI drops HEALTHCHECK); CPU torch from
+#      a local wheel when one is on disk
 #   3. podman mount the image, chroot into it as the image's user with the image's environment,
 #      start its entrypoint, check /health, /ready, a pool, an upsert and a selection
 # Needs root, podman and debootstrap (apt-get install podman debootstrap), and network access
@@ -70,7 +71,7 @@ if [ -n "${HOST_CA:-}" ]; then
     printf '[global]\ncert = /host-ca.crt\n' >"$WORK/pip.conf"
     VOLUMES+=(-v "$HOST_CA:/host-ca.crt:ro" -v "$WORK/pip.conf:/etc/pip.conf:ro")
 fi
-"${PODMAN[@]}" build --isolation chroot --pull=never "${VOLUMES[@]}" "${BUILD_ARGS[@]}" \
+"${PODMAN[@]}" build --isolation chroot --format docker --pull=never "${VOLUMES[@]}" "${BUILD_ARGS[@]}" \
     -t "$IMAGE" . 2>&1 | tee "$WORK/build.log" | grep -E 'STEP|COMMIT'
 
 step "3. run the image's filesystem (podman mount + chroot)"

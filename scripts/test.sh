@@ -10,4 +10,8 @@ ruff format --check selector app tests bench mmdshot_integrations
 mypy
 # The generated clients match openapi.json, and the TypeScript example type-checks.
 ./scripts/clients.sh --check
+# PostgreSQL on loopback for the store and replica tests (installs Debian's postgresql if missing).
+MMDSHOT_TEST_DATABASE_URL=$(./scripts/postgres.sh start)
+export MMDSHOT_TEST_DATABASE_URL
+trap './scripts/postgres.sh stop' EXIT
 python -m pytest "$@"

@@ -4,6 +4,7 @@ Service: each sees what the other wrote, and concurrent writers keep every examp
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) ->
         assert wait_for_job(b, job.json()["id"])["status"] == "succeeded"  # jobs are shared
         version = a.get("/v1/pools/shared").json()["version"]
         seen = nearest(b, "shared", make_examples(200)[42]["input"])
+        # The second replica builds its own index in the background; exact until then.
+        deadline = time.monotonic() + 60
+        while not seen["prefiltered"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = nearest(b, "shared", make_examples(200)[42]["input"])
         assert seen["pool_version"] == version and seen["prefiltered"]
         assert seen["examples"][0]["id"] == "ex-42"
 

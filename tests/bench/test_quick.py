@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import http, quality, report, speed
+from bench import http, icl, quality, report, speed
 
 
 def test_speed_quick(tmp_path: Path) -> None:
@@ -32,6 +32,20 @@ def test_http_quick(tmp_path: Path) -> None:
     result = http.write(tmp_path / "http.json", quick=True)
     assert set(result["concurrency"]) == {"1", "8", "32"}
     assert all(level["p50_ms"] > 0 for level in result["concurrency"].values())
+
+
+@pytest.mark.slow
+def test_icl_quick(tmp_path: Path) -> None:
+    result = icl.write(tmp_path / "icl.json", quick=True)
+    assert result["label_tokens"] == {"negative": 3524, "neutral": 9174, "positive": 2731}
+    runs = {(run["method"], run["k"]): run for run in result["runs"]}
+    assert {("zero-shot", 0), ("knn", 2), ("mmdshot joint", 2)} <= set(runs)
+    assert all(run["n"] == 3 and 0 <= run["accuracy"] <= 1 for run in runs.values())
+    assert runs["knn", 2]["ci95"][0] <= runs["knn", 2]["accuracy"] <= runs["knn", 2]["ci95"][1]
+    assert result["calibration"]["tau"] in (0.1,)
+    assert (tmp_path / "icl-quick.png").stat().st_size > 0
+    section = report.icl_section(json.loads((tmp_path / "icl.json").read_text()))
+    assert "| knn | 2 |" in section and "mmdshot joint" in section
 
 
 def test_report_renders_every_section(tmp_path: Path) -> None:

