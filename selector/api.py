@@ -312,8 +312,6 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
         else:
             regions = _exact_regions(scorer, plan, settings, k_max)
         searched = time.perf_counter()
-        if settings.method == "mmd" and settings.refine and settings.k_range is None:
-            _refine_together(regions, plan, k_max)
         batch = targets.points.shape[0]
         results = [
             _finish(scorer, plan, settings, row, regions[row], k_min, joint) for row in range(batch)
@@ -520,26 +518,48 @@ class _AffinityScorer:
 
 @dataclass
 class _Solved:
-    """One problem's greedy answer: row ``local`` of the batched ``region`` it was solved in,
-    ``positions: (k,)`` region positions (``-1`` past the end) and their step ``objective``."""
+    """One problem's greedy answer: ``positions: (k,)`` region positions (``-1`` past the end)
+    with their step ``objective``, the region's ``pool_index: (L,)`` and ``affinity: (L,)``,
+    and (while a later stage still needs the candidates' vectors) row ``local`` of the batched
+    ``region`` it was solved in."""
 
-    region: CandidateRegion
+    region: CandidateRegion | None
     local: int
     positions: torch.Tensor
     objective: torch.Tensor
+    pool_index: torch.Tensor
+    affinity: torch.Tensor
     refined: bool = False
 
-    @property
-    def pool_index(self) -> torch.Tensor:
-        return self.region.pool_index[self.local]
-
-    @property
-    def affinity(self) -> torch.Tensor:
-        return self.region.affinity[self.local]
+    @classmethod
+    def of(cls, outcome: GreedyOutcome, local: int) -> _Solved:
+        region = outcome.region
+        return cls(
+            region,
+            local,
+            outcome.positions[local],
+            outcome.objective[local],
+            region.pool_index[local],
+            region.affinity[local],
+        )
 
     def single(self) -> CandidateRegion:
         """The problem's own region, as a batch of one."""
+        assert self.region is not None
         return self.region.take(torch.tensor([self.local], device=self.positions.device))
+
+
+def _settle(solved: list[_Solved], plan: ConstraintPlan, settings: SelectOptions, k: int) -> None:
+    """Swap-refine freshly solved problems together, then let go of their regions' vectors
+    unless auto-k or beam search still needs them (a large batch would otherwise hold a
+    region per problem until the end)."""
+    if not solved:
+        return
+    if settings.method == "mmd" and settings.refine and settings.k_range is None:
+        _refine_together(solved, plan, k)
+    if settings.k_range is None and settings.num_subsets == 1:
+        for problem in solved:
+            problem.region = None
 
 
 def _run_greedy(
@@ -559,7 +579,6 @@ def _run_greedy(
         method=settings.method,
         k_min=k_min,
         mmr_lambda=settings.mmr_lambda,
-        seed=settings.seed,
         extend=extend,
     )
     if bool(outcome.infeasible.any()):
@@ -571,16 +590,17 @@ def _run_greedy(
 
 
 class _TopRegions:
-    """Regions made of the top of a ranking of the pool: ``ranking: (B, n)`` (the affinity,
-    or the inner product when the affinity increases with it), ``inner: (B, m, n)``."""
+    """Regions made of the top of a ranking of the pool, ``ranking: (B, n)``: the affinity;
+    the inner product when the affinity increases with it (``ranked_by`` ``"inner"``); or
+    seeded uniform scores for the random method (``"random"``). ``inner: (B, m, n)``."""
 
     def __init__(
-        self, scorer: _AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, monotone: bool
+        self, scorer: _AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, ranked_by: str
     ) -> None:
         self.scorer = scorer
         self.ranking = ranking
         self.inner = inner
-        self.monotone = monotone
+        self.ranked_by = ranked_by
 
     def build(
         self, rows: torch.Tensor, size: int, keep: torch.Tensor | None = None
@@ -600,7 +620,7 @@ class _TopRegions:
         excluded = torch.full((rows.numel(),), -math.inf, device=ranking.device)
         if take > size:
             boundary = top_value[:, size]
-            if self.monotone:
+            if self.ranked_by == "inner":
                 boundary = torch.where(
                     torch.isneginf(boundary), boundary, self.scorer.kernel.from_inner(boundary)
                 )
@@ -608,7 +628,10 @@ class _TopRegions:
         inner = self.inner[rows]
         region_inner = torch.gather(inner, 2, index.unsqueeze(1).expand(-1, inner.shape[1], -1))
         affinity, similarity = self.scorer.affinity(region_inner, index, rows)
-        return self.scorer.region(index, affinity, similarity, excluded)
+        region = self.scorer.region(index, affinity, similarity, excluded)
+        if self.ranked_by == "random":
+            region.random_scores = torch.gather(ranking, 1, index)
+        return region
 
 
 def _exact_regions(
@@ -622,18 +645,28 @@ def _exact_regions(
     k_min = settings.k_range[0] if settings.k_range else k_max
     inner = scorer.inner_with_pool()  # (B, m, n)
     scorer.estimate_outputs(inner, None)
-    # With one target point and no output factor, t = k(<x, q>) increases with <x, q>: rank
-    # by the inner product and evaluate the kernel on the region alone.
-    monotone = inner.shape[1] == 1 and scorer.estimate is None
-    ranking = inner[:, 0, :] if monotone else scorer.affinity(inner, None)[0]
+    if settings.method == "random":
+        # A seeded uniform order, problem b drawn from seed + b (a batch row equals the
+        # single call with that seed): the random baseline is knn on random scores.
+        ranked_by = "random"
+        ranking = torch.stack(
+            [
+                torch.rand(scorer.pool.size, generator=torch.Generator().manual_seed(seed))
+                for seed in range(settings.seed, settings.seed + scorer.batch)
+            ]
+        ).to(inner.device)
+    elif inner.shape[1] == 1 and scorer.estimate is None:
+        # One target point, no output factor: t = k(<x, q>) increases with <x, q>, so rank by
+        # the inner product and evaluate the kernel on the region alone.
+        ranked_by, ranking = "inner", inner[:, 0, :]
+    else:
+        ranked_by, ranking = "affinity", scorer.affinity(inner, None)[0]
     if plan.has_static_filter:
         ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
     scorer.scan_finished = time.perf_counter()
-    regions = _TopRegions(scorer, ranking, inner, monotone)
+    regions = _TopRegions(scorer, ranking, inner, ranked_by)
     feasible = plan.feasible_count
-    if settings.method == "random":
-        size = feasible
-    elif settings.method == "mmr":
+    if settings.method == "mmr":
         size = settings.fetch_k or max(20, 4 * k_max)
     else:
         size = settings.initial_region or max(256, 64 * k_max)
@@ -645,9 +678,8 @@ def _exact_regions(
         outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max)
         for row in range(scorer.batch):
             if not bool(outcome.needs_larger_region[row]):
-                solved[row] = _Solved(
-                    outcome.region, row, outcome.positions[row], outcome.objective[row]
-                )
+                solved[row] = _Solved.of(outcome, row)
+        _settle(list(solved.values()), plan, settings, k_max)
         pending = [row for row in range(scorer.batch) if row not in solved]
     for row in pending:
         rows = torch.tensor([row], device=inner.device)
@@ -657,7 +689,8 @@ def _exact_regions(
             return regions.build(rows, larger, keep=region.pool_index)
 
         outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max, extend)
-        solved[row] = _Solved(outcome.region, 0, outcome.positions[0], outcome.objective[0])
+        solved[row] = _Solved.of(outcome, 0)
+        _settle([solved[row]], plan, settings, k_max)
     return [solved[row] for row in range(scorer.batch)]
 
 
@@ -698,13 +731,11 @@ def _prefiltered_regions(
             method=settings.method,
             k_min=k_min,
             mmr_lambda=settings.mmr_lambda,
-            seed=settings.seed,
         )
         if not bool(outcome.infeasible.any()):
-            return [
-                _Solved(region, row, outcome.positions[row], outcome.objective[row])
-                for row in range(batch)
-            ]
+            answers = [_Solved.of(outcome, row) for row in range(batch)]
+            _settle(answers, plan, settings, k_max)
+            return answers
         if size >= pool.size:
             raise InfeasibleConstraintError(
                 state.describe_binding(),
@@ -720,6 +751,7 @@ def _refine_together(solved: list[_Solved], plan: ConstraintPlan, k: int) -> Non
         groups.setdefault(id(problem.region), []).append(problem)
     for members in groups.values():
         region = members[0].region
+        assert region is not None
         local_rows = [member.local for member in members]
         if local_rows != list(range(region.batch_size)):
             region = region.take(torch.tensor(local_rows, device=region.affinity.device))
@@ -864,6 +896,7 @@ def _sub_region(region: CandidateRegion, keep: torch.Tensor) -> CandidateRegion:
         output_labels=None if region.output_labels is None else region.output_labels[rows, keep],
         output_vectors=None if region.output_vectors is None else region.output_vectors[rows, keep],
         output_kernel=region.output_kernel,
+        random_scores=None if region.random_scores is None else region.random_scores[rows, keep],
     )
 
 

@@ -43,6 +43,9 @@ class CandidateRegion:
       the constraints allow; ``-inf`` when the region holds every such candidate.
     - ``output_labels: (B, L)`` long, or ``output_vectors: (B, L, d_o)`` with
       ``output_kernel``, for the joint (input, output) kernel; both None for input only.
+    - ``random_scores: (B, L)``: for the ``random`` method, the seeded uniform scores the
+      region was cut from (the greedy takes them in decreasing order, and
+      ``excluded_affinity`` then holds the largest score left out).
     """
 
     pool_index: torch.Tensor
@@ -54,6 +57,7 @@ class CandidateRegion:
     output_labels: torch.Tensor | None = None
     output_vectors: torch.Tensor | None = None
     output_kernel: Kernel | None = None
+    random_scores: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -105,6 +109,7 @@ class CandidateRegion:
             output_labels=None if self.output_labels is None else self.output_labels[rows],
             output_vectors=None if self.output_vectors is None else self.output_vectors[rows],
             output_kernel=self.output_kernel,
+            random_scores=None if self.random_scores is None else self.random_scores[rows],
         )
 
 
@@ -138,8 +143,6 @@ class _GreedyRun:
         constraints: ConstraintState,
         method: str,
         mmr_lambda: float,
-        random_scores: torch.Tensor | None,
-        seed: int = 0,
     ) -> None:
         batch, size = region.batch_size, region.size
         device = region.affinity.device
@@ -147,8 +150,6 @@ class _GreedyRun:
         self.constraints = constraints
         self.method = method
         self.mmr_lambda = mmr_lambda
-        self.random_scores = random_scores
-        self.seed = seed
         self.redundancy = torch.zeros(batch, size, dtype=region.affinity.dtype, device=device)
         self.max_similarity = torch.full_like(self.redundancy, -1.0)
         self.sum_chosen = torch.zeros(batch, dtype=torch.float64, device=device)
@@ -171,8 +172,8 @@ class _GreedyRun:
                     self.mmr_lambda * relevance - (1.0 - self.mmr_lambda) * self.max_similarity
                 )
         else:
-            assert self.random_scores is not None
-            value = self.random_scores
+            assert self.region.random_scores is not None
+            value = -self.region.random_scores
         allowed = self.constraints.mask(step)
         return value.to(torch.float64).masked_fill(~allowed, math.inf)
 
@@ -184,9 +185,9 @@ class _GreedyRun:
             return (self.sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
                 self.sum_affinity + excluded
             ) / step
-        if self.method == "knn":
+        if self.method in ("knn", "random"):
             return -excluded
-        # mmr works on its fetched region (as its peers do) and random on the whole pool.
+        # mmr works on its fetched region, as its peers do.
         return torch.full_like(excluded, -math.inf)
 
     def commit(self, positions: torch.Tensor, active: torch.Tensor) -> None:
@@ -211,8 +212,7 @@ class _GreedyRun:
         """The same run over ``region``, a larger region whose first positions are this
         one's, after choosing ``chosen: (B, j)`` there (the running sums carry over)."""
         constraints = ConstraintState(self.constraints.plan, region.pool_index, self.constraints.k)
-        random = None if self.random_scores is None else random_scores_for(region, self.seed)
-        run = _GreedyRun(region, constraints, self.method, self.mmr_lambda, random, self.seed)
+        run = _GreedyRun(region, constraints, self.method, self.mmr_lambda)
         run.sum_chosen, run.sum_affinity = self.sum_chosen, self.sum_affinity
         if chosen.shape[1]:
             gram, inner = region.columns_of(chosen)
@@ -226,19 +226,7 @@ class _GreedyRun:
         self.max_similarity = self.max_similarity[rows]
         self.sum_chosen = self.sum_chosen[rows]
         self.sum_affinity = self.sum_affinity[rows]
-        if self.random_scores is not None:
-            self.random_scores = self.random_scores[rows]
         self.constraints.reorder(rows)
-
-
-def random_scores_for(region: CandidateRegion, seed: int) -> torch.Tensor:
-    """``(B, L)`` uniform scores, problem b drawn from ``seed + b`` (so a batch row equals the
-    single call with that seed)."""
-    rows = []
-    for row in range(region.batch_size):
-        generator = torch.Generator().manual_seed(seed + row)
-        rows.append(torch.rand(region.size, generator=generator, dtype=torch.float64))
-    return torch.stack(rows).to(region.affinity.device)
 
 
 def greedy(
@@ -249,15 +237,15 @@ def greedy(
     method: str = "mmd",
     k_min: int | None = None,
     mmr_lambda: float = 0.5,
-    seed: int = 0,
     extend: Callable[[CandidateRegion], CandidateRegion] | None = None,
 ) -> GreedyOutcome:
     """Run B greedy selections of up to ``k`` candidates at once.
 
     ``method``: ``mmd`` (the incremental MMD greedy), ``knn`` (largest affinity first, KATE),
-    ``mmr`` (``lambda * sim(q, i) - (1 - lambda) * max_c sim(i, c)``) or ``random`` (a seeded
-    uniform order). Constraints enter every step as a mask. Past ``k_min`` a problem whose
-    pool has no allowed candidate left stops early instead of failing (auto-k).
+    ``mmr`` (``lambda * sim(q, i) - (1 - lambda) * max_c sim(i, c)``) or ``random``
+    (decreasing ``region.random_scores``, a seeded uniform order). Constraints enter every
+    step as a mask. Past ``k_min`` a problem whose pool has no allowed candidate left stops
+    early instead of failing (auto-k).
 
     Without ``extend``, a problem whose certificate fails is marked ``needs_larger_region``.
     With it (one problem, ``B = 1``), the run asks ``extend`` for a larger region (the same
@@ -267,8 +255,7 @@ def greedy(
     batch = region.batch_size
     device = region.affinity.device
     k_min = k if k_min is None else k_min
-    random = random_scores_for(region, seed) if method == "random" else None
-    run = _GreedyRun(region, constraints, method, mmr_lambda, random, seed)
+    run = _GreedyRun(region, constraints, method, mmr_lambda)
     assert extend is None or batch == 1, "extending regions works one problem at a time"
     positions = torch.full((batch, k), -1, dtype=torch.long, device=device)
     objective = torch.full((batch, k), math.nan, dtype=torch.float64, device=device)
@@ -314,7 +301,7 @@ def beam_search(
     assert region.batch_size == 1
     constraints.reorder(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
     wide = region.take(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
-    run = _GreedyRun(wide, constraints, "mmd", 0.5, None)
+    run = _GreedyRun(wide, constraints, "mmd", 0.5)
     beams: list[list[int]] = [[]]
     scores: list[float] = [0.0]
     for step in range(1, k + 1):
