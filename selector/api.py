@@ -306,7 +306,10 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     use_prefilter = pool.index is not None if settings.prefilter is None else settings.prefilter
     use_prefilter = use_prefilter and settings.method != "random"
     scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
-    with cpu_threads_for(pool.device):
+    # One torch thread suits the small tensors of a single problem; a large batch's (B, L, d)
+    # products are big enough to use every thread.
+    threads = 1 if targets.points.shape[0] < 16 else torch.get_num_threads()
+    with cpu_threads_for(pool.device, threads):
         if use_prefilter:
             regions = _prefiltered_regions(scorer, plan, settings)
         else:
