@@ -20,7 +20,7 @@ the region's greedy is the pool's greedy; otherwise the problem is marked for a 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -447,14 +447,3 @@ def _apply_swap(
     if constraints.label_counts is not None and constraints.region_labels is not None:
         constraints.label_counts[rows, constraints.region_labels[rows, out_positions]] -= 1
         constraints.label_counts[rows, constraints.region_labels[rows, in_positions]] += 1
-
-
-def prefix_bounds(
-    objective: Sequence[float], constant: float, bias_constant: float, complexity_constant: float
-) -> list[float]:
-    """The generalisation bound ``C * MMD(S_j) + R / sqrt(j)`` of each greedy prefix j = 1..,
-    from its step objective and the target constant."""
-    return [
-        bias_constant * math.sqrt(max(value + constant, 0.0)) + complexity_constant / math.sqrt(j)
-        for j, value in enumerate(objective, start=1)
-    ]
