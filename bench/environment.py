@@ -5,18 +5,27 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 
 import torch
 
 
-def environment() -> dict[str, object]:
+def package_versions(packages: Iterable[str]) -> dict[str, str | None]:
+    """The installed version of each distribution, ``None`` where it is not installed."""
     versions: dict[str, str | None] = {}
-    for package in ("torch", "numpy", "faiss-cpu", "sentence-transformers", "fastapi", "uvicorn"):
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    return versions
+
+
+def environment() -> dict[str, object]:
+    versions = package_versions(
+        ("torch", "numpy", "faiss-cpu", "sentence-transformers", "fastapi", "uvicorn")
+    )
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": platform.machine(),

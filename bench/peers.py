@@ -1,13 +1,17 @@
-"""LangChain's example selectors on precomputed embeddings, for side-by-side timing.
+"""LangChain's example selectors and OpenICL's TopkRetriever on precomputed embeddings, for
+side-by-side timing.
 
-The embeddings object looks texts up in a table of the same vectors mmdshot gets, so the
-peers spend no time embedding: the comparison is selection against selection.
+Each peer is given the same vectors mmdshot gets in place of its embedding step, so the peers
+spend no time embedding: the comparison is selection against selection.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
+import faiss
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.example_selectors import (
@@ -15,6 +19,7 @@ from langchain_core.example_selectors import (
     SemanticSimilarityExampleSelector,
 )
 from langchain_core.vectorstores import InMemoryVectorStore
+from openicl import TopkRetriever
 
 
 class PrecomputedEmbeddings(Embeddings):
@@ -49,3 +54,37 @@ def langchain_selectors(
         vectorstore=semantic.vectorstore, k=k, fetch_k=20, input_keys=["input"]
     )
     return {"langchain_semantic": semantic, "langchain_mmr": mmr}
+
+
+class PrecomputedTopkRetriever(TopkRetriever):
+    """OpenICL's TopkRetriever over given vectors: its retrieval (``retrieve``, which runs
+    ``knn_search``: one faiss search per test entry) is OpenICL's code, unchanged.
+
+    Two of its steps cannot run here. The constructor loads a tokenizer and a
+    sentence-transformers model from the Hugging Face hub, and ``create_index`` tokenizes the
+    pool with ``encode_plus``, which transformers 5 removed (OpenICL pins transformers 4.28).
+    So the pool's rows go into the index ``create_index`` builds (an ``IndexIDMap`` over an
+    ``IndexFlatIP``, ids = row numbers), and ``forward``, which embeds the test set, returns
+    the query vectors it is given.
+    """
+
+    def __init__(self, examples: np.ndarray, k: int) -> None:
+        """``examples: (n, d)`` float32 unit rows; ``k`` examples per query (``ice_num``)."""
+        self.ice_num = k
+        self.is_main_process = False  # in a retriever, this only switches the progress bar off
+        # retrieve() logs a line at INFO on every call.
+        logging.getLogger(TopkRetriever.__module__).setLevel(logging.WARNING)
+        self.index = faiss.IndexIDMap(faiss.IndexFlatIP(examples.shape[1]))
+        self.index.add_with_ids(examples, np.arange(len(examples), dtype=np.int64))
+        self.dataloader = examples[:0]
+
+    def forward(
+        self, dataloader: np.ndarray, process_bar: bool = False, information: str = ""
+    ) -> list[dict[str, Any]]:
+        """OpenICL's embedded test entries, from ``dataloader``: the query vectors ``(m, d)``."""
+        return [{"embed": vector, "metadata": {"id": i}} for i, vector in enumerate(dataloader)]
+
+    def select(self, queries: np.ndarray) -> list[list[int]]:
+        """``queries: (m, d)`` -> the ``k`` pool rows OpenICL retrieves for each query."""
+        self.dataloader = queries
+        return self.retrieve()

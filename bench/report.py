@@ -37,6 +37,8 @@ def speed_section(result: dict[str, Any]) -> str:
         ("naive_greedy_ms", "naive numpy greedy"),
         ("langchain_semantic_ms", "LangChain SemanticSimilarity"),
         ("langchain_mmr_ms", "LangChain MMR"),
+        ("openicl_topk_ms", "OpenICL TopK"),
+        ("openicl_topk_batch_per_query_ms", f"OpenICL TopK, batch of {result['batch']}, per query"),
     ]
     sizes = sorted(result["sizes"], key=int)
     header = "| pool | " + " | ".join(label for _, label in columns) + " |"
@@ -54,6 +56,11 @@ def speed_section(result: dict[str, Any]) -> str:
         + (
             f", LangChain MMR {row['langchain_mmr_ms'] / row['exact_ms']:.0f}x slower than mmdshot"
             if row.get("langchain_mmr_ms")
+            else ""
+        )
+        + (
+            f", OpenICL TopK {row['openicl_topk_ms'] / row['matvec_ms']:.1f}x"
+            if row.get("openicl_topk_ms")
             else ""
         )
         for size, row in ((size, result["sizes"][size]) for size in sizes)
@@ -81,12 +88,33 @@ Against the floor: {ratios}. mmdshot's greedy gives the same subset as the naive
 pool once: its cost is the scan plus a greedy over a few hundred candidates, proved exact by
 the certificate of docs/design.md. The prefilter: {"; ".join(prefilter) or "not run"}.
 
+{_openicl_paragraph(result)}
+
 {_tweets_paragraph(result)}
 
 ![time against pool size](img/speed.png)
 
 {_environment(result)}
 """
+
+
+def _openicl_paragraph(result: dict[str, Any]) -> str:
+    """How OpenICL's TopkRetriever was run, and what its row measures."""
+    if not any("openicl_topk_ms" in row for row in result["sizes"].values()):
+        return ""
+    version = result.get("peer_versions", {}).get("openicl") or "?"
+    return (
+        f"OpenICL {version}'s TopkRetriever is a nearest-neighbour search with no diversity "
+        "term: less work than an MMD selection, so its row is a bar for a plain search rather "
+        "than a rival objective. Its own `retrieve` ran, with its own faiss index "
+        "(`IndexFlatIP` behind an `IndexIDMap`), which it searches one query at a time, also "
+        "in a batch. Two of its steps were bypassed: its constructor downloads a tokenizer and a "
+        "sentence-transformers model from the hub, and its `create_index` tokenizes with "
+        "`encode_plus`, which transformers 5 removed; the pool's vectors went into the same "
+        "index instead (bench/peers.py). It is installed with `--no-deps`: it pins "
+        "transformers 4.28.1, tokenizers 0.13.3 and faiss-gpu, and a full install would "
+        "replace this project's torch."
+    )
 
 
 def _tweets_paragraph(result: dict[str, Any]) -> str:

