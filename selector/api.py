@@ -307,15 +307,15 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     use_prefilter = use_prefilter and settings.method != "random"
     scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
     # One torch thread suits the small tensors of a single problem; a large batch's (B, L, d)
-    # products are big enough to use every thread.
-    threads = 1 if targets.points.shape[0] < 16 else torch.get_num_threads()
-    with cpu_threads_for(pool.device, threads):
+    # products are big enough to use every thread; finishing works problem by problem.
+    batch = targets.points.shape[0]
+    with cpu_threads_for(pool.device, 1 if batch < 16 else torch.get_num_threads()):
         if use_prefilter:
             regions = _prefiltered_regions(scorer, plan, settings)
         else:
             regions = _exact_regions(scorer, plan, settings, k_max)
-        searched = time.perf_counter()
-        batch = targets.points.shape[0]
+    searched = time.perf_counter()
+    with cpu_threads_for(pool.device, 1):
         results = [
             _finish(scorer, plan, settings, row, regions[row], k_min, joint) for row in range(batch)
         ]
@@ -391,7 +391,7 @@ class _AffinityScorer:
             self.estimate = _OutputEstimate(neighbor_index=neighbor, neighbor_weight=weight)
 
     def output_factor(
-        self, index: torch.Tensor | None, rows: torch.Tensor | None = None
+        self, index: torch.Tensor | None, rows: torch.Tensor | slice | None = None
     ) -> torch.Tensor | None:
         """``(B, m, L)``: ``E_{y ~ p_j} k_y(y_i, y)`` for the candidates ``index: (B, L)``
         (None: the whole pool) of the problems ``rows`` (None: all); None for input-only
@@ -430,7 +430,10 @@ class _AffinityScorer:
         return (values * neighbor_weight.unsqueeze(2)).sum(3)
 
     def affinity(
-        self, inner: torch.Tensor, index: torch.Tensor | None, rows: torch.Tensor | None = None
+        self,
+        inner: torch.Tensor,
+        index: torch.Tensor | None,
+        rows: torch.Tensor | slice | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``inner: (B, m, L)`` of the problems ``rows`` (None: all) with the candidates
         ``index: (B, L)`` (None: the whole pool) -> target affinity ``t: (B, L)`` and plain
@@ -498,8 +501,10 @@ class _AffinityScorer:
         affinity: torch.Tensor,
         similarity: torch.Tensor,
         excluded: torch.Tensor,
+        vectors: torch.Tensor | None = None,
     ) -> CandidateRegion:
-        """Gather the tensors of candidates ``index: (B, L)`` (``-1`` pads)."""
+        """Gather the tensors of candidates ``index: (B, L)`` (``-1`` pads); ``vectors:
+        (B, L, d)`` when the caller has gathered them already."""
         safe = index.clamp_min(0)
         output_labels = output_vectors = None
         if self.joint and self.pool.label_ids is not None:
@@ -508,7 +513,7 @@ class _AffinityScorer:
             output_vectors = self.pool.output_vectors[safe]
         return CandidateRegion(
             pool_index=index,
-            vectors=self.pool.vectors[safe],
+            vectors=self.pool.rows(safe) if vectors is None else vectors,
             affinity=affinity.masked_fill(index < 0, 0.0),
             similarity=similarity.masked_fill(index < 0, 0.0),
             excluded_affinity=excluded,
@@ -592,6 +597,9 @@ def _run_greedy(
     return outcome
 
 
+REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch
+
+
 class _TopRegions:
     """Regions made of the top of a ranking of the pool, ``ranking: (B, n)``: the affinity;
     the inner product when the affinity increases with it (``ranked_by`` ``"inner"``); or
@@ -605,11 +613,10 @@ class _TopRegions:
         self.inner = inner
         self.ranked_by = ranked_by
 
-    def build(
-        self, rows: torch.Tensor, size: int, keep: torch.Tensor | None = None
-    ) -> CandidateRegion:
-        """The ``size`` best candidates of problems ``rows``; with ``keep: (B, L)`` (a smaller
-        region of the same rows) its candidates stay first, in their order."""
+    def build(self, rows: slice, size: int, keep: torch.Tensor | None = None) -> CandidateRegion:
+        """The ``size`` best candidates of the problems in ``rows`` (a slice: views, no
+        copies of the ``(B, n)`` rankings); with ``keep: (B', L)`` (a smaller region of the
+        same rows) its candidates stay first, in their order."""
         ranking = self.ranking[rows]
         take = min(size + 1, ranking.shape[1])
         top_value, top_index = torch.topk(ranking, take, dim=1)
@@ -620,7 +627,7 @@ class _TopRegions:
             fresh = ~torch.gather(kept, 1, index)
             added = torch.stack([row[mask] for row, mask in zip(index, fresh, strict=True)])
             index = torch.cat([keep, added], dim=1)
-        excluded = torch.full((rows.numel(),), -math.inf, device=ranking.device)
+        excluded = torch.full((ranking.shape[0],), -math.inf, device=ranking.device)
         if take > size:
             boundary = top_value[:, size]
             if self.ranked_by == "inner":
@@ -677,17 +684,23 @@ def _exact_regions(
     solved: dict[int, _Solved] = {}
     pending = list(range(scorer.batch))
     if scorer.batch > 1:
-        rows = torch.arange(scorer.batch, device=inner.device)
-        outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max)
-        for row in range(scorer.batch):
-            if not bool(outcome.needs_larger_region[row]):
-                solved[row] = _Solved.of(outcome, row)
-        _settle(list(solved.values()), plan, settings, k_max)
+        # Chunks of problems keep each (B', L, d) region small enough for the allocator to
+        # reuse its memory: fresh 100 MB tensors cost more in page faults than in arithmetic.
+        chunk = max(1, REGION_CHUNK_BYTES // (size * scorer.pool.vectors.shape[1] * 4))
+        for start in range(0, scorer.batch, chunk):
+            rows = slice(start, min(start + chunk, scorer.batch))
+            outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max)
+            fresh = []
+            for local, row in enumerate(range(rows.start, rows.stop)):
+                if not bool(outcome.needs_larger_region[local]):
+                    solved[row] = _Solved.of(outcome, local)
+                    fresh.append(solved[row])
+            _settle(fresh, plan, settings, k_max)
         pending = [row for row in range(scorer.batch) if row not in solved]
     for row in pending:
-        rows = torch.tensor([row], device=inner.device)
+        rows = slice(row, row + 1)
 
-        def extend(region: CandidateRegion, rows: torch.Tensor = rows) -> CandidateRegion:
+        def extend(region: CandidateRegion, rows: slice = rows) -> CandidateRegion:
             larger = min(region.size * 4, feasible)
             return regions.build(rows, larger, keep=region.pool_index)
 
@@ -717,7 +730,7 @@ def _prefiltered_regions(
         for position, row in enumerate(rows):
             padded[position, : len(row)] = row
         index = torch.from_numpy(padded).to(pool.device)
-        gathered = pool.vectors[index.clamp_min(0)]  # (B, L, d)
+        gathered = pool.rows(index.clamp_min(0))  # (B, L, d)
         inner = torch.bmm(scorer.targets.points, gathered.transpose(1, 2))  # (B, m, L)
         inner = inner.masked_fill((index < 0).unsqueeze(1), -2.0)
         scorer.estimate_outputs(inner, index)
@@ -725,7 +738,7 @@ def _prefiltered_regions(
         scorer.scan_finished = time.perf_counter()
         # The index answers approximately: no certificate, the region counts as complete.
         excluded = torch.full((batch,), -math.inf, device=pool.device)
-        region = scorer.region(index, affinity, similarity, excluded)
+        region = scorer.region(index, affinity, similarity, excluded, gathered)
         state = ConstraintState(plan, region.pool_index, k_max)
         outcome = greedy(
             region,
@@ -879,9 +892,10 @@ def _refined(
         refined_local = _refined(inside, plan, local, k)
         return torch.gather(keep, 1, refined_local)
     state = ConstraintState(plan, region.pool_index, k)
-    state.choose_all(chosen, region.columns_of(chosen)[1])
+    columns = region.columns_of(chosen)
+    state.choose_all(chosen, columns[1])
     before = subset_objective(region, chosen)
-    after_positions = swap_refine(region, state, chosen)
+    after_positions = swap_refine(region, state, chosen, columns=columns)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
 

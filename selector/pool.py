@@ -118,6 +118,12 @@ class Pool:
             raise InvalidInputError("the index does not cover the pool")
         return cls(tensor, host, label_ids, label_names, outputs, index)
 
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """``index: (...)`` pool indices -> their vectors ``(..., d)``; ``index_select`` on
+        the flat index, several times faster than advanced indexing on the CPU."""
+        flat = self.vectors.index_select(0, index.reshape(-1))
+        return flat.reshape(*index.shape, self.vectors.shape[1])
+
     def inner_products(self, queries: torch.Tensor) -> torch.Tensor:
         """``queries: (q, d) -> (q, n)`` inner products with every candidate.
 

@@ -79,23 +79,56 @@ class CandidateRegion:
         values, inner = self.columns_of(positions.unsqueeze(1))
         return values.squeeze(1), inner.squeeze(1)
 
-    def columns_of(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``positions: (B, P) -> (B, P, L)`` kernel values and ``(B, P, L)`` inner products."""
-        rows = torch.arange(self.batch_size, device=positions.device).unsqueeze(1)
-        chosen = self.vectors[rows, positions]  # (B, P, d)
-        inner = torch.bmm(chosen, self.vectors.transpose(1, 2))
-        values = self.kernel.from_inner(inner)
+    def columns_of(
+        self, positions: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``positions: (R, P)`` of the problems ``rows: (R,)`` (increasing; None: all, R = B)
+        -> ``(R, P, L)`` kernel values with every region candidate (joint: times the output
+        kernel) and ``(R, P, L)`` inner products."""
+        index = self._row_index(rows)
+        candidates = self.vectors if rows is None else self.vectors[rows]
+        inner = torch.bmm(self.vectors[index, positions], candidates.transpose(1, 2))
+        return self._with_outputs(self.kernel.from_inner(inner), index, positions, None), inner
+
+    def pair_values(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Kernel values ``(B, P, Q)`` between region positions ``left: (B, P)`` and
+        ``right: (B, Q)`` (joint: times the output kernel), without touching the rest."""
+        index = self._row_index(None)
+        inner = torch.bmm(self.vectors[index, left], self.vectors[index, right].transpose(1, 2))
+        return self._with_outputs(self.kernel.from_inner(inner), index, left, right)
+
+    def _row_index(self, rows: torch.Tensor | None) -> torch.Tensor:
+        """``(R, 1)`` problem indices for advanced indexing (None: every problem)."""
+        if rows is None:
+            return torch.arange(self.batch_size, device=self.affinity.device).unsqueeze(1)
+        return rows.unsqueeze(1)
+
+    def _with_outputs(
+        self,
+        values: torch.Tensor,
+        index: torch.Tensor,
+        left: torch.Tensor,
+        right: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``values: (R, P, Q)`` times the output kernel between positions ``left: (R, P)``
+        and ``right: (R, Q)`` (None: every region candidate) of problems ``index: (R, 1)``;
+        unchanged for input-only regions."""
+        every = index.shape[0] == self.batch_size  # then index is arange(B)
+
+        def side(per_candidate: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+            if positions is not None:
+                return per_candidate[index, positions]
+            return per_candidate if every else per_candidate[index[:, 0]]
+
         if self.output_labels is not None:
-            same = self.output_labels[rows, positions].unsqueeze(2) == self.output_labels.unsqueeze(
-                1
+            left_labels = side(self.output_labels, left).unsqueeze(2)
+            return values * (left_labels == side(self.output_labels, right).unsqueeze(1))
+        if self.output_vectors is not None and self.output_kernel is not None:
+            inner = torch.bmm(
+                side(self.output_vectors, left), side(self.output_vectors, right).transpose(1, 2)
             )
-            values = values * same
-        elif self.output_vectors is not None and self.output_kernel is not None:
-            outputs = self.output_vectors[rows, positions]
-            values = values * self.output_kernel.from_inner(
-                torch.bmm(outputs, self.output_vectors.transpose(1, 2))
-            )
-        return values, inner
+            return values * self.output_kernel.from_inner(inner)
+        return values
 
     def take(self, rows: torch.Tensor) -> CandidateRegion:
         """The sub-batch ``rows: (B',)``."""
@@ -348,11 +381,9 @@ def subset_objective(region: CandidateRegion, positions: torch.Tensor) -> torch.
     """``positions: (B, k)`` region positions -> ``(B,)`` float64
     ``1/k^2 sum_{a,b} k(x_a, x_b) - 2/k sum_a t_a`` (``MMD^2`` minus the target constant)."""
     size = positions.shape[1]
-    gram, _ = region.columns_of(positions)
-    rows = torch.arange(region.batch_size, device=positions.device).unsqueeze(1)
-    within = torch.gather(gram, 2, positions.unsqueeze(1).expand(-1, size, -1))
-    affinity = region.affinity[rows, positions].to(torch.float64)
-    return within.to(torch.float64).sum(dim=(1, 2)) / size**2 - 2.0 * affinity.sum(1) / size
+    within = region.pair_values(positions, positions).to(torch.float64)  # (B, k, k)
+    affinity = torch.gather(region.affinity, 1, positions).to(torch.float64)
+    return within.sum(dim=(1, 2)) / size**2 - 2.0 * affinity.sum(1) / size
 
 
 def swap_refine(
@@ -360,73 +391,106 @@ def swap_refine(
     constraints: ConstraintState,
     positions: torch.Tensor,
     *,
+    columns: tuple[torch.Tensor, torch.Tensor] | None = None,
     max_rounds: int = 20,
 ) -> torch.Tensor:
     """Improve B subsets ``positions: (B, k)`` by best single swaps (one chosen out, one
     region candidate in) while a swap lowers ``MMD^2`` and keeps every constraint.
 
     Never makes a subset worse: a swap is taken only when it strictly lowers the objective.
-    ``constraints`` must be the state after choosing ``positions``. Returns the new
-    ``(B, k)`` positions (order: the swapped-in candidate takes the slot of the one out).
-    """
+    ``constraints`` must be the state after choosing ``positions``; ``columns`` may give
+    ``region.columns_of(positions)`` (then updated in place). Returns the new ``(B, k)``
+    positions (order: the swapped-in candidate takes the slot of the one out).
+
+    A round scores every swap of the problems whose previous round swapped (the others are
+    at a local optimum), and after a swap only the swapped slot's kernel column is new."""
     batch, size = positions.shape
     if size == 0 or region.size <= size:
         return positions
-    device = positions.device
-    rows = torch.arange(batch, device=device)
     positions = positions.clone()
-    plan = constraints.plan
+    gram, inner = columns if columns is not None else region.columns_of(positions)
+    gram = gram.to(torch.float64)  # (B, k, L)
     affinity = region.affinity.to(torch.float64)
-    tolerance = 1e-12
+    live = torch.arange(batch, device=positions.device)  # problems that may still improve
     for _ in range(max_rounds):
-        gram, inner = region.columns_of(positions)  # (B, k, L)
-        gram = gram.to(torch.float64)
-        redundancy = gram.sum(1)  # r_i = sum_{c in S} k(x_i, x_c): (B, L)
-        chosen_redundancy = torch.gather(redundancy, 1, positions)  # (B, k)
-        chosen_affinity = torch.gather(affinity, 1, positions)
-        # Sum of the Gram matrix after swapping slot p for candidate i, minus before:
-        # -2 r_p + 1 + 2 (r_i - k(i, p)) + 1, with k(x, x) = 1.
-        gram_change = (
-            2.0 - 2.0 * chosen_redundancy.unsqueeze(2) + 2.0 * (redundancy.unsqueeze(1) - gram)
+        every = live.numel() == batch
+        change = _swap_changes(
+            constraints,
+            positions if every else positions[live],
+            gram if every else gram[live],
+            inner if every else inner[live],
+            affinity if every else affinity[live],
+            None if every else live,
         )
-        affinity_change = affinity.unsqueeze(1) - chosen_affinity.unsqueeze(2)
-        change = gram_change / size**2 - 2.0 * affinity_change / size  # (B, k, L)
-        allowed = (constraints.base_mask & ~constraints.chosen).unsqueeze(1).expand(-1, size, -1)
-        if constraints.region_tokens is not None and plan.token_budget is not None:
-            chosen_tokens = torch.gather(constraints.region_tokens, 1, positions)
-            total = constraints.tokens_used.unsqueeze(1).unsqueeze(2) - chosen_tokens.unsqueeze(2)
-            allowed = allowed & (
-                total + constraints.region_tokens.unsqueeze(1) <= plan.token_budget + 1e-9
-            )
-        if constraints.label_counts is not None and constraints.region_labels is not None:
-            assert constraints.min_quota is not None and constraints.max_quota is not None
-            out_label = torch.gather(constraints.region_labels, 1, positions).unsqueeze(2)
-            in_label = constraints.region_labels.unsqueeze(1)
-            same = out_label == in_label
-            count_in = torch.gather(constraints.label_counts, 1, in_label.squeeze(1)).unsqueeze(1)
-            count_out = torch.gather(constraints.label_counts, 1, out_label.squeeze(2)).unsqueeze(2)
-            max_in = constraints.max_quota[in_label]
-            min_out = constraints.min_quota[out_label]
-            allowed = allowed & (same | ((count_in + 1 <= max_in) & (count_out - 1 >= min_out)))
-        if plan.dedup_threshold is not None and size > 1:
-            top2 = torch.topk(inner, 2, dim=1)
-            slot = torch.arange(size, device=device).view(1, size, 1)
-            other = torch.where(
-                top2.indices[:, :1] == slot, top2.values[:, 1:2], top2.values[:, :1]
-            )
-            allowed = allowed & (other <= plan.dedup_threshold)
-        change = change.masked_fill(~allowed, math.inf)
         best_change, flat = change.flatten(1).min(dim=1)
-        improve = best_change < -tolerance
+        improve = best_change < -1e-12
         if not bool(improve.any()):
             break
-        slot_index, candidate = flat // region.size, flat % region.size
-        old = positions[rows, slot_index]
-        new_positions = positions.clone()
-        new_positions[rows[improve], slot_index[improve]] = candidate[improve]
-        _apply_swap(constraints, region, rows[improve], old[improve], candidate[improve])
-        positions = new_positions
+        live, flat = live[improve], flat[improve]
+        slot, candidate = flat // region.size, flat % region.size
+        _apply_swap(constraints, region, live, positions[live, slot], candidate)
+        positions[live, slot] = candidate
+        new_gram, new_inner = region.columns_of(
+            candidate.unsqueeze(1), None if live.numel() == batch else live
+        )
+        gram[live, slot] = new_gram[:, 0].to(torch.float64)
+        inner[live, slot] = new_inner[:, 0]
     return positions
+
+
+def _swap_changes(
+    constraints: ConstraintState,
+    positions: torch.Tensor,
+    gram: torch.Tensor,
+    inner: torch.Tensor,
+    affinity: torch.Tensor,
+    rows: torch.Tensor | None,
+) -> torch.Tensor:
+    """The change of the objective ``(R, k, L)`` when slot p of ``positions: (R, k)`` is
+    swapped for candidate i, ``+inf`` where the swap breaks a constraint; ``gram: (R, k, L)``
+    float64 and ``inner: (R, k, L)`` are the chosen's columns, ``affinity: (R, L)`` float64,
+    for the problems ``rows`` (None: all) of the constraint state.
+
+    With ``r_i = sum_{c in S} k(x_i, x_c)``, the Gram sum changes by
+    ``-2 r_p + 1 + 2 (r_i - k(i, p)) + 1`` (``k(x, x) = 1``) and the affinity sum by
+    ``t_i - t_p``."""
+    size = positions.shape[1]
+    plan = constraints.plan
+
+    def of(state: torch.Tensor) -> torch.Tensor:
+        return state if rows is None else state[rows]
+
+    redundancy = gram.sum(1)  # (R, L)
+    chosen_redundancy = torch.gather(redundancy, 1, positions)  # (R, k)
+    chosen_affinity = torch.gather(affinity, 1, positions)
+    gram_change = (
+        2.0 - 2.0 * chosen_redundancy.unsqueeze(2) + 2.0 * (redundancy.unsqueeze(1) - gram)
+    )
+    affinity_change = affinity.unsqueeze(1) - chosen_affinity.unsqueeze(2)
+    change = gram_change / size**2 - 2.0 * affinity_change / size  # (R, k, L)
+    allowed = (of(constraints.base_mask) & ~of(constraints.chosen)).unsqueeze(1)
+    if constraints.region_tokens is not None and plan.token_budget is not None:
+        region_tokens = of(constraints.region_tokens)
+        chosen_tokens = torch.gather(region_tokens, 1, positions)
+        total = of(constraints.tokens_used).unsqueeze(1).unsqueeze(2) - chosen_tokens.unsqueeze(2)
+        allowed = allowed & (total + region_tokens.unsqueeze(1) <= plan.token_budget + 1e-9)
+    if constraints.label_counts is not None and constraints.region_labels is not None:
+        assert constraints.min_quota is not None and constraints.max_quota is not None
+        region_labels, label_counts = of(constraints.region_labels), of(constraints.label_counts)
+        out_label = torch.gather(region_labels, 1, positions).unsqueeze(2)
+        in_label = region_labels.unsqueeze(1)
+        same = out_label == in_label
+        count_in = torch.gather(label_counts, 1, in_label.squeeze(1)).unsqueeze(1)
+        count_out = torch.gather(label_counts, 1, out_label.squeeze(2)).unsqueeze(2)
+        max_in = constraints.max_quota[in_label]
+        min_out = constraints.min_quota[out_label]
+        allowed = allowed & (same | ((count_in + 1 <= max_in) & (count_out - 1 >= min_out)))
+    if plan.dedup_threshold is not None and size > 1:
+        top2 = torch.topk(inner, 2, dim=1)
+        slot = torch.arange(size, device=positions.device).view(1, size, 1)
+        other = torch.where(top2.indices[:, :1] == slot, top2.values[:, 1:2], top2.values[:, :1])
+        allowed = allowed & (other <= plan.dedup_threshold)
+    return change.masked_fill(~allowed, math.inf)
 
 
 def _apply_swap(
