@@ -3,12 +3,21 @@ loads offline."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from selector import CachedEmbedder, HashingEmbedder, HFTokenCounter, SentenceTransformerEmbedder
-from selector.embedding import content_hash
-from selector.errors import EmbeddingModelError
+from selector import (
+    CachedEmbedder,
+    HashingEmbedder,
+    HFTokenCounter,
+    SentenceTransformerEmbedder,
+    embedding,
+)
+from selector.embedding import OnnxSentenceEmbedder, content_hash, load_sentence_embedder
+from selector.errors import EmbeddingModelError, InvalidInputError
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -65,3 +74,101 @@ def test_bundled_minilm_embeds_offline_and_counts_tokens(monkeypatch) -> None:
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.2
     assert HFTokenCounter().count(["hello world, how are you?", ""]) == [7, 0]
+
+
+ONNX_TEXTS = [
+    "self-driving cars are safe",
+    "",
+    "émoji 🚗 naïve café, Übermensch",
+    "word " * 400,  # past max_seq_length: truncated the same way by both backends
+    "short",
+    "a tweet about autonomous vehicles and their sensors, lidar, radar and cameras #av",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.mark.slow
+def test_onnx_backend_matches_sentence_transformers(onnx_cache: Path) -> None:
+    onnx = OnnxSentenceEmbedder(cache_dir=onnx_cache)
+    reference = SentenceTransformerEmbedder()
+    assert onnx.model_id == reference.model_id and onnx.dimension == reference.dimension
+    got = onnx.embed(ONNX_TEXTS)
+    assert got.dtype == np.float32 and got.shape == (len(ONNX_TEXTS), 384)
+    # Batched with padding, one by one, and on the bulk (multi-thread) session: same numbers.
+    np.testing.assert_allclose(got, reference.embed(ONNX_TEXTS), atol=1e-5)
+    one_by_one = np.concatenate([onnx.embed([text]) for text in ONNX_TEXTS])
+    np.testing.assert_allclose(got, one_by_one, atol=1e-5)
+    many = ONNX_TEXTS * 3  # more than SMALL_BATCH texts: the bulk session
+    np.testing.assert_allclose(onnx.embed(many), np.concatenate([got] * 3), atol=1e-5)
+    assert onnx.embed([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_onnx_export_is_cached_and_reused(onnx_cache: Path, monkeypatch) -> None:
+    first = OnnxSentenceEmbedder(cache_dir=onnx_cache)
+    assert first.onnx_path.parent == onnx_cache and first.onnx_path.is_file()
+    assert not [path for path in onnx_cache.iterdir() if path.name.endswith(".tmp")]
+
+    def no_export(layout: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(embedding, "_pooled_encoder", no_export)
+    again = OnnxSentenceEmbedder(cache_dir=onnx_cache)
+    assert again.onnx_path == first.onnx_path
+    np.testing.assert_array_equal(again.embed(ONNX_TEXTS[:2]), first.embed(ONNX_TEXTS[:2]))
+
+
+@pytest.mark.slow
+def test_onnx_threads_share_one_embedder(onnx_cache: Path) -> None:
+    onnx = OnnxSentenceEmbedder(cache_dir=onnx_cache)
+    expected = [onnx.embed([text]) for text in ONNX_TEXTS]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda text: onnx.embed([text]), ONNX_TEXTS * 4))
+    for position, vectors in enumerate(got):
+        np.testing.assert_array_equal(vectors, expected[position % len(ONNX_TEXTS)])
+
+
+def test_onnx_refuses_a_corrupt_file_and_auto_falls_back(tmp_path: Path, monkeypatch) -> None:
+    layout = embedding.SentenceModelLayout.read(embedding.bundled_model_path())
+    digest = embedding._weights_digest(layout.transformer)[:16]
+    (tmp_path / f"all-MiniLM-L6-v2-{digest}.onnx").write_bytes(b"not a model")
+    with pytest.raises(EmbeddingModelError, match="could not load"):
+        OnnxSentenceEmbedder(cache_dir=tmp_path)
+    with pytest.raises(EmbeddingModelError):
+        load_sentence_embedder(backend="onnx", cache_dir=tmp_path)
+
+    class Fallback:
+        def __init__(self, model_path: object, device: str) -> None:
+            self.device = device
+
+    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", Fallback)
+    chosen = load_sentence_embedder(backend="auto", cache_dir=tmp_path)
+    assert isinstance(chosen, Fallback) and chosen.device == "cpu"
+
+
+def test_onnx_refuses_layouts_it_does_not_cover(tmp_path: Path) -> None:
+    (tmp_path / "modules.json").write_text(
+        '[{"path": "", "type": "sentence_transformers.models.Transformer"},'
+        ' {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]'
+    )
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(
+        '{"pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": true}'
+    )
+    with pytest.raises(EmbeddingModelError, match="pooling"):
+        embedding.SentenceModelLayout.read(tmp_path)
+    (tmp_path / "modules.json").write_text('[{"type": "Dense"}]')
+    with pytest.raises(EmbeddingModelError, match="modules"):
+        embedding.SentenceModelLayout.read(tmp_path)
+    (tmp_path / "modules.json").write_text("{not json")
+    with pytest.raises(EmbeddingModelError, match="could not read"):
+        embedding.SentenceModelLayout.read(tmp_path)
+
+
+def test_unknown_backend_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="backend"):
+        load_sentence_embedder(backend="tensorrt")
