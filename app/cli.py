@@ -1,4 +1,4 @@
-"""The ``mmdshot`` command: ``serve``, ``import``, ``select`` and ``openapi``."""
+"""The ``mmdshot`` command: ``serve``, ``import``, ``calibrate``, ``select`` and ``openapi``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -52,17 +53,10 @@ def _import(args: argparse.Namespace) -> int:
         )
         if started.status_code != 202:
             return _fail(started)
-        job = started.json()
-        with tqdm(total=job["total"], unit="ex", desc=f"import {args.pool}") as bar:
-            while True:
-                bar.update(job["done"] - bar.n)
-                if job["status"] in ("succeeded", "failed"):
-                    break
-                time.sleep(POLL_SECONDS)
-                polled = client.get(f"/v1/jobs/{job['id']}")
-                if polled.status_code != 200:
-                    return _fail(polled)
-                job = polled.json()
+        with tqdm(total=started.json()["total"], unit="ex", desc=f"import {args.pool}") as bar:
+            job = _follow(client, started, lambda job: bar.update(job["done"] - bar.n))
+    if isinstance(job, int):
+        return job
     for error in job["errors"]:
         print(f"line {error['line']}: {error['message']}", file=sys.stderr)
     print(
@@ -70,6 +64,52 @@ def _import(args: argparse.Namespace) -> int:
         f"{job['duplicates']} duplicates, {len(job['errors'])} bad lines"
     )
     return 0 if job["status"] == "succeeded" else 1
+
+
+def _follow(
+    client: httpx.Client,
+    started: httpx.Response,
+    progress: Callable[[dict[str, Any]], object] = lambda job: None,
+) -> dict[str, Any] | int:
+    """Poll the job that ``started`` answered until it ends; returns it, or the exit status
+    of a failed poll."""
+    job: dict[str, Any] = started.json()
+    while True:
+        progress(job)
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(POLL_SECONDS)
+        polled = client.get(f"/v1/jobs/{job['id']}")
+        if polled.status_code != 200:
+            return _fail(polled)
+        job = polled.json()
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"k": args.k, "validation_size": args.validation_size, "seed": args.seed}
+    if args.taus:
+        body["taus"] = args.taus
+    with httpx.Client(base_url=args.url, timeout=60.0) as client:
+        started = client.post(f"/v1/pools/{args.pool}/calibrate", json=body)
+        if started.status_code != 202:
+            return _fail(started)
+        job = _follow(client, started)
+    if isinstance(job, int):
+        return job
+    if job["status"] != "succeeded":
+        print(f"failed: {job['message']}", file=sys.stderr)
+        return 1
+    result = job["calibration"]
+    for entry in result["scores"]:
+        chosen = "  <- chosen" if entry["tau"] == result["tau"] else ""
+        print(f"tau {entry['tau']:<8g} {result['scorer']} {entry['score']:.4f}{chosen}")
+    print(f"knn          {result['scorer']} {result['knn_score']:.4f}")
+    verdict = "beats" if result["beats_knn"] else "does not beat"
+    print(
+        f"{args.pool}: tau {result['tau']:g} ({verdict} knn on {result['validation_size']} "
+        f"held-out examples, k={result['k']}, pool version {result['pool_version']})"
+    )
+    return 0
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -105,6 +145,17 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("file", type=Path)
     load.add_argument("--url", default=DEFAULT_URL)
     load.set_defaults(run=_import)
+
+    tune = commands.add_parser(
+        "calibrate", help="choose a pool's tau on a validation split of it (via HTTP)"
+    )
+    tune.add_argument("pool")
+    tune.add_argument("--k", type=int, default=8)
+    tune.add_argument("--taus", type=float, nargs="+", help="default: 0.05 0.1 0.2 0.5")
+    tune.add_argument("--validation-size", type=int, default=300)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--url", default=DEFAULT_URL)
+    tune.set_defaults(run=_calibrate)
 
     choose = commands.add_parser("select", help="select demonstrations for a query (via HTTP)")
     choose.add_argument("pool")

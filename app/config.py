@@ -49,7 +49,9 @@ class Settings(BaseSettings):
         le=10_000,
         description="Requests that may wait for a compute thread; then 429.",
     )
-    import_queue: int = Field(default=16, ge=1, le=10_000, description="Import jobs that may wait.")
+    import_queue: int = Field(
+        default=16, ge=1, le=10_000, description="Jobs (imports, calibrations) that may wait."
+    )
     import_chunk_size: int = Field(default=256, ge=1, le=10_000, description="Examples per commit.")
     max_upsert_batch: int = Field(
         default=1000, ge=1, le=10_000, description="Examples per upsert call."

@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 
 from app.config import Settings, get_settings
 from app.engine import Engine
-from app.jobs import ImportWorker
+from app.jobs import JobWorker
 from app.metrics import Metrics
 from app.schemas import EXAMPLE_ID_PATTERN, POOL_NAME_PATTERN
 
@@ -24,8 +24,8 @@ def get_ready_engine(engine: Annotated[Engine, Depends(get_engine)]) -> Engine:
     return engine
 
 
-def get_imports(request: Request) -> ImportWorker:
-    worker: ImportWorker = request.app.state.imports
+def get_jobs(request: Request) -> JobWorker:
+    worker: JobWorker = request.app.state.jobs
     return worker
 
 
@@ -37,7 +37,7 @@ def get_metrics(request: Request) -> Metrics:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ReadyEngine = Annotated[Engine, Depends(get_ready_engine)]
-ImportsDep = Annotated[ImportWorker, Depends(get_imports)]
+JobsDep = Annotated[JobWorker, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 PoolPath = Annotated[
     str, Path(pattern=POOL_NAME_PATTERN, description="Pool name.", examples=["tweets"])

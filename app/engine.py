@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,16 +63,33 @@ class BoundedExecutor:
 @dataclass(frozen=True)
 class Snapshot:
     """A pool prepared for selection at one version: its rows, the library's
-    :class:`selector.Pool` and each example id's position."""
+    :class:`selector.Pool`, each example id's position, and the pool's stored calibration."""
 
     name: str
     rows: PoolRows
     pool: selector.Pool
     position: dict[str, int]
+    calibration: dict[str, Any] | None = None
 
     @property
     def version(self) -> int:
         return self.rows.version
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """A checked calibration request: the pool as it was when asked, the held-out rows
+    ``validation_rows: (V,)`` and the scorer (None: the library's label purity)."""
+
+    snapshot: Snapshot
+    request: schemas.CalibrateRequest
+    validation_rows: np.ndarray
+    scorer: selector.Scorer | None
+
+    @property
+    def settings(self) -> int:
+        """Settings to score: each distinct tau, and knn."""
+        return len(set(self.request.taus)) + 1
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -234,7 +251,8 @@ class Engine:
                 with self._snapshot_lock:
                     cached = self._snapshots.get(name)
                     if cached is not None and cached.rows.stamp == rows.stamp:
-                        self._snapshots[name] = self._prepared(name, rows, index)
+                        indexed = self._prepared(name, rows, index)
+                        self._snapshots[name] = replace(indexed, calibration=cached.calibration)
             except Exception:  # a failed build leaves exact selection in place
                 logger.exception("building the index of pool %r failed", name)
             finally:
@@ -281,12 +299,15 @@ class Engine:
         return Snapshot(name, rows, pool, position)
 
     def snapshot(self, name: str) -> Snapshot:
-        """The pool prepared at its current version (cached until the version changes, here
-        or through another replica on a shared store)."""
-        stamp = self.store.pool_stamp(name)
+        """The pool prepared at its current version, with its current calibration (cached
+        until the version changes, here or through another replica on a shared store)."""
+        stamp, calibration = self.store.pool_state(name)
         with self._snapshot_lock:
             cached = self._snapshots.get(name)
             if cached is not None and cached.rows.stamp == stamp:
+                if cached.calibration != calibration:
+                    cached = replace(cached, calibration=calibration)
+                    self._snapshots[name] = cached
                 return cached
             if cached is not None and cached.rows.created_at != stamp[0]:
                 # Deleted and re-created elsewhere: its index files describe the old pool.
@@ -294,7 +315,7 @@ class Engine:
             rows = self.store.read_pool(name)
             large = len(rows.ids) > self.settings.index_above
             index = self._saved_index(name, rows) if large else None
-            snapshot = self._prepared(name, rows, index)
+            snapshot = replace(self._prepared(name, rows, index), calibration=calibration)
             self._snapshots[name] = snapshot
         if large and index is None:
             self._build_index_later(name, rows)
@@ -351,14 +372,15 @@ class Engine:
         started = time.perf_counter()
         target, weights, query = self._target(request)
         embedded = time.perf_counter()
+        tau, tau_source = chosen_tau(snapshot, request)
         result = selector.select(
             snapshot.pool,
             target,
             request.k or DEFAULT_K,
             target_weights=weights,
-            **library_options(snapshot, request),
+            **library_options(snapshot, request, tau),
         )
-        return report(snapshot, result, request, query, embedded - started, started)
+        return report(snapshot, result, request, tau_source, query, embedded - started, started)
 
     def select_batch(
         self, name: str, request: schemas.BatchSelectRequest
@@ -367,24 +389,121 @@ class Engine:
         started = time.perf_counter()
         queries = self._query_vectors(request.queries)
         embed_share = (time.perf_counter() - started) / len(request.queries)
+        tau, tau_source = chosen_tau(snapshot, request)
         results = selector.select_batch(
-            snapshot.pool, queries, request.k or DEFAULT_K, **library_options(snapshot, request)
+            snapshot.pool,
+            queries,
+            request.k or DEFAULT_K,
+            **library_options(snapshot, request, tau),
         )
         return schemas.BatchSelection(
             pool=name,
             pool_version=snapshot.version,
             results=[
-                report(snapshot, result, request, query, embed_share, started)
+                report(snapshot, result, request, tau_source, query, embed_share, started)
                 for result, query in zip(results, request.queries, strict=True)
             ],
         )
 
+    # --- calibration ---------------------------------------------------------------------
 
-def library_options(snapshot: Snapshot, options: schemas.SelectionOptions) -> dict[str, Any]:
-    """The keyword arguments of :func:`selector.select` for ``options`` on this pool."""
+    def plan_calibration(self, name: str, request: schemas.CalibrateRequest) -> CalibrationPlan:
+        """Check a calibration of the pool ``name`` before it is queued: 404 unknown pool, 422
+        a pool that cannot be scored (no labels and no outputs), a k or validation_size too
+        large for it."""
+        snapshot = self.snapshot(name)
+        validation_rows = selector.carve_validation(
+            snapshot.pool.size, request.validation_size, request.k, request.seed
+        )
+        scorer = None
+        if snapshot.pool.label_ids is None:
+            outputs = snapshot.rows.outputs
+            if not all(outputs):
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    f"pool {name!r} cannot be calibrated: calibration scores the chosen "
+                    "demonstrations by their labels, or by their outputs when the pool is not "
+                    "labelled; give every example a label, or every example an output",
+                )
+            scorer = self._output_similarity_scorer(outputs)
+        return CalibrationPlan(snapshot, request, validation_rows, scorer)
+
+    def _output_similarity_scorer(self, outputs: Sequence[str]) -> selector.Scorer:
+        """Output similarity of an unlabelled pool: the outputs are embedded as the scoring
+        meets them (a held-out example's and its demonstrations'), not the whole pool's."""
+        embedded: dict[int, np.ndarray] = {}
+
+        def output_similarity(rows: np.ndarray, chosen: np.ndarray) -> float:
+            missing = sorted((set(rows.tolist()) | set(chosen.ravel().tolist())) - set(embedded))
+            if missing:
+                vectors = self.embedder.embed([outputs[row] for row in missing])
+                embedded.update(zip(missing, vectors, strict=True))
+            return selector.output_similarity(
+                torch.from_numpy(np.stack([embedded[row] for row in rows.tolist()])),
+                torch.from_numpy(
+                    np.stack([[embedded[row] for row in chosen_row] for chosen_row in chosen])
+                ),
+            )
+
+        return output_similarity
+
+    def calibrate(self, plan: CalibrationPlan) -> dict[str, Any]:
+        """Run a planned calibration; returns it as the pool keeps it."""
+        request = plan.request
+        result = selector.calibrate(
+            plan.snapshot.pool,
+            request.k,
+            taus=request.taus,
+            validation_rows=plan.validation_rows,
+            seed=request.seed,
+            scorer=plan.scorer,
+        )
+        calibration = schemas.Calibration.model_validate(
+            {
+                "tau": result.tau,
+                "kernel": result.kernel,
+                "scores": [{"tau": tau, "score": score} for tau, score in result.scores.items()],
+                "knn_score": result.knn_score,
+                "beats_knn": result.beats_knn,
+                "scorer": result.scorer,
+                "k": result.k,
+                "validation_size": result.validation_size,
+                "seed": result.seed,
+                "pool_version": plan.snapshot.version,
+                "calibrated_at": time.time(),
+            }
+        )
+        return calibration.model_dump()
+
+
+def chosen_tau(
+    snapshot: Snapshot, options: schemas.SelectionOptions
+) -> tuple[float | str | None, schemas.TauSource]:
+    """The tau of a selection and where it comes from: the request's; else the pool's
+    calibrated tau, when the request uses the calibrated kernel with method mmd (a calibration
+    of a pool that changed since, stale, still counts: a bandwidth follows the embedding
+    geometry, which a few changes rarely move); else None, the kernel's default."""
+    if options.tau is not None:
+        return options.tau, "request"
+    calibration = snapshot.calibration
+    if (
+        calibration is not None
+        and options.method == "mmd"
+        and options.kernel == calibration["kernel"]
+    ):
+        return float(calibration["tau"]), "calibrated"
+    return None, "default"
+
+
+def library_options(
+    snapshot: Snapshot, options: schemas.SelectionOptions, tau: float | str | None
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`selector.select` for ``options`` on this pool, with
+    ``tau`` from :func:`chosen_tau`."""
     kwargs: dict[str, Any] = {
         "kernel": options.kernel,
-        "tau": options.tau,
+        "tau": tau,
         "method": options.method,
         "joint": options.joint,
         "num_subsets": options.num_subsets,
@@ -438,6 +557,7 @@ def report(
     snapshot: Snapshot,
     result: selector.SelectionResult,
     options: schemas.SelectionOptions,
+    tau_source: schemas.TauSource,
     query: str | None,
     embed_seconds: float,
     started: float,
@@ -452,6 +572,7 @@ def report(
         method=result.method,
         kernel=result.kernel,
         tau=result.tau,
+        tau_source=tau_source,
         joint=result.joint,
         prefiltered=result.prefiltered,
         examples=[

@@ -1,7 +1,10 @@
-"""Background imports: parse a JSONL (or JSON array) body, then embed and commit it chunk by
-chunk on one worker thread. Each chunk and the job's counters commit in one transaction, so
-``done`` is exactly what the pool holds; a job left unfinished by a crash is marked failed at
-the next start."""
+"""Background jobs on one worker thread, from one bounded queue (429 when full).
+
+Imports: parse a JSONL (or JSON array) body, then embed and commit it chunk by chunk. Each
+chunk and the job's counters commit in one transaction, so ``done`` is exactly what the pool
+holds. Calibrations: choose the pool's tau on a validation split carved from it (validated
+when submitted, so bad input is refused at once); the result and the job's success commit
+together. A job left unfinished by a crash is marked failed at the next start."""
 
 from __future__ import annotations
 
@@ -14,13 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.engine import Engine
+from app.engine import CalibrationPlan, Engine
 from app.errors import ApiError
-from app.schemas import ExampleIn
+from app.schemas import CalibrateRequest, ExampleIn
+from selector.errors import SelectorError
 
 logger = logging.getLogger(__name__)
 
-INTERRUPTED = "the server stopped before the import finished"
+INTERRUPTED = "the server stopped before the job finished"
 
 
 @dataclass(frozen=True)
@@ -76,22 +80,31 @@ def parse_import(body: bytes) -> ParsedImport:
 
 
 @dataclass(frozen=True)
-class _Task:
+class _ImportTask:
     job_id: str
     pool: str
     parsed: ParsedImport
 
 
-class ImportWorker:
-    """One thread that runs import jobs in order from a bounded queue (429 when full)."""
+@dataclass(frozen=True)
+class _CalibrationTask:
+    job_id: str
+    pool: str
+    plan: CalibrationPlan
+
+
+class JobWorker:
+    """One thread that runs import and calibration jobs in order from a bounded queue."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.store = engine.store
         self.chunk_size = engine.settings.import_chunk_size
-        self._tasks: queue.Queue[_Task] = queue.Queue(maxsize=engine.settings.import_queue)
+        self._tasks: queue.Queue[_ImportTask | _CalibrationTask] = queue.Queue(
+            maxsize=engine.settings.import_queue
+        )
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="imports", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
 
     def start(self) -> None:
         self.store.fail_unfinished_jobs(INTERRUPTED)
@@ -109,12 +122,22 @@ class ImportWorker:
         self.store.pool_version(pool)  # 404 before parsing a large body
         parsed = parse_import(body)
         job_id = self.store.create_job(pool, parsed.total, len(parsed.errors), parsed.errors)
+        return self._queue(_ImportTask(job_id, pool, parsed))
+
+    def submit_calibration(self, pool: str, request: CalibrateRequest) -> dict[str, Any]:
+        """Check ``request`` against the pool (4xx at once) and queue the calibration; returns
+        the job, whose ``total`` counts the settings to score (each tau, and knn)."""
+        plan = self.engine.plan_calibration(pool, request)
+        job_id = self.store.create_job(pool, plan.settings, 0, [], kind="calibration")
+        return self._queue(_CalibrationTask(job_id, pool, plan))
+
+    def _queue(self, task: _ImportTask | _CalibrationTask) -> dict[str, Any]:
         try:
-            self._tasks.put_nowait(_Task(job_id, pool, parsed))
+            self._tasks.put_nowait(task)
         except queue.Full as exc:
-            self.store.set_job_status(job_id, "failed", "the import queue is full")
-            raise ApiError(429, "overloaded", "too many imports are waiting; retry later") from exc
-        return self.store.get_job(job_id)
+            self.store.set_job_status(task.job_id, "failed", "the job queue is full")
+            raise ApiError(429, "overloaded", "too many jobs are waiting; retry later") from exc
+        return self.store.get_job(task.job_id)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -124,21 +147,28 @@ class ImportWorker:
                 continue
             self._run(task)
 
-    def _run(self, task: _Task) -> None:
+    def _run(self, task: _ImportTask | _CalibrationTask) -> None:
         self.store.set_job_status(task.job_id, "running")
-        examples, lines = task.parsed.examples, task.parsed.lines
         try:
-            for start in range(0, len(examples), self.chunk_size):
-                if self._stopping.is_set():
-                    return  # stop() marks the job failed
-                chunk = slice(start, start + self.chunk_size)
-                prepared = self.engine.prepare(examples[chunk])
-                self.store.upsert(task.pool, prepared, lines[chunk], job_id=task.job_id)
-        except ApiError as exc:  # the pool was deleted, or the model changed under the job
+            if isinstance(task, _ImportTask):
+                self._import(task)
+            else:
+                calibration = self.engine.calibrate(task.plan)
+                created_at = task.plan.snapshot.rows.created_at
+                self.store.save_calibration(task.pool, created_at, calibration, task.job_id)
+        # The pool was deleted, or the model changed under the job; or the library refused.
+        except (ApiError, SelectorError) as exc:
             self.store.set_job_status(task.job_id, "failed", exc.message)
-            return
         except Exception:
-            logger.exception("import %s failed", task.job_id)
-            self.store.set_job_status(task.job_id, "failed", "internal error during the import")
-            return
+            logger.exception("job %s failed", task.job_id)
+            self.store.set_job_status(task.job_id, "failed", "internal error during the job")
+
+    def _import(self, task: _ImportTask) -> None:
+        examples, lines = task.parsed.examples, task.parsed.lines
+        for start in range(0, len(examples), self.chunk_size):
+            if self._stopping.is_set():
+                return  # stop() marks the job failed
+            chunk = slice(start, start + self.chunk_size)
+            prepared = self.engine.prepare(examples[chunk])
+            self.store.upsert(task.pool, prepared, lines[chunk], job_id=task.job_id)
         self.store.set_job_status(task.job_id, "succeeded")

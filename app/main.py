@@ -1,4 +1,4 @@
-"""The FastAPI application: :func:`create_app` wires settings, engine, import worker,
+"""The FastAPI application: :func:`create_app` wires settings, engine, job worker,
 metrics, error handlers and routers; the lifespan opens the store at startup and loads the
 model in the background (``/ready`` answers 503 until it is loaded)."""
 
@@ -18,7 +18,7 @@ import app
 from app.config import Settings, get_settings
 from app.engine import Engine
 from app.errors import error_response, install_error_handlers
-from app.jobs import ImportWorker
+from app.jobs import JobWorker
 from app.metrics import Metrics, MetricsMiddleware
 from app.routes import ROUTERS
 
@@ -92,16 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(service: FastAPI) -> AsyncIterator[None]:
         engine = Engine(settings)
-        imports = ImportWorker(engine)
+        jobs = JobWorker(engine)
         service.state.engine = engine
-        service.state.imports = imports
+        service.state.jobs = jobs
         service.state.metrics.bind_pool_sizes(engine.store.pool_sizes)
-        imports.start()
+        jobs.start()
         threading.Thread(target=engine.load_models, name="load-models", daemon=True).start()
         try:
             yield
         finally:
-            imports.stop()
+            jobs.stop()
             engine.close()
 
     service = FastAPI(

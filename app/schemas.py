@@ -21,6 +21,8 @@ MAX_INLINE_CANDIDATES = 5_000
 MAX_UPSERT_CEILING = 10_000
 MAX_PAGE = 1_000
 MAX_SUBSETS = 16
+MAX_TAUS = 16
+MAX_VALIDATION_SIZE = 10_000
 POOL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EXAMPLE_ID_PATTERN = r"^[^\s/][^/]{0,127}$"
 DEFAULT_TEMPLATE = "Input: {input}\nOutput: {output}"
@@ -32,6 +34,8 @@ EXAMPLE_FIELDS = frozenset({"id", "input", "output", "label"})
 Kernel = TypeAliasType("Kernel", Literal["softmax", "rbf", "laplace", "cosine"])
 Method = TypeAliasType("Method", Literal["mmd", "knn", "mmr", "random"])
 PromptOrder = TypeAliasType("PromptOrder", Literal["relevance_last", "selection"])
+TauSource = TypeAliasType("TauSource", Literal["request", "calibrated", "default"])
+CalibrationScorer = TypeAliasType("CalibrationScorer", Literal["label_purity", "output_similarity"])
 assert set(Kernel.__value__.__args__) == set(KERNEL_NAMES)
 assert set(Method.__value__.__args__) == set(METHODS)
 
@@ -63,6 +67,59 @@ class ErrorBody(Model):
 # --- pools and examples -------------------------------------------------------------------
 
 
+class TauScore(Model):
+    tau: float = Field(examples=[0.1])
+    score: float = Field(examples=[0.71])
+
+
+class Calibration(Model):
+    """A pool's calibrated softmax bandwidth, chosen on a validation split carved from the pool:
+    ``validation_size`` examples (drawn with ``seed``) held out, k demonstrations chosen for
+    each from the rest under every candidate tau and by knn, each setting scored, the best tau
+    kept (ties: the larger)."""
+
+    tau: float = Field(description="The chosen bandwidth.", examples=[0.1])
+    kernel: Kernel
+    scores: list[TauScore] = Field(description="The score of every candidate tau, ascending tau.")
+    knn_score: float = Field(description="knn's score on the same held-out examples.")
+    beats_knn: bool = Field(description="Whether the chosen tau scores higher than knn.")
+    scorer: CalibrationScorer = Field(
+        description="label_purity: the share of demonstrations whose label equals the held-out "
+        "example's (labelled pools); output_similarity: the mean cosine similarity of their "
+        "outputs' embeddings to the held-out example's output (unlabelled pools)."
+    )
+    k: int
+    validation_size: int
+    seed: int
+    pool_version: int = Field(description="The pool version it was computed at.")
+    calibrated_at: float
+
+
+class PoolCalibration(Calibration):
+    stale: bool = Field(
+        description="The pool changed since (its version is past pool_version). Selections "
+        "still use the calibrated tau; calibrate again to refresh it."
+    )
+
+
+class CalibrateRequest(Model):
+    """What to calibrate: the candidate bandwidths, the k to select, the validation split."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"k": 8, "taus": [0.05, 0.1, 0.2]}]})
+
+    k: int = Field(default=8, ge=1, le=MAX_K, description="Demonstrations per held-out example.")
+    taus: list[Annotated[float, Field(gt=0, le=1_000)]] = Field(
+        default=[0.05, 0.1, 0.2, 0.5], min_length=1, max_length=MAX_TAUS
+    )
+    validation_size: int = Field(
+        default=300,
+        ge=1,
+        le=MAX_VALIDATION_SIZE,
+        description="Examples held out as queries; at most the pool size minus k.",
+    )
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Draws the validation split.")
+
+
 class PoolCreate(Model):
     name: PoolName
     description: str = Field(default="", max_length=1_000, examples=["support tickets, 3 labels"])
@@ -82,6 +139,9 @@ class PoolInfo(Model):
     dimension: int = Field(examples=[384])
     created_at: float
     updated_at: float
+    calibration: PoolCalibration | None = Field(
+        default=None, description="The last calibration (POST /v1/pools/{pool}/calibrate)."
+    )
 
 
 class PoolList(Model):
@@ -148,9 +208,12 @@ class LineError(Model):
 
 
 class Job(Model):
-    """A background import: ``done`` of ``total`` records are committed or rejected."""
+    """A background job. An import: ``done`` of ``total`` records are committed or rejected.
+    A calibration: ``done`` of ``total`` settings (each tau, and knn) are scored, and
+    ``calibration`` holds the result once it succeeded."""
 
     id: str
+    kind: Literal["import", "calibration"]
     pool: str
     status: Literal["queued", "running", "succeeded", "failed"]
     total: int
@@ -160,6 +223,7 @@ class Job(Model):
     duplicates: int
     errors: list[LineError]
     message: str | None = None
+    calibration: Calibration | None = None
     created_at: float
     updated_at: float
 
@@ -217,7 +281,9 @@ class SelectionOptions(Model):
     k_max: int | None = Field(default=None, ge=1, le=MAX_K, description="Auto-k: largest k tried.")
     kernel: Kernel = "softmax"
     tau: float | Literal["median"] | None = Field(
-        None, description="Bandwidth (>0); null: 0.2 for softmax, median heuristic otherwise."
+        None,
+        description="Bandwidth (>0); null: the pool's calibrated tau when it has one (for its "
+        "kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.",
     )
     method: Method = "mmd"
     joint: bool | None = Field(
@@ -376,6 +442,11 @@ class Selection(Model):
     method: str
     kernel: str
     tau: float
+    tau_source: TauSource = Field(
+        description="request: the request's tau; calibrated: the pool's calibrated tau (the "
+        "request left tau unset, with the calibrated kernel and method mmd); default: the "
+        "kernel's default."
+    )
     joint: bool
     prefiltered: bool
     examples: list[SelectedExample]

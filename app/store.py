@@ -1,7 +1,8 @@
-"""The pool store: pools, examples with their float32 embeddings, and import jobs, behind one
-interface with two backends. :class:`SQLiteStore` (the embedded default: one SQLite database,
-WAL, in the data directory) and ``PostgresStore`` (``app.store_postgres``: one PostgreSQL
-database shared by several replicas). :func:`open_store` picks one from the settings.
+"""The pool store: pools (with their calibration), examples with their float32 embeddings, and
+jobs (imports, calibrations), behind one interface with two backends. :class:`SQLiteStore`
+(the embedded default: one SQLite database, WAL, in the data directory) and
+``PostgresStore`` (``app.store_postgres``: one PostgreSQL database shared by several
+replicas). :func:`open_store` picks one from the settings.
 
 Every change is one transaction that also bumps the pool's version, so a reader sees a pool
 either before or after a change, never half-written, and a committed change survives a crash.
@@ -75,13 +76,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # The store that runs a job, so a replica only fails the jobs whose store is gone.
     ("ALTER TABLE jobs ADD COLUMN owner BIGINT NOT NULL DEFAULT 0",),
+    # A pool's calibration (JSON), and calibration jobs beside imports.
+    (
+        "ALTER TABLE pools ADD COLUMN calibration TEXT",
+        "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'import'",
+        "ALTER TABLE jobs ADD COLUMN calibration TEXT",
+    ),
 )
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"
+_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, calibration"
 _EXAMPLE_COLUMNS = "id, input, output, label, metadata, token_count"
 _JOB_COLUMNS = (
-    "id, pool, status, total, done, inserted, updated, duplicates, errors, message, "
-    "created_at, updated_at"
+    "id, kind, pool, status, total, done, inserted, updated, duplicates, errors, message, "
+    "calibration, created_at, updated_at"
 )
 MAX_STORED_LINE_ERRORS = 1_000
 
@@ -160,8 +168,16 @@ class Session(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
 
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
 def _pool_dict(row: Row, size: int, labelled: bool) -> dict[str, Any]:
-    return {**dict(row), "size": size, "labelled": labelled}
+    """The pool with its calibration, marked stale when the pool changed since."""
+    calibration = _json_or_none(row["calibration"])
+    if calibration is not None:
+        calibration["stale"] = calibration["pool_version"] != row["version"]
+    return {**dict(row), "size": size, "labelled": labelled, "calibration": calibration}
 
 
 def _example_dict(row: Row) -> dict[str, Any]:
@@ -169,7 +185,11 @@ def _example_dict(row: Row) -> dict[str, Any]:
 
 
 def _job_dict(row: Row) -> dict[str, Any]:
-    return {**dict(row), "errors": json.loads(row["errors"])}
+    return {
+        **dict(row),
+        "errors": json.loads(row["errors"]),
+        "calibration": _json_or_none(row["calibration"]),
+    }
 
 
 class Store:
@@ -232,7 +252,7 @@ class Store:
     def _pool_row(self, db: Session, name: str, for_update: bool = False) -> Row:
         lock = self.FOR_UPDATE if for_update else ""
         row: Row | None = db.execute(
-            f"SELECT {_POOL_COLUMNS} FROM pools WHERE name = ?{lock}", (name,)
+            f"SELECT {_POOL_READ_COLUMNS} FROM pools WHERE name = ?{lock}", (name,)
         ).fetchone()
         if row is None:
             raise not_found("pool", name)
@@ -252,14 +272,39 @@ class Store:
 
     def list_pools(self) -> list[dict[str, Any]]:
         with self._reading() as db:
-            rows = db.execute(f"SELECT {_POOL_COLUMNS} FROM pools ORDER BY name").fetchall()
+            rows = db.execute(f"SELECT {_POOL_READ_COLUMNS} FROM pools ORDER BY name").fetchall()
             return [self._describe(db, row) for row in rows]
+
+    def pool_state(self, name: str) -> tuple[PoolStamp, dict[str, Any] | None]:
+        """The pool's current ``(created_at, version)`` and its calibration (None if it has
+        none), one cheap read (404 if unknown)."""
+        with self._reading() as db:
+            row = self._pool_row(db, name)
+        return (float(row["created_at"]), int(row["version"])), _json_or_none(row["calibration"])
 
     def pool_stamp(self, name: str) -> PoolStamp:
         """The pool's current ``(created_at, version)``, one cheap read (404 if unknown)."""
-        with self._reading() as db:
-            row = self._pool_row(db, name)
-        return (float(row["created_at"]), int(row["version"]))
+        return self.pool_state(name)[0]
+
+    def save_calibration(
+        self, name: str, created_at: float, calibration: dict[str, Any], job_id: str
+    ) -> None:
+        """Keep ``calibration`` (computed at ``calibration["pool_version"]``) with the pool and
+        finish its job, in one transaction. A pool deleted (or re-created) since is a 404; a
+        calibration already kept from a later pool version stays."""
+        with self._transaction() as db:
+            pool = self._pool_row(db, name, for_update=True)
+            if float(pool["created_at"]) != created_at:
+                raise not_found("pool", name)
+            kept = _json_or_none(pool["calibration"])
+            text = json.dumps(calibration)
+            if kept is None or kept["pool_version"] <= calibration["pool_version"]:
+                db.execute("UPDATE pools SET calibration = ? WHERE name = ?", (text, name))
+            db.execute(
+                "UPDATE jobs SET status = 'succeeded', done = total, calibration = ?, "
+                "updated_at = ? WHERE id = ?",
+                (text, time.time(), job_id),
+            )
 
     def pool_version(self, name: str) -> int:
         return self.pool_stamp(name)[1]
@@ -421,17 +466,26 @@ class Store:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, name: str, total: int, done: int, errors: list[dict[str, Any]]) -> str:
-        """A queued job over ``total`` records of which ``done`` (the bad lines) are settled."""
+    def create_job(
+        self,
+        name: str,
+        total: int,
+        done: int,
+        errors: list[dict[str, Any]],
+        kind: str = "import",
+    ) -> str:
+        """A queued job over ``total`` records (an import; a calibration: its settings) of
+        which ``done`` (the bad lines) are settled."""
         job_id = uuid.uuid4().hex
         now = time.time()
         with self._transaction() as db:
             self._pool_row(db, name)
             db.execute(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}, owner) "
-                "VALUES (?, ?, 'queued', ?, ?, 0, 0, 0, ?, NULL, ?, ?, ?)",
+                "VALUES (?, ?, ?, 'queued', ?, ?, 0, 0, 0, ?, NULL, NULL, ?, ?, ?)",
                 (
                     job_id,
+                    kind,
                     name,
                     total,
                     done,

@@ -17,7 +17,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from bench.data import Tweet
-from bench.embeddings import CACHE, tweet_embeddings
+from bench.embeddings import CACHE, sampled_tweet_embeddings, tweet_embeddings
 from bench.environment import environment
-from selector import Constraints, Pool, select_batch
+from selector import Calibration, Constraints, Pool, calibrate, select_batch
 
 LABELS = ("negative", "neutral", "positive")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -187,13 +187,37 @@ class Split:
     labels: list[str]
     vectors: np.ndarray
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> Split:
+        """The tweets at ``rows``, in that order."""
+        return Split(
+            [self.texts[i] for i in rows], [self.labels[i] for i in rows], self.vectors[rows]
+        )
+
+    def joined(self, other: Split) -> Split:
+        """These tweets, then ``other``'s."""
+        return Split(
+            self.texts + other.texts,
+            self.labels + other.labels,
+            np.concatenate([self.vectors, other.vectors]),
+        )
+
 
 def splits(
-    pool_size: int, validation: int, test: int, seed: int, clip: Callable[[str], str]
+    pool_size: int,
+    validation: int,
+    test: int,
+    seed: int,
+    clip: Callable[[str], str],
+    sample: int | None = None,
 ) -> tuple[Split, Split, Split]:
     """Pool and validation from the first ``pool_size + validation`` tweets of a seeded
-    shuffle (the pool side), test from the next ``test`` (a disjoint split)."""
-    tweets, vectors = tweet_embeddings()
+    shuffle (the pool side), test from the next ``test`` (a disjoint split). The shuffle is of
+    the whole corpus, or of a seeded ``sample`` of it (quick mode: only the sample is
+    embedded, not all 37k tweets)."""
+    if sample is None:
+        tweets, vectors = tweet_embeddings()
+    else:
+        tweets, vectors = sampled_tweet_embeddings(sample, seed)
     order = np.random.default_rng(seed).permutation(len(tweets))
     bounds = np.cumsum([0, pool_size, validation, test])
 
@@ -222,11 +246,48 @@ def demonstrations(
     if method.k == 0:
         return [[] for _ in queries.texts]
     results = select_batch(pool, queries.vectors, method.k, method=method.method, **method.options)
+    return most_similar_last(
+        [result.indices for result in results], pool_split.vectors, queries.vectors
+    )
+
+
+def most_similar_last(
+    chosen: Sequence[Sequence[int]], pool_vectors: np.ndarray, query_vectors: np.ndarray
+) -> list[list[int]]:
+    """Each query's chosen ``pool_vectors: (n, d)`` rows ordered by cosine similarity to the
+    query, ``query_vectors: (B, d)``, ascending (stable: ties keep the selection order)."""
     ordered = []
-    for row, result in enumerate(results):
-        similarity = pool_split.vectors[result.indices] @ queries.vectors[row]
-        ordered.append([result.indices[i] for i in np.argsort(similarity, kind="stable")])
+    for row, indices in enumerate(chosen):
+        similarity = pool_vectors[list(indices)] @ query_vectors[row]
+        ordered.append([indices[i] for i in np.argsort(similarity, kind="stable")])
     return ordered
+
+
+def answers(
+    lm: LanguageModel,
+    chosen: list[list[int]],
+    pool_split: Split,
+    queries: Split,
+    name: str,
+    log: Callable[[str], None],
+) -> tuple[list[bool], list[float], list[str]]:
+    """The LM's answer for each query with its ``chosen`` demonstrations (in prompt order):
+    whether it was correct, the demonstrations' label purity (none for zero-shot) and the
+    predicted label; progress is logged under ``name``."""
+    correct, purity, predictions = [], [], []
+    started = time.perf_counter()
+    for row, indices in enumerate(chosen):
+        shots = [(pool_split.texts[i], pool_split.labels[i]) for i in indices]
+        logprobs = lm.label_logprobs(prompt_for(shots, queries.texts[row]))
+        predicted = LABELS[int(np.argmax(logprobs))]
+        predictions.append(predicted)
+        gold = queries.labels[row]
+        correct.append(predicted == gold)
+        if indices:
+            purity.append(float(np.mean([pool_split.labels[i] == gold for i in indices])))
+        if (row + 1) % 50 == 0:
+            log(f"  {name}: {row + 1}/{len(chosen)} ({time.perf_counter() - started:.0f} s)")
+    return correct, purity, predictions
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -248,19 +309,7 @@ def evaluate(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     chosen = demonstrations(method, pool, pool_split, queries)
-    correct, purity, predictions = [], [], []
-    started = time.perf_counter()
-    for row, indices in enumerate(chosen):
-        shots = [(pool_split.texts[i], pool_split.labels[i]) for i in indices]
-        logprobs = lm.label_logprobs(prompt_for(shots, queries.texts[row]))
-        predicted = LABELS[int(np.argmax(logprobs))]
-        predictions.append(predicted)
-        gold = queries.labels[row]
-        correct.append(predicted == gold)
-        if indices:
-            purity.append(float(np.mean([pool_split.labels[i] == gold for i in indices])))
-        if (row + 1) % 50 == 0:
-            log(f"  {method.key}: {row + 1}/{len(chosen)} ({time.perf_counter() - started:.0f} s)")
+    correct, purity, predictions = answers(lm, chosen, pool_split, queries, method.key, log)
     hits = int(np.sum(correct))
     return {
         "method": method.name,
@@ -301,26 +350,52 @@ def versus_knn(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def calibrate(
+def calibrate_tau(
     lm: LanguageModel,
-    pool: Pool,
     pool_split: Split,
     validation: Split,
     k: int,
     taus: tuple[float, ...],
     log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Choose the joint kernel's tau by LM accuracy on the validation split (never the test):
-    the best accuracy wins, ties go to the larger tau (the library default side)."""
-    scores = {}
-    for tau in taus:
-        result = evaluate(
-            lm, Method("mmdshot joint", k, "mmd", {"tau": tau}), pool, pool_split, validation, log
-        )
-        scores[tau] = result["accuracy"]
-        log(f"calibrate tau={tau}: validation accuracy {result['accuracy']:.3f}")
-    best = max(taus, key=lambda tau: (scores[tau], tau))
-    return {"k": k, "n": len(validation.texts), "accuracy_by_tau": scores, "tau": best}
+) -> Calibration:
+    """Choose the joint kernel's tau on the validation split (never the test) with the
+    calibration users run, :func:`selector.calibrate`, scored by LM accuracy instead of label
+    purity: the best accuracy wins, ties go to the larger tau; knn is scored beside it.
+
+    The validation tweets are held out of one pool made of the pool tweets and the
+    validation tweets, so their demonstrations come from exactly the benchmark's pool."""
+    pool_side = pool_split.joined(validation)
+    held_out = np.arange(len(pool_split.texts), len(pool_side.texts))
+
+    def lm_accuracy(rows: np.ndarray, chosen: np.ndarray) -> float:
+        queries = pool_side.take(rows)
+        ordered = most_similar_last(chosen.tolist(), pool_side.vectors, queries.vectors)
+        correct, _, _ = answers(lm, ordered, pool_side, queries, "calibration", log)
+        return float(np.mean(correct))
+
+    calibration = calibrate(
+        Pool.from_arrays(pool_side.vectors, labels=pool_side.labels, normalized=True),
+        k,
+        taus=taus,
+        validation_rows=held_out,
+        scorer=lm_accuracy,
+    )
+    for tau, accuracy in calibration.scores.items():
+        log(f"calibrate tau={tau}: validation accuracy {accuracy:.3f}")
+    log(f"calibrate knn: validation accuracy {calibration.knn_score:.3f}")
+    return calibration
+
+
+def calibration_record(calibration: Calibration) -> dict[str, Any]:
+    """The calibration as icl.json holds it (scores are validation accuracies)."""
+    return {
+        "k": calibration.k,
+        "n": calibration.validation_size,
+        "accuracy_by_tau": calibration.scores,
+        "tau": calibration.tau,
+        "knn_accuracy": calibration.knn_score,
+        "beats_knn": calibration.beats_knn,
+    }
 
 
 # ----------------------------------------------------------------------------- the run
@@ -336,6 +411,7 @@ class Config:
     taus: tuple[float, ...]
     seed: int = 1
     names: tuple[str, ...] | None = None  # restrict the grid (quick mode)
+    sample: int | None = None  # shuffle a seeded sample of the corpus, not all of it (quick)
 
 
 FULL = Config(
@@ -349,6 +425,7 @@ QUICK = Config(
     random_seeds=1,
     taus=(0.1,),
     names=("knn", "mmdshot joint"),
+    sample=400,
 )
 
 
@@ -368,7 +445,7 @@ def run(config: Config, path: Path, log: Callable[[str], None], calibration: boo
     lm = LanguageModel(cache_path)
     log(f"LM loaded in {time.perf_counter() - started:.0f} s; {len(lm.cache)} cached answers")
     pool_split, validation, test = splits(
-        config.pool_size, config.validation, config.test, config.seed, lm.clip
+        config.pool_size, config.validation, config.test, config.seed, lm.clip, config.sample
     )
     pool = Pool.from_arrays(pool_split.vectors, labels=pool_split.labels, normalized=True)
     result: dict[str, Any] = {
@@ -405,29 +482,29 @@ def run(config: Config, path: Path, log: Callable[[str], None], calibration: boo
         result["recomputed_vs_cached_max_abs_logprob_diff"] = max(differences)
         _record(result, lm, path)
     if calibration:
-        chosen = calibrate(lm, pool, pool_split, validation, max(config.ks), config.taus, log)
-        method = Method("mmdshot joint, calibrated tau", chosen["k"], "mmd", {"tau": chosen["tau"]})
-        result["calibration"] = chosen
+        chosen = calibrate_tau(lm, pool_split, validation, max(config.ks), config.taus, log)
+        method = Method("mmdshot joint, calibrated tau", chosen.k, "mmd", {"tau": chosen.tau})
+        result["calibration"] = calibration_record(chosen)
         result["runs"].append(evaluate(lm, method, pool, pool_split, test, log))
         _record(result, lm, path)
     return result
 
 
 def export_missing(config: Config, out: Path) -> int:
-    """Write every uncached prompt of the run (the calibration's taus on the test split
-    included) as JSON lines ``{"key", "prompt"}``; score them elsewhere and append the
-    ``{"key", "logprobs"}`` answers to the cache. Returns how many were written."""
+    """Write every uncached prompt of the run (the calibration on the validation split, and
+    each of its taus on the test split) as JSON lines ``{"key", "prompt"}``; score them
+    elsewhere and append the ``{"key", "logprobs"}`` answers to the cache. Returns how many
+    were written."""
     lm = LanguageModel(CACHE / "icl-smollm2.jsonl", record_missing=True)
     pool_split, validation, test = splits(
-        config.pool_size, config.validation, config.test, config.seed, lm.clip
+        config.pool_size, config.validation, config.test, config.seed, lm.clip, config.sample
     )
     pool = Pool.from_arrays(pool_split.vectors, labels=pool_split.labels, normalized=True)
     k = max(config.ks)
     tuned = [Method("mmdshot joint", k, "mmd", {"tau": tau}) for tau in config.taus]
     for method in [*schedule(config), *tuned]:
         evaluate(lm, method, pool, pool_split, test, print)
-    for method in tuned:
-        evaluate(lm, method, pool, pool_split, validation, print)
+    calibrate_tau(lm, pool_split, validation, k, config.taus, print)
     with out.open("w") as handle:
         for key, prompt in lm.missing.items():
             handle.write(json.dumps({"key": key, "prompt": prompt}) + "\n")

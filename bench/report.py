@@ -271,10 +271,19 @@ def icl_section(result: dict[str, Any]) -> str:
         scores = ", ".join(
             f"tau {tau}: {accuracy:.3f}" for tau, accuracy in calibration["accuracy_by_tau"].items()
         )
+        # Results written before the calibration scored knn beside the taus have no knn.
+        knn = calibration.get("knn_accuracy")
+        against_knn = (
+            ""
+            if knn is None
+            else f"; knn: {knn:.3f}, which the chosen tau "
+            + ("beats" if calibration["beats_knn"] else "does not beat")
+        )
         findings.append(
             f"Calibration on {calibration['n']} validation tweets carved from the pool side "
-            f"(k = {calibration['k']}; {scores}) chose tau {calibration['tau']}, evaluated on "
-            "the test split as *mmdshot joint, calibrated tau*."
+            f"(k = {calibration['k']}; LM accuracy by tau: {scores}{against_knn}) chose tau "
+            f"{calibration['tau']}, evaluated on the test split as *mmdshot joint, "
+            "calibrated tau*."
         )
     if "recomputed_vs_cached_max_abs_logprob_diff" in result:
         findings.append(

@@ -1,10 +1,19 @@
 """mmdshot's selection library: choose few-shot demonstrations by Maximum Mean Discrepancy.
 
 Start with :func:`select` (one query or a weighted target set) and :func:`select_batch`
-(many independent queries at once). Nothing here knows about HTTP or environment variables.
+(many independent queries at once); :func:`calibrate` chooses a pool's kernel bandwidth on a
+validation split carved from the pool. Nothing here knows about HTTP or environment variables.
 """
 
 from selector.api import RankedSubset, SelectionResult, SelectOptions, select, select_batch
+from selector.calibration import (
+    Calibration,
+    Scorer,
+    calibrate,
+    carve_validation,
+    label_purity,
+    output_similarity,
+)
 from selector.constraints import Constraints
 from selector.device import resolve_device
 from selector.embedding import (
@@ -32,6 +41,7 @@ __all__ = [
     "KERNEL_NAMES",
     "METHODS",
     "CachedEmbedder",
+    "Calibration",
     "Constraints",
     "DeviceUnavailableError",
     "Embedder",
@@ -45,14 +55,19 @@ __all__ = [
     "PoolIndex",
     "PrefilterConfig",
     "RankedSubset",
+    "Scorer",
     "SelectOptions",
     "SelectionResult",
     "SelectorError",
     "SentenceTransformerEmbedder",
     "UnknownKernelError",
     "bias_bound",
+    "calibrate",
+    "carve_validation",
     "generalization_bound",
+    "label_purity",
     "mmd2",
+    "output_similarity",
     "resolve_device",
     "resolve_kernel",
     "select",

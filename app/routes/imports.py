@@ -1,4 +1,4 @@
-"""Large imports as background jobs, and their progress."""
+"""Large imports as background jobs, and the progress of every job (imports, calibrations)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from app.deps import ImportsDep, PoolPath
+from app.deps import JobsDep, PoolPath
 from app.errors import error_responses
 from app.schemas import Job
 
@@ -39,10 +39,8 @@ _BODY = {
     openapi_extra=_BODY,
     responses=error_responses(404, 413, 422, 429, 503),
 )
-async def create_import(
-    pool: PoolPath, request: Request, response: Response, imports: ImportsDep
-) -> Job:
-    job = Job(**imports.submit(pool, await request.body()))
+async def create_import(pool: PoolPath, request: Request, response: Response, jobs: JobsDep) -> Job:
+    job = Job(**jobs.submit(pool, await request.body()))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
 
@@ -51,10 +49,8 @@ async def create_import(
     "/v1/jobs/{job_id}",
     name="get",
     response_model=Job,
-    summary="An import's status, progress and per-line errors",
+    summary="A job's status and progress: an import's per-line errors, a calibration's result",
     responses=error_responses(404, 422),
 )
-async def get_job(
-    job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], imports: ImportsDep
-) -> Job:
-    return Job(**imports.store.get_job(job_id))
+async def get_job(job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], jobs: JobsDep) -> Job:
+    return Job(**jobs.store.get_job(job_id))

@@ -1,12 +1,12 @@
-"""Create, list, inspect and delete pools."""
+"""Create, list, inspect, calibrate and delete pools."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import EngineDep, PoolPath, ReadyEngine
+from app.deps import EngineDep, JobsDep, PoolPath, ReadyEngine
 from app.errors import error_responses
-from app.schemas import PoolCreate, PoolInfo, PoolList
+from app.schemas import CalibrateRequest, Job, PoolCreate, PoolInfo, PoolList
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"])
 
@@ -49,3 +49,25 @@ async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
 async def delete_pool(pool: PoolPath, engine: EngineDep) -> Response:
     engine.delete_pool(pool)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{pool}/calibrate",
+    name="calibrate",
+    response_model=Job,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Choose the pool's tau on a validation split carved from it, in the background",
+    description="Holds out `validation_size` examples (drawn with `seed`), chooses `k` "
+    "demonstrations for each from the rest under every candidate tau and by knn, scores each "
+    "setting (label purity, or output similarity for an unlabelled pool) and keeps the best "
+    "tau with the pool: selections that leave tau unset use it (`tau_source: calibrated`). "
+    "Answers a job (`GET /v1/jobs/{job}`); the result also shows in `GET /v1/pools/{pool}`.",
+    responses=error_responses(404, 409, 422, 429, 503),
+)
+async def calibrate_pool(
+    pool: PoolPath, body: CalibrateRequest, response: Response, engine: ReadyEngine, jobs: JobsDep
+) -> Job:
+    # Checking the request reads the whole pool when it is not cached: off the event loop.
+    job = Job(**await engine.run(jobs.submit_calibration, pool, body))
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job

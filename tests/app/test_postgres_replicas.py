@@ -81,6 +81,27 @@ def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) ->
         assert seen["pool_version"] == version + 1 and seen["examples"][0]["id"] == "ex-1007"
 
 
+def test_a_calibration_through_one_replica_is_used_by_the_other(
+    replicas: tuple[Server, Server],
+) -> None:
+    first, second = replicas
+    with first.client() as a, second.client() as b:
+        assert a.post("/v1/pools", json={"name": "tuned"}).status_code == 201
+        a.post("/v1/pools/tuned/examples", json={"examples": make_examples(60)})
+        query = {"query": "boats neutral", "k": 2}
+        before = b.post("/v1/pools/tuned/select", json=query).json()  # cached on the second
+        assert before["tau_source"] == "default"
+        started = a.post(
+            "/v1/pools/tuned/calibrate", json={"k": 2, "taus": [0.5], "validation_size": 10}
+        )
+        job = wait_for_job(b, started.json()["id"])  # jobs are shared
+        assert job["status"] == "succeeded" and job["calibration"]["tau"] == 0.5
+        after = b.post("/v1/pools/tuned/select", json=query).json()
+        assert (after["tau"], after["tau_source"]) == (0.5, "calibrated")
+        assert after["pool_version"] == before["pool_version"]
+        assert b.get("/v1/pools/tuned").json()["calibration"]["stale"] is False
+
+
 def test_concurrent_imports_through_both_keep_every_example_once(
     replicas: tuple[Server, Server],
 ) -> None:

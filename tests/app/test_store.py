@@ -215,6 +215,43 @@ def test_job_counters_commit_with_their_chunk(store: Store) -> None:
         store.create_job("nowhere", 1, 0, [])
 
 
+def test_a_calibration_is_kept_with_its_pool(store: Store) -> None:
+    store.create_pool("p", "", "m", DIMENSION)
+    store.upsert("p", [example(1), example(2)])
+    created_at = store.pool_stamp("p")[0]
+    calibration = {"tau": 0.1, "kernel": "softmax", "scores": [{"tau": 0.1, "score": 0.5}]}
+    calibration["pool_version"] = 2
+    job_id = store.create_job("p", 2, 0, [], kind="calibration")
+    job = store.get_job(job_id)
+    assert (job["kind"], job["status"], job["calibration"]) == ("calibration", "queued", None)
+    assert store.get_pool("p")["calibration"] is None
+    store.save_calibration("p", created_at, calibration, job_id)
+    job = store.get_job(job_id)
+    assert (job["status"], job["done"], job["calibration"]) == ("succeeded", 2, calibration)
+    assert store.get_pool("p")["calibration"] == {**calibration, "stale": False}
+    assert store.pool_state("p") == ((created_at, 2), calibration)
+    assert store.get_pool("p")["version"] == 2, "a calibration is no change of the examples"
+    store.upsert("p", [example(3)])
+    assert store.get_pool("p")["calibration"] == {**calibration, "stale": True}
+    assert [pool["calibration"]["stale"] for pool in store.list_pools()] == [True]
+
+    # A calibration of an older version that finishes late leaves the newer one in place.
+    newer = {**calibration, "tau": 0.5, "pool_version": 3}
+    store.save_calibration("p", created_at, newer, store.create_job("p", 2, 0, [], "calibration"))
+    late = store.create_job("p", 2, 0, [], kind="calibration")
+    store.save_calibration("p", created_at, calibration, late)
+    assert store.get_pool("p")["calibration"] == {**newer, "stale": False}
+    assert store.get_job(late)["calibration"] == calibration
+
+    # Deleted and re-created: the old pool's calibration is not the new pool's.
+    store.delete_pool("p")
+    store.create_pool("p", "", "m", DIMENSION)
+    with api_error(404):
+        store.save_calibration("p", created_at, calibration, late)
+    assert store.get_pool("p")["calibration"] is None
+    assert store.get_job(store.create_job("p", 1, 0, []))["kind"] == "import"
+
+
 def test_only_jobs_of_stores_that_are_gone_are_failed(open_store: StoreFactory) -> None:
     first = open_store()
     first.create_pool("p", "", "m", DIMENSION)
@@ -293,6 +330,7 @@ def test_a_legacy_sqlite_store_is_migrated(tmp_path: Path) -> None:
     try:
         assert store.fail_unfinished_jobs("interrupted") == 1
         assert store.get_job("old")["status"] == "failed"
+        assert store.get_job("old")["kind"] == "import"
         store.create_pool("p", "", "m", DIMENSION)
     finally:
         store.close()

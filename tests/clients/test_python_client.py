@@ -5,10 +5,20 @@ from __future__ import annotations
 import time
 
 from mmdshot_client import Client
+from mmdshot_client.api.examples import examples_upsert
 from mmdshot_client.api.imports import imports_create, imports_get
-from mmdshot_client.api.pools import pools_create, pools_get
+from mmdshot_client.api.pools import pools_calibrate, pools_create, pools_get
 from mmdshot_client.api.selection import selection_select
-from mmdshot_client.models import ErrorBody, ExampleIn, Job, PoolCreate, PoolSelectRequest
+from mmdshot_client.models import (
+    CalibrateRequest,
+    ErrorBody,
+    ExampleIn,
+    ExamplesUpsert,
+    Job,
+    PoolCreate,
+    PoolInfo,
+    PoolSelectRequest,
+)
 
 from tests.app.conftest import make_examples
 
@@ -16,7 +26,7 @@ from tests.app.conftest import make_examples
 def wait_for(api: Client, job: Job) -> Job:
     deadline = time.monotonic() + 60.0
     while job.status not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, "the import did not finish"
+        assert time.monotonic() < deadline, "the job did not finish"
         time.sleep(0.05)
         polled = imports_get.sync(job.id, client=api)
         assert isinstance(polled, Job)
@@ -42,6 +52,26 @@ def test_create_import_select(api: Client) -> None:
     assert sorted(example.selection_rank for example in selection.examples) == [0, 1, 2, 3]
     assert selection.prompt.endswith("Input: the trains felt negative\nOutput:")
     assert selection.timings.total_ms > 0
+
+
+def test_calibrate(api: Client) -> None:
+    pools_create.sync(client=api, body=PoolCreate(name="generated-calibration"))
+    records = [ExampleIn.from_dict(example) for example in make_examples(30)]
+    examples_upsert.sync("generated-calibration", client=api, body=ExamplesUpsert(records))
+    request = CalibrateRequest(k=2, taus=[0.1, 0.4], validation_size=6)
+    started = pools_calibrate.sync("generated-calibration", client=api, body=request)
+    assert isinstance(started, Job) and started.kind == "calibration"
+    finished = wait_for(api, started)
+    assert finished.status == "succeeded" and finished.calibration
+    pool = pools_get.sync("generated-calibration", client=api)
+    assert isinstance(pool, PoolInfo) and pool.calibration and not pool.calibration.stale
+    assert pool.calibration.tau == finished.calibration.tau in (0.1, 0.4)
+    assert [score.tau for score in pool.calibration.scores] == [0.1, 0.4]
+    selection = selection_select.sync(
+        "generated-calibration", client=api, body=PoolSelectRequest(query="cars", k=2)
+    )
+    assert selection is not None and not isinstance(selection, ErrorBody)
+    assert (selection.tau, selection.tau_source) == (pool.calibration.tau, "calibrated")
 
 
 def test_errors_are_typed(api: Client) -> None:

@@ -79,7 +79,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An import's status, progress and per-line errors */
+        /** A job's status and progress: an import's per-line errors, a calibration's result */
         get: operations["imports-get"];
         put?: never;
         post?: never;
@@ -120,6 +120,26 @@ export interface paths {
         post?: never;
         /** Delete a pool and its examples */
         delete: operations["pools-delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/calibrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Choose the pool's tau on a validation split carved from it, in the background
+         * @description Holds out `validation_size` examples (drawn with `seed`), chooses `k` demonstrations for each from the rest under every candidate tau and by knn, scores each setting (label purity, or output similarity for an unlabelled pool) and keeps the best tau with the pool: selections that leave tau unset use it (`tau_source: calibrated`). Answers a job (`GET /v1/jobs/{job}`); the result also shows in `GET /v1/pools/{pool}`.
+         */
+        post: operations["pools-calibrate"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -306,7 +326,7 @@ export interface components {
             separator?: string;
             /**
              * Tau
-             * @description Bandwidth (>0); null: 0.2 for softmax, median heuristic otherwise.
+             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
@@ -328,6 +348,96 @@ export interface components {
         BoundsByK: {
             [key: string]: number;
         };
+        /**
+         * CalibrateRequest
+         * @description What to calibrate: the candidate bandwidths, the k to select, the validation split.
+         * @example {
+         *       "k": 8,
+         *       "taus": [
+         *         0.05,
+         *         0.1,
+         *         0.2
+         *       ]
+         *     }
+         */
+        CalibrateRequest: {
+            /**
+             * K
+             * @description Demonstrations per held-out example.
+             * @default 8
+             */
+            k?: number;
+            /**
+             * Seed
+             * @description Draws the validation split.
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Taus
+             * @default [
+             *       0.05,
+             *       0.1,
+             *       0.2,
+             *       0.5
+             *     ]
+             */
+            taus?: number[];
+            /**
+             * Validation Size
+             * @description Examples held out as queries; at most the pool size minus k.
+             * @default 300
+             */
+            validation_size?: number;
+        };
+        /**
+         * Calibration
+         * @description A pool's calibrated softmax bandwidth, chosen on a validation split carved from the pool:
+         *     ``validation_size`` examples (drawn with ``seed``) held out, k demonstrations chosen for
+         *     each from the rest under every candidate tau and by knn, each setting scored, the best tau
+         *     kept (ties: the larger).
+         */
+        Calibration: {
+            /**
+             * Beats Knn
+             * @description Whether the chosen tau scores higher than knn.
+             */
+            beats_knn: boolean;
+            /** Calibrated At */
+            calibrated_at: number;
+            /** K */
+            k: number;
+            kernel: components["schemas"]["Kernel"];
+            /**
+             * Knn Score
+             * @description knn's score on the same held-out examples.
+             */
+            knn_score: number;
+            /**
+             * Pool Version
+             * @description The pool version it was computed at.
+             */
+            pool_version: number;
+            /** @description label_purity: the share of demonstrations whose label equals the held-out example's (labelled pools); output_similarity: the mean cosine similarity of their outputs' embeddings to the held-out example's output (unlabelled pools). */
+            scorer: components["schemas"]["CalibrationScorer"];
+            /**
+             * Scores
+             * @description The score of every candidate tau, ascending tau.
+             */
+            scores: components["schemas"]["TauScore"][];
+            /** Seed */
+            seed: number;
+            /**
+             * Tau
+             * @description The chosen bandwidth.
+             * @example 0.1
+             */
+            tau: number;
+            /** Validation Size */
+            validation_size: number;
+        };
+        /** @enum {string} */
+        CalibrationScorer: "label_purity" | "output_similarity";
         /**
          * ConstraintsIn
          * @description Constraints on the chosen set; every field optional.
@@ -489,9 +599,12 @@ export interface components {
         };
         /**
          * Job
-         * @description A background import: ``done`` of ``total`` records are committed or rejected.
+         * @description A background job. An import: ``done`` of ``total`` records are committed or rejected.
+         *     A calibration: ``done`` of ``total`` settings (each tau, and knn) are scored, and
+         *     ``calibration`` holds the result once it succeeded.
          */
         Job: {
+            calibration?: components["schemas"]["Calibration"] | null;
             /** Created At */
             created_at: number;
             /** Done */
@@ -504,6 +617,11 @@ export interface components {
             id: string;
             /** Inserted */
             inserted: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "import" | "calibration";
             /** Message */
             message?: string | null;
             /** Pool */
@@ -582,6 +700,51 @@ export interface components {
         };
         /** @enum {string} */
         Method: "mmd" | "knn" | "mmr" | "random";
+        /** PoolCalibration */
+        PoolCalibration: {
+            /**
+             * Beats Knn
+             * @description Whether the chosen tau scores higher than knn.
+             */
+            beats_knn: boolean;
+            /** Calibrated At */
+            calibrated_at: number;
+            /** K */
+            k: number;
+            kernel: components["schemas"]["Kernel"];
+            /**
+             * Knn Score
+             * @description knn's score on the same held-out examples.
+             */
+            knn_score: number;
+            /**
+             * Pool Version
+             * @description The pool version it was computed at.
+             */
+            pool_version: number;
+            /** @description label_purity: the share of demonstrations whose label equals the held-out example's (labelled pools); output_similarity: the mean cosine similarity of their outputs' embeddings to the held-out example's output (unlabelled pools). */
+            scorer: components["schemas"]["CalibrationScorer"];
+            /**
+             * Scores
+             * @description The score of every candidate tau, ascending tau.
+             */
+            scores: components["schemas"]["TauScore"][];
+            /** Seed */
+            seed: number;
+            /**
+             * Stale
+             * @description The pool changed since (its version is past pool_version). Selections still use the calibrated tau; calibrate again to refresh it.
+             */
+            stale: boolean;
+            /**
+             * Tau
+             * @description The chosen bandwidth.
+             * @example 0.1
+             */
+            tau: number;
+            /** Validation Size */
+            validation_size: number;
+        };
         /** PoolCreate */
         PoolCreate: {
             /**
@@ -601,6 +764,8 @@ export interface components {
          * @description A pool: its size, version (bumped by every change) and the model that embedded it.
          */
         PoolInfo: {
+            /** @description The last calibration (POST /v1/pools/{pool}/calibrate). */
+            calibration?: components["schemas"]["PoolCalibration"] | null;
             /** Created At */
             created_at: number;
             /** Description */
@@ -712,7 +877,7 @@ export interface components {
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
-             * @description Bandwidth (>0); null: 0.2 for softmax, median heuristic otherwise.
+             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
@@ -765,6 +930,8 @@ export interface components {
             target_label_distribution?: components["schemas"]["LabelDistribution"] | null;
             /** Tau */
             tau: number;
+            /** @description request: the request's tau; calibrated: the pool's calibrated tau (the request left tau unset, with the calibrated kernel and method mmd); default: the kernel's default. */
+            tau_source: components["schemas"]["TauSource"];
             timings: components["schemas"]["Timings"];
         };
         /** @enum {string} */
@@ -849,6 +1016,8 @@ export interface components {
             target_label_distribution?: components["schemas"]["LabelDistribution"] | null;
             /** Tau */
             tau: number;
+            /** @description request: the request's tau; calibrated: the pool's calibrated tau (the request left tau unset, with the calibrated kernel and method mmd); default: the kernel's default. */
+            tau_source: components["schemas"]["TauSource"];
             timings: components["schemas"]["Timings"];
         };
         /**
@@ -933,7 +1102,7 @@ export interface components {
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
-             * @description Bandwidth (>0); null: 0.2 for softmax, median heuristic otherwise.
+             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
@@ -977,6 +1146,21 @@ export interface components {
             /** Weights */
             weights?: number[] | null;
         };
+        /** TauScore */
+        TauScore: {
+            /**
+             * Score
+             * @example 0.71
+             */
+            score: number;
+            /**
+             * Tau
+             * @example 0.1
+             */
+            tau: number;
+        };
+        /** @enum {string} */
+        TauSource: "request" | "calibrated" | "default";
         /**
          * Timings
          * @description Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
@@ -1286,6 +1470,78 @@ export interface operations {
             };
             /** @description Invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "pools-calibrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CalibrateRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The model is not loaded yet */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

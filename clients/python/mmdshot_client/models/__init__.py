@@ -4,6 +4,9 @@ from .baselines import Baselines
 from .batch_select_request import BatchSelectRequest
 from .batch_selection import BatchSelection
 from .bounds_by_k import BoundsByK
+from .calibrate_request import CalibrateRequest
+from .calibration import Calibration
+from .calibration_scorer import CalibrationScorer
 from .constraints_in import ConstraintsIn
 from .duplicate import Duplicate
 from .error_body import ErrorBody
@@ -15,6 +18,7 @@ from .examples_upsert import ExamplesUpsert
 from .health import Health
 from .info import Info
 from .job import Job
+from .job_kind import JobKind
 from .job_status import JobStatus
 from .kernel import Kernel
 from .label_distribution import LabelDistribution
@@ -23,6 +27,7 @@ from .limits import Limits
 from .line_error import LineError
 from .metadata import Metadata
 from .method import Method
+from .pool_calibration import PoolCalibration
 from .pool_create import PoolCreate
 from .pool_info import PoolInfo
 from .pool_list import PoolList
@@ -37,6 +42,8 @@ from .selection import Selection
 from .stateless_select_request import StatelessSelectRequest
 from .subset import Subset
 from .target_in import TargetIn
+from .tau_score import TauScore
+from .tau_source import TauSource
 from .timings import Timings
 from .upsert_result import UpsertResult
 
@@ -45,6 +52,9 @@ __all__ = (
     "BatchSelection",
     "BatchSelectRequest",
     "BoundsByK",
+    "CalibrateRequest",
+    "Calibration",
+    "CalibrationScorer",
     "ConstraintsIn",
     "Duplicate",
     "ErrorBody",
@@ -56,6 +66,7 @@ __all__ = (
     "Health",
     "Info",
     "Job",
+    "JobKind",
     "JobStatus",
     "Kernel",
     "LabelDistribution",
@@ -64,6 +75,7 @@ __all__ = (
     "LineError",
     "Metadata",
     "Method",
+    "PoolCalibration",
     "PoolCreate",
     "PoolInfo",
     "PoolList",
@@ -78,6 +90,8 @@ __all__ = (
     "StatelessSelectRequest",
     "Subset",
     "TargetIn",
+    "TauScore",
+    "TauSource",
     "Timings",
     "UpsertResult",
 )

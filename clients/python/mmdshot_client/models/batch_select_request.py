@@ -36,8 +36,8 @@ class BatchSelectRequest:
         query_template (str | Unset):  Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
-        tau (float | Literal['median'] | None | Unset): Bandwidth (>0); null: 0.2 for softmax, median heuristic
-            otherwise.
+        tau (float | Literal['median'] | None | Unset): Bandwidth (>0); null: the pool's calibrated tau when it has one
+            (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
         template (str | Unset):  Default: 'Input: {input}\\nOutput: {output}'.
     """
 

@@ -5,10 +5,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
+from ..models.job_kind import JobKind, check_job_kind
 from ..models.job_status import JobStatus, check_job_status
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.calibration import Calibration
     from ..models.line_error import LineError
 
 
@@ -17,21 +19,25 @@ T = TypeVar("T", bound="Job")
 
 @_attrs_define
 class Job:
-    """A background import: ``done`` of ``total`` records are committed or rejected.
+    """A background job. An import: ``done`` of ``total`` records are committed or rejected.
+    A calibration: ``done`` of ``total`` settings (each tau, and knn) are scored, and
+    ``calibration`` holds the result once it succeeded.
 
-    Attributes:
-        created_at (float):
-        done (int):
-        duplicates (int):
-        errors (list[LineError]):
-        id (str):
-        inserted (int):
-        pool (str):
-        status (JobStatus):
-        total (int):
-        updated (int):
-        updated_at (float):
-        message (None | str | Unset):
+        Attributes:
+            created_at (float):
+            done (int):
+            duplicates (int):
+            errors (list[LineError]):
+            id (str):
+            inserted (int):
+            kind (JobKind):
+            pool (str):
+            status (JobStatus):
+            total (int):
+            updated (int):
+            updated_at (float):
+            calibration (Calibration | None | Unset):
+            message (None | str | Unset):
     """
 
     created_at: float
@@ -40,14 +46,18 @@ class Job:
     errors: list[LineError]
     id: str
     inserted: int
+    kind: JobKind
     pool: str
     status: JobStatus
     total: int
     updated: int
     updated_at: float
+    calibration: Calibration | None | Unset = UNSET
     message: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.calibration import Calibration  # noqa: PLC0415
+
         created_at = self.created_at
 
         done = self.done
@@ -63,6 +73,8 @@ class Job:
 
         inserted = self.inserted
 
+        kind: str = self.kind
+
         pool = self.pool
 
         status: str = self.status
@@ -72,6 +84,14 @@ class Job:
         updated = self.updated
 
         updated_at = self.updated_at
+
+        calibration: dict[str, Any] | None | Unset
+        if isinstance(self.calibration, Unset):
+            calibration = UNSET
+        elif isinstance(self.calibration, Calibration):
+            calibration = self.calibration.to_dict()
+        else:
+            calibration = self.calibration
 
         message: None | str | Unset
         if isinstance(self.message, Unset):
@@ -89,6 +109,7 @@ class Job:
                 "errors": errors,
                 "id": id,
                 "inserted": inserted,
+                "kind": kind,
                 "pool": pool,
                 "status": status,
                 "total": total,
@@ -96,6 +117,8 @@ class Job:
                 "updated_at": updated_at,
             }
         )
+        if calibration is not UNSET:
+            field_dict["calibration"] = calibration
         if message is not UNSET:
             field_dict["message"] = message
 
@@ -103,6 +126,7 @@ class Job:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.calibration import Calibration  # noqa: PLC0415
         from ..models.line_error import LineError  # noqa: PLC0415
 
         d = dict(src_dict)
@@ -123,6 +147,8 @@ class Job:
 
         inserted = d.pop("inserted")
 
+        kind = check_job_kind(d.pop("kind"))
+
         pool = d.pop("pool")
 
         status = check_job_status(d.pop("status"))
@@ -132,6 +158,23 @@ class Job:
         updated = d.pop("updated")
 
         updated_at = d.pop("updated_at")
+
+        def _parse_calibration(data: object) -> Calibration | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                calibration_type_0 = Calibration.from_dict(data)
+
+                return calibration_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Calibration | None | Unset, data)
+
+        calibration = _parse_calibration(d.pop("calibration", UNSET))
 
         def _parse_message(data: object) -> None | str | Unset:
             if data is None:
@@ -149,11 +192,13 @@ class Job:
             errors=errors,
             id=id,
             inserted=inserted,
+            kind=kind,
             pool=pool,
             status=status,
             total=total,
             updated=updated,
             updated_at=updated_at,
+            calibration=calibration,
             message=message,
         )
 

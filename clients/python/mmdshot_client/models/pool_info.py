@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.pool_calibration import PoolCalibration
+
 
 T = TypeVar("T", bound="PoolInfo")
 
@@ -22,6 +28,7 @@ class PoolInfo:
         size (int):
         updated_at (float):
         version (int):
+        calibration (None | PoolCalibration | Unset): The last calibration (POST /v1/pools/{pool}/calibrate).
     """
 
     created_at: float
@@ -33,8 +40,11 @@ class PoolInfo:
     size: int
     updated_at: float
     version: int
+    calibration: None | PoolCalibration | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
+
         created_at = self.created_at
 
         description = self.description
@@ -53,6 +63,14 @@ class PoolInfo:
 
         version = self.version
 
+        calibration: dict[str, Any] | None | Unset
+        if isinstance(self.calibration, Unset):
+            calibration = UNSET
+        elif isinstance(self.calibration, PoolCalibration):
+            calibration = self.calibration.to_dict()
+        else:
+            calibration = self.calibration
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -68,11 +86,15 @@ class PoolInfo:
                 "version": version,
             }
         )
+        if calibration is not UNSET:
+            field_dict["calibration"] = calibration
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
+
         d = dict(src_dict)
         created_at = d.pop("created_at")
 
@@ -92,6 +114,23 @@ class PoolInfo:
 
         version = d.pop("version")
 
+        def _parse_calibration(data: object) -> None | PoolCalibration | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                calibration_type_0 = PoolCalibration.from_dict(data)
+
+                return calibration_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | PoolCalibration | Unset, data)
+
+        calibration = _parse_calibration(d.pop("calibration", UNSET))
+
         pool_info = cls(
             created_at=created_at,
             description=description,
@@ -102,6 +141,7 @@ class PoolInfo:
             size=size,
             updated_at=updated_at,
             version=version,
+            calibration=calibration,
         )
 
         return pool_info

@@ -38,8 +38,8 @@ class PoolSelectRequest:
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
         target (None | TargetIn | Unset):
-        tau (float | Literal['median'] | None | Unset): Bandwidth (>0); null: 0.2 for softmax, median heuristic
-            otherwise.
+        tau (float | Literal['median'] | None | Unset): Bandwidth (>0); null: the pool's calibrated tau when it has one
+            (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
         template (str | Unset):  Default: 'Input: {input}\\nOutput: {output}'.
     """
 

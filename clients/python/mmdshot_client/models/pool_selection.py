@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
+from ..models.tau_source import TauSource, check_tau_source
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class PoolSelection:
         prompt (str):
         subsets (list[Subset]):
         tau (float):
+        tau_source (TauSource):
         timings (Timings): Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
         bounds_by_k (BoundsByK | None | Unset): Auto-k: bound of each k.
         target_label_distribution (LabelDistribution | None | Unset):
@@ -60,6 +62,7 @@ class PoolSelection:
     prompt: str
     subsets: list[Subset]
     tau: float
+    tau_source: TauSource
     timings: Timings
     bounds_by_k: BoundsByK | None | Unset = UNSET
     target_label_distribution: LabelDistribution | None | Unset = UNSET
@@ -106,6 +109,8 @@ class PoolSelection:
 
         tau = self.tau
 
+        tau_source: str = self.tau_source
+
         timings = self.timings.to_dict()
 
         bounds_by_k: dict[str, Any] | None | Unset
@@ -144,6 +149,7 @@ class PoolSelection:
                 "prompt": prompt,
                 "subsets": subsets,
                 "tau": tau,
+                "tau_source": tau_source,
                 "timings": timings,
             }
         )
@@ -206,6 +212,8 @@ class PoolSelection:
 
         tau = d.pop("tau")
 
+        tau_source = check_tau_source(d.pop("tau_source"))
+
         timings = Timings.from_dict(d.pop("timings"))
 
         def _parse_bounds_by_k(data: object) -> BoundsByK | None | Unset:
@@ -259,6 +267,7 @@ class PoolSelection:
             prompt=prompt,
             subsets=subsets,
             tau=tau,
+            tau_source=tau_source,
             timings=timings,
             bounds_by_k=bounds_by_k,
             target_label_distribution=target_label_distribution,

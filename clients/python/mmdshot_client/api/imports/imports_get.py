@@ -61,7 +61,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorBody | Job]:
-    """An import's status, progress and per-line errors
+    """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
         job_id (str):
@@ -90,7 +90,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorBody | Job | None:
-    """An import's status, progress and per-line errors
+    """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
         job_id (str):
@@ -114,7 +114,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorBody | Job]:
-    """An import's status, progress and per-line errors
+    """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
         job_id (str):
@@ -141,7 +141,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorBody | Job | None:
-    """An import's status, progress and per-line errors
+    """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
         job_id (str):

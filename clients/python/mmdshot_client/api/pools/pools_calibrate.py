@@ -1,0 +1,226 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.calibrate_request import CalibrateRequest
+from ...models.error_body import ErrorBody
+from ...models.job import Job
+from ...types import Response
+
+
+def _get_kwargs(
+    pool: str,
+    *,
+    body: CalibrateRequest,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/pools/{pool}/calibrate".format(
+            pool=quote(str(pool), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ErrorBody | Job | None:
+    if response.status_code == 202:
+        response_202 = Job.from_dict(response.json())
+
+        return response_202
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[ErrorBody | Job]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    pool: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CalibrateRequest,
+) -> Response[ErrorBody | Job]:
+    """Choose the pool's tau on a validation split carved from it, in the background
+
+     Holds out `validation_size` examples (drawn with `seed`), chooses `k` demonstrations for each from
+    the rest under every candidate tau and by knn, scores each setting (label purity, or output
+    similarity for an unlabelled pool) and keeps the best tau with the pool: selections that leave tau
+    unset use it (`tau_source: calibrated`). Answers a job (`GET /v1/jobs/{job}`); the result also shows
+    in `GET /v1/pools/{pool}`.
+
+    Args:
+        pool (str): Pool name.
+        body (CalibrateRequest): What to calibrate: the candidate bandwidths, the k to select, the
+            validation split.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | Job]
+    """
+
+    kwargs = _get_kwargs(
+        pool=pool,
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    pool: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CalibrateRequest,
+) -> ErrorBody | Job | None:
+    """Choose the pool's tau on a validation split carved from it, in the background
+
+     Holds out `validation_size` examples (drawn with `seed`), chooses `k` demonstrations for each from
+    the rest under every candidate tau and by knn, scores each setting (label purity, or output
+    similarity for an unlabelled pool) and keeps the best tau with the pool: selections that leave tau
+    unset use it (`tau_source: calibrated`). Answers a job (`GET /v1/jobs/{job}`); the result also shows
+    in `GET /v1/pools/{pool}`.
+
+    Args:
+        pool (str): Pool name.
+        body (CalibrateRequest): What to calibrate: the candidate bandwidths, the k to select, the
+            validation split.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | Job
+    """
+
+    return sync_detailed(
+        pool=pool,
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    pool: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CalibrateRequest,
+) -> Response[ErrorBody | Job]:
+    """Choose the pool's tau on a validation split carved from it, in the background
+
+     Holds out `validation_size` examples (drawn with `seed`), chooses `k` demonstrations for each from
+    the rest under every candidate tau and by knn, scores each setting (label purity, or output
+    similarity for an unlabelled pool) and keeps the best tau with the pool: selections that leave tau
+    unset use it (`tau_source: calibrated`). Answers a job (`GET /v1/jobs/{job}`); the result also shows
+    in `GET /v1/pools/{pool}`.
+
+    Args:
+        pool (str): Pool name.
+        body (CalibrateRequest): What to calibrate: the candidate bandwidths, the k to select, the
+            validation split.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | Job]
+    """
+
+    kwargs = _get_kwargs(
+        pool=pool,
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    pool: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CalibrateRequest,
+) -> ErrorBody | Job | None:
+    """Choose the pool's tau on a validation split carved from it, in the background
+
+     Holds out `validation_size` examples (drawn with `seed`), chooses `k` demonstrations for each from
+    the rest under every candidate tau and by knn, scores each setting (label purity, or output
+    similarity for an unlabelled pool) and keeps the best tau with the pool: selections that leave tau
+    unset use it (`tau_source: calibrated`). Answers a job (`GET /v1/jobs/{job}`); the result also shows
+    in `GET /v1/pools/{pool}`.
+
+    Args:
+        pool (str): Pool name.
+        body (CalibrateRequest): What to calibrate: the candidate bandwidths, the k to select, the
+            validation split.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | Job
+    """
+
+    return (
+        await asyncio_detailed(
+            pool=pool,
+            client=client,
+            body=body,
+        )
+    ).parsed
