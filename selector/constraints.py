@@ -237,7 +237,9 @@ class ConstraintState:
 
     def mask(self, step: int) -> torch.Tensor:
         """``(B, L)`` bool: the candidates that may be chosen at ``step`` (1-based)."""
-        allowed = self.base_mask & ~self.chosen & ~self.duplicate
+        allowed = self.base_mask & ~self.chosen
+        if self.plan.dedup_threshold is not None:
+            allowed &= ~self.duplicate
         remaining_after = self.k - step
         if self.region_tokens is not None:
             assert (
@@ -257,10 +259,20 @@ class ConstraintState:
         return allowed
 
     def update(
-        self, positions: torch.Tensor, inner_column: torch.Tensor, active: torch.Tensor
+        self,
+        positions: torch.Tensor,
+        inner_column: torch.Tensor,
+        active: torch.Tensor,
+        every: bool = False,
     ) -> None:
-        """Record that problem b chose ``positions[b]`` where ``active[b]``;
-        ``inner_column: (B, L)`` holds the cosine of every region candidate to that choice."""
+        """Record that problem b chose ``positions[b]`` where ``active[b]`` (``every``: all
+        are active); ``inner_column: (B, L)`` holds the cosine of every region candidate to
+        that choice."""
+        if every and self.region_tokens is None and self.label_counts is None:
+            self.chosen.scatter_(1, positions.unsqueeze(1), True)
+            if self.plan.dedup_threshold is not None:
+                self.duplicate |= inner_column > self.plan.dedup_threshold
+            return
         rows = torch.arange(positions.shape[0], device=positions.device)
         self.chosen[rows[active], positions[active]] = True
         if self.region_tokens is not None:

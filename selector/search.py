@@ -168,7 +168,9 @@ class GreedyOutcome:
 
 
 class _GreedyRun:
-    """The running sums of B greedy (or beam) runs; see the module docstring."""
+    """The running sums of B greedy (or beam) runs; see the module docstring. Sums and
+    redundancies are float64; the objective is written as
+    ``(2 / j^2) (s_i - j t_i) + (SS + 1) / j^2 - 2 ST / j`` so a step costs few tensor ops."""
 
     def __init__(
         self,
@@ -183,19 +185,22 @@ class _GreedyRun:
         self.constraints = constraints
         self.method = method
         self.mmr_lambda = mmr_lambda
-        self.redundancy = torch.zeros(batch, size, dtype=region.affinity.dtype, device=device)
-        self.max_similarity = torch.full_like(self.redundancy, -1.0)
+        self.affinity = region.affinity.to(torch.float64)
+        self.redundancy = torch.zeros(batch, size, dtype=torch.float64, device=device)
+        self.max_similarity = torch.full(
+            (batch, size), -1.0, dtype=region.affinity.dtype, device=device
+        )
         self.sum_chosen = torch.zeros(batch, dtype=torch.float64, device=device)
         self.sum_affinity = torch.zeros(batch, dtype=torch.float64, device=device)
 
     def objective(self, step: int) -> torch.Tensor:
-        """``(B, L)``, lower is better; the candidates the constraints forbid get ``+inf``."""
+        """``(B, L)`` float64, lower is better; candidates the constraints forbid get ``+inf``."""
         if self.method == "mmd":
-            value = (self.sum_chosen.unsqueeze(1) + 2.0 * self.redundancy + 1.0) / step**2 - 2.0 * (
-                self.sum_affinity.unsqueeze(1) + self.region.affinity
-            ) / step
+            offset = (self.sum_chosen + 1.0) / step**2 - (2.0 / step) * self.sum_affinity
+            value = torch.add(self.redundancy, self.affinity, alpha=-step)
+            value = value.mul_(2.0 / step**2).add_(offset.unsqueeze(1))
         elif self.method == "knn":
-            value = -self.region.affinity
+            value = self.affinity.neg()
         elif self.method == "mmr":
             relevance = self.region.similarity
             if step == 1:
@@ -204,11 +209,11 @@ class _GreedyRun:
                 value = -(
                     self.mmr_lambda * relevance - (1.0 - self.mmr_lambda) * self.max_similarity
                 )
+            value = value.to(torch.float64)
         else:
             assert self.region.random_scores is not None
-            value = -self.region.random_scores
-        allowed = self.constraints.mask(step)
-        return value.to(torch.float64).masked_fill(~allowed, math.inf)
+            value = self.region.random_scores.to(torch.float64).neg()
+        return torch.where(self.constraints.mask(step), value, math.inf)
 
     def excluded_lower_bound(self, step: int) -> torch.Tensor:
         """``(B,)``: no candidate outside the region can score below this at ``step``."""
@@ -223,23 +228,29 @@ class _GreedyRun:
         # mmr works on its fetched region, as its peers do.
         return torch.full_like(excluded, -math.inf)
 
-    def commit(self, positions: torch.Tensor, active: torch.Tensor) -> None:
-        """Add ``positions: (B,)`` to the problems where ``active: (B,)``."""
-        rows = torch.arange(positions.shape[0], device=positions.device)
-        safe = positions.clamp_min(0)
-        kernel_column, inner_column = self.region.columns(safe)
-        chosen_redundancy = self.redundancy[rows, safe].to(torch.float64)
-        weight = active.to(torch.float64)
-        self.sum_chosen += weight * (2.0 * chosen_redundancy + 1.0)
-        self.sum_affinity += weight * self.region.affinity[rows, safe].to(torch.float64)
-        self.redundancy += kernel_column * active.unsqueeze(1).to(kernel_column.dtype)
+    def commit(self, positions: torch.Tensor, active: torch.Tensor, every: bool) -> None:
+        """Add ``positions: (B,)`` (valid region positions) to the problems where
+        ``active: (B,)``; ``every``: all of them are active (fewer ops)."""
+        kernel_column, inner_column = self.region.columns(positions)
+        column = positions.unsqueeze(1)
+        chosen_redundancy = self.redundancy.gather(1, column).squeeze(1)
+        chosen_affinity = self.affinity.gather(1, column).squeeze(1)
+        if every:
+            self.sum_chosen += 2.0 * chosen_redundancy + 1.0
+            self.sum_affinity += chosen_affinity
+            self.redundancy += kernel_column
+        else:
+            weight = active.to(torch.float64)
+            self.sum_chosen += weight * (2.0 * chosen_redundancy + 1.0)
+            self.sum_affinity += weight * chosen_affinity
+            self.redundancy += kernel_column * weight.unsqueeze(1)
         if self.method == "mmr":
             self.max_similarity = torch.where(
                 active.unsqueeze(1),
                 torch.maximum(self.max_similarity, inner_column),
                 self.max_similarity,
             )
-        self.constraints.update(safe, inner_column, active)
+        self.constraints.update(positions, inner_column, active, every)
 
     def extended(self, region: CandidateRegion, chosen: torch.Tensor) -> _GreedyRun:
         """The same run over ``region``, a larger region whose first positions are this
@@ -249,7 +260,7 @@ class _GreedyRun:
         run.sum_chosen, run.sum_affinity = self.sum_chosen, self.sum_affinity
         if chosen.shape[1]:
             gram, inner = region.columns_of(chosen)
-            run.redundancy = gram.sum(1)
+            run.redundancy = gram.to(torch.float64).sum(1)
             run.max_similarity = inner.max(1).values
             constraints.choose_all(chosen, inner)
         return run
@@ -296,28 +307,38 @@ def greedy(
     needs_larger = torch.zeros(batch, dtype=torch.bool, device=device)
     infeasible = torch.zeros(batch, dtype=torch.bool, device=device)
     complete = region.complete
+    certify = not bool(complete.all())  # a complete region needs no certificate
     step = 1
     while step <= k:
         values = run.objective(step)
         best_value, best_position = values.min(dim=1)
         found = torch.isfinite(best_value)
-        uncertain = best_value > run.excluded_lower_bound(step)
-        exhausted = active & ~found
-        grow = active & ~complete & (exhausted | (found & uncertain))
-        if extend is not None and bool(grow.any()):
-            region = extend(region)
-            run = run.extended(region, positions[:, : step - 1])
-            complete = region.complete
-            continue
-        stuck = exhausted & complete
-        needs_larger |= grow
-        infeasible |= stuck & (step <= k_min)
-        active &= ~(grow | stuck)
-        positions[:, step - 1] = torch.where(active, best_position, -1)
-        objective[:, step - 1] = torch.where(active, best_value, math.nan)
-        if not bool(active.any()):
+        stuck = active & ~found
+        if certify:
+            uncertain = best_value > run.excluded_lower_bound(step)
+            grow = active & ~complete & (~found | uncertain)
+            if extend is not None and bool(grow.any()):
+                region = extend(region)
+                run = run.extended(region, positions[:, : step - 1])
+                complete = region.complete
+                certify = not bool(complete.all())
+                continue
+            stuck &= complete
+            needs_larger |= grow
+            active &= ~grow
+        if step <= k_min:
+            infeasible |= stuck
+        active &= ~stuck
+        remaining = int(active.sum())
+        if remaining == batch:
+            positions[:, step - 1] = best_position
+            objective[:, step - 1] = best_value
+        else:
+            positions[:, step - 1] = torch.where(active, best_position, -1)
+            objective[:, step - 1] = torch.where(active, best_value, math.nan)
+        if remaining == 0:
             break
-        run.commit(best_position, active)
+        run.commit(best_position, active, remaining == batch)
         step += 1
     return GreedyOutcome(positions, objective, needs_larger, infeasible, region)
 
@@ -369,7 +390,7 @@ def beam_search(
             additions + [additions[0]] * (width - len(additions)), device=region.affinity.device
         )
         active = torch.arange(width, device=padded.device) < len(parents)
-        run.commit(padded, active)
+        run.commit(padded, active, len(parents) == width)
         beams = [
             [*beams[parent], position] for parent, position in zip(parents, additions, strict=True)
         ]
@@ -453,21 +474,17 @@ def _swap_changes(
 
     With ``r_i = sum_{c in S} k(x_i, x_c)``, the Gram sum changes by
     ``-2 r_p + 1 + 2 (r_i - k(i, p)) + 1`` (``k(x, x) = 1``) and the affinity sum by
-    ``t_i - t_p``."""
+    ``t_i - t_p``, so with ``u_i = r_i - k t_i`` the objective changes by
+    ``(2 / k^2) (u_i - u_p + 1 - k(i, p))``."""
     size = positions.shape[1]
     plan = constraints.plan
 
     def of(state: torch.Tensor) -> torch.Tensor:
         return state if rows is None else state[rows]
 
-    redundancy = gram.sum(1)  # (R, L)
-    chosen_redundancy = torch.gather(redundancy, 1, positions)  # (R, k)
-    chosen_affinity = torch.gather(affinity, 1, positions)
-    gram_change = (
-        2.0 - 2.0 * chosen_redundancy.unsqueeze(2) + 2.0 * (redundancy.unsqueeze(1) - gram)
-    )
-    affinity_change = affinity.unsqueeze(1) - chosen_affinity.unsqueeze(2)
-    change = gram_change / size**2 - 2.0 * affinity_change / size  # (R, k, L)
+    unary = torch.add(gram.sum(1), affinity, alpha=-size)  # u: (R, L)
+    chosen_unary = torch.gather(unary, 1, positions).unsqueeze(2)  # (R, k, 1)
+    change = (unary.unsqueeze(1) - chosen_unary - gram).add_(1.0).mul_(2.0 / size**2)
     allowed = (of(constraints.base_mask) & ~of(constraints.chosen)).unsqueeze(1)
     if constraints.region_tokens is not None and plan.token_budget is not None:
         region_tokens = of(constraints.region_tokens)
@@ -490,7 +507,7 @@ def _swap_changes(
         slot = torch.arange(size, device=positions.device).view(1, size, 1)
         other = torch.where(top2.indices[:, :1] == slot, top2.values[:, 1:2], top2.values[:, :1])
         allowed = allowed & (other <= plan.dedup_threshold)
-    return change.masked_fill(~allowed, math.inf)
+    return torch.where(allowed, change, math.inf)
 
 
 def _apply_swap(
