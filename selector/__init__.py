@@ -21,7 +21,9 @@ from selector.embedding import (
     Embedder,
     HashingEmbedder,
     HFTokenCounter,
+    OnnxSentenceEmbedder,
     SentenceTransformerEmbedder,
+    load_sentence_embedder,
 )
 from selector.errors import (
     DeviceUnavailableError,
@@ -51,6 +53,7 @@ __all__ = [
     "InfeasibleConstraintError",
     "InvalidInputError",
     "Kernel",
+    "OnnxSentenceEmbedder",
     "Pool",
     "PoolIndex",
     "PrefilterConfig",
@@ -66,6 +69,7 @@ __all__ = [
     "carve_validation",
     "generalization_bound",
     "label_purity",
+    "load_sentence_embedder",
     "mmd2",
     "output_similarity",
     "resolve_device",
