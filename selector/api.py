@@ -316,6 +316,8 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
             regions = _exact_regions(scorer, plan, settings, k_max)
     searched = time.perf_counter()
     with cpu_threads_for(pool.device, 1):
+        if batch > 1 and settings.k_range is None:
+            _prime_primaries(scorer, regions, settings)
         results = [
             _finish(scorer, plan, settings, row, regions[row], k_min, joint) for row in range(batch)
         ]
@@ -327,6 +329,20 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
         )
         object.__setattr__(result, "prefiltered", use_prefilter)
     return results
+
+
+def _prime_primaries(
+    scorer: _AffinityScorer, regions: list[_Solved], settings: SelectOptions
+) -> None:
+    """Evaluate, in one batch, the subsets :func:`_finish` will report for the problems
+    whose greedy answer is final (refined already, or not to be refined)."""
+    will_refine = settings.method == "mmd" and settings.refine
+    rows = [row for row, solved in enumerate(regions) if solved.refined or not will_refine]
+    subsets = []
+    for row in rows:
+        positions = regions[row].positions
+        subsets.append(regions[row].pool_index[positions[positions >= 0]].tolist())
+    scorer.prime(rows, subsets)
 
 
 class _AffinityScorer:
@@ -349,6 +365,8 @@ class _AffinityScorer:
         self.settings = settings
         self.estimate: _OutputEstimate | None = None
         self.scan_finished: float | None = None  # perf_counter() when the scan was done
+        self._evaluated: dict[tuple[int, tuple[int, ...]], float] = {}  # see prime()
+        self._constants: dict[int, float] = {}
 
     @property
     def batch(self) -> int:
@@ -448,52 +466,89 @@ class _AffinityScorer:
 
     def constant(self, row: int) -> float:
         """``sum_{j,l} w_j w_l k((y_j, o_j), (y_l, o_l))`` for problem ``row``."""
-        points = self.targets.points[row].to(torch.float64)
-        weights = self.targets.weights[row].to(torch.float64)
+        if row in self._constants:
+            return self._constants[row]
+        return float(self.constants(torch.tensor([row], device=self.pool.device))[0])
+
+    def constants(self, rows: torch.Tensor) -> torch.Tensor:
+        """:meth:`constant` of the problems ``rows: (R,)`` -> ``(R,)`` float64."""
+        points = self.targets.points[rows].to(torch.float64)  # (R, m, d)
+        weights = self.targets.weights[rows].to(torch.float64).unsqueeze(2)  # (R, m, 1)
         gram = self.kernel(points, points)
         if self.estimate is not None:
-            gram = gram * self._target_output_gram(row)
-        return float(weights @ gram @ weights)
+            gram = gram * self._target_output_gram(rows)
+        return (weights.transpose(1, 2) @ gram @ weights).reshape(-1)
 
-    def _target_output_gram(self, row: int) -> torch.Tensor:
-        """``(m, m)``: ``E k_y`` between the estimated outputs of target points j and l."""
+    def _target_output_gram(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(R, m, m)``: ``E k_y`` between the estimated outputs of target points j and l of
+        the problems ``rows: (R,)``."""
         assert self.estimate is not None
         if self.estimate.label_probability is not None:
-            probability = self.estimate.label_probability[row].to(torch.float64)
-            return probability @ probability.T
+            probability = self.estimate.label_probability[rows].to(torch.float64)
+            return probability @ probability.transpose(1, 2)
         assert self.pool.output_vectors is not None
         assert (
             self.estimate.neighbor_index is not None and self.estimate.neighbor_weight is not None
         )
-        neighbor = self.pool.output_vectors[self.estimate.neighbor_index[row]].to(torch.float64)
-        weight = self.estimate.neighbor_weight[row].to(torch.float64)  # (m, N)
-        values = self.output_kernel.from_inner(torch.einsum("and,bmd->abnm", neighbor, neighbor))
-        return torch.einsum("an,abnm,bm->ab", weight, values, weight)
+        neighbor = self.pool.output_vectors[self.estimate.neighbor_index[rows]].to(torch.float64)
+        weight = self.estimate.neighbor_weight[rows].to(torch.float64)  # (R, m, N)
+        values = self.output_kernel.from_inner(torch.einsum("rand,rbmd->rabnm", neighbor, neighbor))
+        return torch.einsum("ran,rabnm,rbm->rab", weight, values, weight)
 
     def evaluate(self, row: int, indices: Sequence[int]) -> float:
-        """Exact ``MMD^2`` of the pool subset ``indices`` to target ``row``."""
-        index = torch.as_tensor(list(indices), dtype=torch.long, device=self.pool.device)
-        chosen = self.pool.vectors[index].to(torch.float64)
-        points = self.targets.points[row].to(torch.float64)
-        weights = self.targets.weights[row]
+        """Exact ``MMD^2`` of the pool subset ``indices`` to target ``row`` (from the values
+        :meth:`prime` computed in one batch, when it holds them)."""
+        key = (row, tuple(indices))
+        if key in self._evaluated:
+            return self._evaluated.pop(key)
+        index = torch.as_tensor([list(indices)], dtype=torch.long, device=self.pool.device)
+        return float(self.evaluate_many(torch.tensor([row], device=index.device), index)[0])
+
+    def prime(self, rows: Sequence[int], subsets: Sequence[Sequence[int]]) -> None:
+        """Evaluate the subsets ``subsets[i]`` of problems ``rows[i]`` together (one batched
+        computation per subset size) for the :meth:`evaluate` calls that will ask for them,
+        and the :meth:`constant` of those problems."""
+        if rows:
+            row_index = torch.tensor(list(rows), device=self.pool.device)
+            self._constants.update(zip(rows, self.constants(row_index).tolist(), strict=True))
+        by_size: dict[int, list[int]] = {}
+        for position, subset in enumerate(subsets):
+            by_size.setdefault(len(subset), []).append(position)
+        for size, positions in by_size.items():
+            if size == 0:
+                continue
+            device = self.pool.device
+            row_index = torch.tensor([rows[p] for p in positions], device=device)
+            index = torch.tensor([list(subsets[p]) for p in positions], device=device)
+            values = self.evaluate_many(row_index, index).tolist()
+            for position, value in zip(positions, values, strict=True):
+                self._evaluated[(rows[position], tuple(subsets[position]))] = value
+
+    def evaluate_many(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Exact ``MMD^2`` ``(R,)`` float64 of the pool subsets ``index: (R, k)`` to the
+        targets of problems ``rows: (R,)``."""
+        chosen = self.pool.rows(index).to(torch.float64)  # (R, k, d)
+        points = self.targets.points[rows].to(torch.float64)  # (R, m, d)
         within = self.kernel(chosen, chosen)
         cross = self.kernel(chosen, points)
         target_gram = self.kernel(points, points)
         if self.estimate is not None:
             within = within * self._output_gram_between(index, index)
-            factor = self.output_factor(index.unsqueeze(0).expand(self.batch, -1))
+            factor = self.output_factor(index, rows)  # (R, m, k)
             assert factor is not None
-            cross = cross * factor[row].T.to(torch.float64)
-            target_gram = target_gram * self._target_output_gram(row)
-        return mmd2_from_gram(within, cross, target_gram, weights)
+            cross = cross * factor.transpose(1, 2).to(torch.float64)
+            target_gram = target_gram * self._target_output_gram(rows)
+        return mmd2_from_gram(within, cross, target_gram, self.targets.weights[rows])
 
     def _output_gram_between(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """``(R, P, Q)`` float64 output kernel between pool indices ``left: (R, P)`` and
+        ``right: (R, Q)``."""
         if self.pool.label_ids is not None:
             labels = torch.from_numpy(self.pool.label_ids).to(left.device)
-            return (labels[left].unsqueeze(1) == labels[right].unsqueeze(0)).to(torch.float64)
+            return (labels[left].unsqueeze(2) == labels[right].unsqueeze(1)).to(torch.float64)
         assert self.pool.output_vectors is not None
-        outputs = self.pool.output_vectors.to(torch.float64)
-        return self.output_kernel(outputs[left], outputs[right])
+        outputs = self.pool.output_vectors
+        return self.output_kernel(outputs[left].to(torch.float64), outputs[right].to(torch.float64))
 
     def region(
         self,

@@ -118,9 +118,9 @@ class Kernel:
         return torch.exp(-torch.sqrt(squared) / self.tau)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x: (n, d), y: (m, d) -> (n, m)``."""
+        """``x: (..., n, d), y: (..., m, d) -> (..., n, m)`` (leading batch dimensions)."""
         return self.from_inner(
-            x @ y.T, (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
+            x @ y.transpose(-2, -1), (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
         )
 
 

@@ -18,20 +18,19 @@ from selector.kernels import Kernel
 
 def mmd2_from_gram(
     within: torch.Tensor, cross: torch.Tensor, target_gram: torch.Tensor, weights: torch.Tensor
-) -> float:
-    """``within: (k, k)``, ``cross: (k, m)``, ``target_gram: (m, m)``, ``weights: (m,)`` summing
-    to 1 -> ``MMD^2`` (float64 arithmetic)."""
+) -> torch.Tensor:
+    """``within: (..., k, k)``, ``cross: (..., k, m)``, ``target_gram: (..., m, m)``,
+    ``weights: (..., m)`` summing to 1 -> ``MMD^2: (...)`` (float64 arithmetic)."""
     within = within.to(torch.float64)
     cross = cross.to(torch.float64)
     target_gram = target_gram.to(torch.float64)
-    weights = weights.to(torch.float64)
-    size = within.shape[0]
-    value = (
-        within.sum() / size**2
-        - 2.0 * (cross @ weights).sum() / size
-        + weights @ target_gram @ weights
+    weights = weights.to(torch.float64).unsqueeze(-1)  # (..., m, 1)
+    size = within.shape[-1]
+    return (
+        within.sum((-2, -1)) / size**2
+        - 2.0 * (cross @ weights).sum((-2, -1)) / size
+        + (weights.transpose(-2, -1) @ target_gram @ weights).reshape(within.shape[:-2])
     )
-    return float(value)
 
 
 def mmd2(
@@ -47,8 +46,13 @@ def mmd2(
             (target.shape[0],), 1.0 / target.shape[0], dtype=torch.float64, device=target.device
         )
     chosen64, target64 = chosen.to(torch.float64), target.to(torch.float64)
-    return mmd2_from_gram(
-        kernel(chosen64, chosen64), kernel(chosen64, target64), kernel(target64, target64), weights
+    return float(
+        mmd2_from_gram(
+            kernel(chosen64, chosen64),
+            kernel(chosen64, target64),
+            kernel(target64, target64),
+            weights,
+        )
     )
 
 
