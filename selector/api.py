@@ -289,6 +289,7 @@ def _check_options(settings: SelectOptions, pool: Pool) -> tuple[int, int]:
     return k_min, k_max
 
 
+@torch.inference_mode()  # no autograd bookkeeping: a step is dozens of small tensor ops
 def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[SelectionResult]:
     k_min, k_max = _check_options(settings, pool)
     started = time.perf_counter()

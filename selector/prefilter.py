@@ -18,6 +18,7 @@ import numpy as np
 from selector.errors import InvalidInputError
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
+PROBE_FACTOR = 8  # IVF: probe lists holding about this many times the asked count
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class PoolIndex:
             elif isinstance(self.index, faiss.IndexIVF):
                 # Probe enough lists to hold about eight times the asked count.
                 lists = self.index.nlist
-                wanted = int(np.ceil(8 * count * lists / self.size))
+                wanted = int(np.ceil(PROBE_FACTOR * count * lists / self.size))
                 self.index.nprobe = min(lists, max(self.probe, wanted))
             _, found = self.index.search(queries, count)
         return np.asarray(found, dtype=np.int64)
