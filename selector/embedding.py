@@ -234,9 +234,10 @@ class OnnxSentenceEmbedder:
     On first use the transformer with its pooling and normalisation is exported once to
     ``cache_dir/<name>-<hash of the weights>.onnx`` (written atomically; later loads read it).
     Texts are tokenised with the model's ``tokenizer.json`` (truncated to ``max_seq_length``),
-    sorted by length and padded per batch. Batches of at most ``SMALL_BATCH`` texts (queries)
-    run on one thread, so concurrent requests use different cores; larger ones on
-    ``threads`` (default: every core). Thread-safe without a lock.
+    sorted by length and padded per batch. A call runs on ``threads`` (default: every core)
+    when it is large or no other call is running; small calls (at most ``SMALL_BATCH``
+    texts: queries) that overlap run on one thread each, so concurrent requests use
+    different cores. Thread-safe.
     """
 
     def __init__(
@@ -267,6 +268,8 @@ class OnnxSentenceEmbedder:
         self._bulk_session = (
             self._query_session if bulk_threads == 1 else self._session(onnxruntime, bulk_threads)
         )
+        self._lock = threading.Lock()
+        self._in_flight = 0  # embed() calls running now
         output = self._query_session.get_outputs()[0]
         self._dimension = int(output.shape[-1])
 
@@ -341,10 +344,21 @@ class OnnxSentenceEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         if not texts:
-            return out
-        session = self._query_session if len(texts) <= SMALL_BATCH else self._bulk_session
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        with self._lock:
+            alone = self._in_flight == 0
+            self._in_flight += 1
+        try:
+            # A lone call may use every core; calls that overlap take one thread each.
+            bulk = len(texts) > SMALL_BATCH or alone
+            return self._embed(texts, self._bulk_session if bulk else self._query_session)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _embed(self, texts: Sequence[str], session: Any) -> np.ndarray:
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda row: len(encodings[row].ids))
         for start in range(0, len(order), self._batch_size):

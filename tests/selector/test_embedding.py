@@ -129,7 +129,9 @@ def test_onnx_threads_share_one_embedder(onnx_cache: Path) -> None:
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda text: onnx.embed([text]), ONNX_TEXTS * 4))
     for position, vectors in enumerate(got):
-        np.testing.assert_array_equal(vectors, expected[position % len(ONNX_TEXTS)])
+        # Overlapping calls run on the one-thread session, a lone call on the bulk one.
+        np.testing.assert_allclose(vectors, expected[position % len(ONNX_TEXTS)], atol=1e-6)
+    assert onnx._in_flight == 0
 
 
 def test_onnx_refuses_a_corrupt_file_and_auto_falls_back(tmp_path: Path, monkeypatch) -> None:
