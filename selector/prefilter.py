@@ -18,7 +18,10 @@ import numpy as np
 from selector.errors import InvalidInputError
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
-PROBE_FACTOR = 8  # IVF: probe lists holding about this many times the asked count
+# IVF probes lists holding about this many times the asked count (at least ivf_probe lists).
+# On 37k real tweets 4 cost 0.08 % in mean MMD^2 against exact selection (8: 0.02 %) and
+# halves the search at 100,000 vectors; on the clustered 1M pool both cost nothing.
+PROBE_FACTOR = 4
 
 
 @dataclass(frozen=True)
