@@ -24,7 +24,15 @@ def package_versions(packages: Iterable[str]) -> dict[str, str | None]:
 
 def environment() -> dict[str, object]:
     versions = package_versions(
-        ("torch", "numpy", "faiss-cpu", "sentence-transformers", "fastapi", "uvicorn")
+        (
+            "torch",
+            "numpy",
+            "faiss-cpu",
+            "sentence-transformers",
+            "onnxruntime",
+            "fastapi",
+            "uvicorn",
+        )
     )
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from app.config import Settings
 from bench.embeddings import CACHE, tweet_embeddings
 from bench.environment import environment
 from selector.embedding import BUNDLED_MODEL_NAME
@@ -40,7 +41,6 @@ def _free_port() -> int:
 
 def build_data_dir(data_dir: Path, size: int, quick: bool) -> list[str]:
     """Write a pool of ``size`` examples into ``data_dir``; returns held-out query texts."""
-    from app.config import Settings
     from app.store import PreparedExample, open_store
     from selector.embedding import content_hash
 
@@ -252,6 +252,7 @@ def run(size: int, quick: bool, k: int = 8, seconds: int = 20) -> dict:
         "concurrency": levels,
         "warm_request_timings_ms": timings,
         "prefiltered": warm.json()["prefiltered"],
+        "embedding_backend": Settings().embedding_backend,
     }
 
 

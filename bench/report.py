@@ -181,7 +181,7 @@ def http_section(result: dict[str, Any]) -> str:
     return f"""## HTTP selection
 
 `POST /v1/pools/{{pool}}/select` on a {result["pool_size"]:,}-example pool, query embedding
-with MiniLM included, k = {result["k"]}, driven by {result["tool"]} for
+with MiniLM included ({_backend(result)}), k = {result["k"]}, driven by {result["tool"]} for
 {result["duration_s"]} s per level against one `mmdshot serve` on loopback
 (`python -m bench http`).
 
@@ -199,6 +199,13 @@ default bound the service answers 429 beyond 2 running and 16 waiting requests.
 
 {_environment(result)}
 """
+
+
+def _backend(result: dict[str, Any]) -> str:
+    backend = result.get("embedding_backend", "torch")
+    if backend == "torch":
+        return "sentence-transformers on torch"
+    return "ONNX Runtime on the CPU, the `auto` backend" if backend == "auto" else backend
 
 
 def _points(value: float) -> str:

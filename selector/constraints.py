@@ -235,6 +235,16 @@ class ConstraintState:
         )
         self.duplicate = torch.zeros(batch, size, dtype=torch.bool, device=device)
 
+    @property
+    def static_only(self) -> bool:
+        """Whether only static masks (filters, exclusions) constrain the runs: no token
+        budget, label quotas or near-duplicate suppression."""
+        return (
+            self.region_tokens is None
+            and self.label_counts is None
+            and self.plan.dedup_threshold is None
+        )
+
     def mask(self, step: int) -> torch.Tensor:
         """``(B, L)`` bool: the candidates that may be chosen at ``step`` (1-based)."""
         allowed = self.base_mask & ~self.chosen

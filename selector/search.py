@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from selector.constraints import ConstraintState
@@ -200,8 +201,8 @@ class _GreedyRun:
         """``(B, L)`` float64, lower is better; candidates the constraints forbid get ``+inf``."""
         if self.method == "mmd":
             offset = (self.sum_chosen + 1.0) / step**2 - (2.0 / step) * self.sum_affinity
-            value = torch.add(self.redundancy, self.affinity, alpha=-step)
-            value = value.mul_(2.0 / step**2).add_(offset.unsqueeze(1))
+            value = (self.redundancy - step * self.affinity).mul_(2.0 / step**2)
+            value = value.add_(offset.unsqueeze(1))
         elif self.method == "knn":
             value = self.affinity.neg()
         elif self.method == "mmr":
@@ -302,6 +303,8 @@ def greedy(
     batch = region.batch_size
     device = region.affinity.device
     k_min = k if k_min is None else k_min
+    if batch == 1 and method == "mmd" and device.type == "cpu" and constraints.static_only:
+        return _single_greedy(region, constraints, k, k_min, extend)
     run = _GreedyRun(region, constraints, method, mmr_lambda)
     assert extend is None or batch == 1, "extending regions works one problem at a time"
     positions = torch.full((batch, k), -1, dtype=torch.long, device=device)
@@ -344,6 +347,85 @@ def greedy(
         run.commit(best_position, active, remaining == batch)
         step += 1
     return GreedyOutcome(positions, objective, needs_larger, infeasible, region)
+
+
+def _single_greedy(
+    region: CandidateRegion,
+    constraints: ConstraintState,
+    k: int,
+    k_min: int,
+    extend: Callable[[CandidateRegion], CandidateRegion] | None,
+) -> GreedyOutcome:
+    """:func:`greedy` for one ``mmd`` problem on the CPU whose constraints are static masks:
+    the same float64 arithmetic as :class:`_GreedyRun` (and the same torch kernel columns),
+    with the per-step bookkeeping in numpy, whose small-array ops cost a fraction of
+    torch's. It returns what the batched greedy returns for a batch of one."""
+    plan = constraints.plan
+    chosen: list[int] = []
+    values: list[float] = []
+    sum_chosen = sum_affinity = 0.0
+    needs_larger = infeasible = False
+
+    def prepare(region: CandidateRegion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(affinity, redundancy, penalty)``: float64 ``(L,)`` arrays for ``region`` after
+        the steps taken so far; the penalty is 0 where a candidate may be chosen, else inf."""
+        affinity = region.affinity[0].to(torch.float64).numpy()
+        redundancy = np.zeros_like(affinity)
+        if chosen:
+            gram, _ = region.columns_of(torch.tensor([chosen]))
+            redundancy = gram[0].to(torch.float64).sum(0).numpy()
+        state = ConstraintState(plan, region.pool_index, constraints.k)
+        penalty = np.where(state.base_mask[0].numpy(), 0.0, math.inf)
+        penalty[chosen] = math.inf
+        return affinity, redundancy, penalty
+
+    affinity, redundancy, penalty = prepare(region)
+    excluded = float(region.excluded_affinity[0])
+    step = 1
+    while step <= k:
+        offset = (sum_chosen + 1.0) / step**2 - (2.0 / step) * sum_affinity
+        objective = redundancy - step * affinity
+        objective *= 2.0 / step**2
+        objective += offset
+        objective += penalty
+        best = int(objective.argmin())
+        best_value = float(objective[best])
+        found = math.isfinite(best_value)
+        if excluded != -math.inf:  # the region lacks allowed candidates: certify the step
+            least_redundancy = 0.0 if region.kernel.nonnegative else -(step - 1)
+            bound = (sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
+                sum_affinity + excluded
+            ) / step
+            if not found or best_value > bound:
+                if extend is None:
+                    needs_larger = True
+                    break
+                region = extend(region)
+                affinity, redundancy, penalty = prepare(region)
+                excluded = float(region.excluded_affinity[0])
+                continue
+        if not found:
+            infeasible = step <= k_min
+            break
+        chosen.append(best)
+        values.append(best_value)
+        column, _ = region.columns(torch.tensor([best]))
+        sum_chosen += 2.0 * float(redundancy[best]) + 1.0
+        sum_affinity += float(affinity[best])
+        redundancy += column[0].to(torch.float64).numpy()
+        penalty[best] = math.inf
+        step += 1
+    positions = torch.full((1, k), -1, dtype=torch.long)
+    objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
+    positions[0, : len(chosen)] = torch.tensor(chosen, dtype=torch.long)
+    objective_by_step[0, : len(values)] = torch.tensor(values, dtype=torch.float64)
+    return GreedyOutcome(
+        positions,
+        objective_by_step,
+        torch.tensor([needs_larger]),
+        torch.tensor([infeasible]),
+        region,
+    )
 
 
 def beam_search(
@@ -431,8 +513,10 @@ def swap_refine(
     batch, size = positions.shape
     if size == 0 or region.size <= size:
         return positions
-    positions = positions.clone()
     gram, inner = columns if columns is not None else region.columns_of(positions)
+    if batch == 1 and positions.device.type == "cpu" and constraints.static_only:
+        return _single_swap_refine(region, constraints, positions, gram, max_rounds)
+    positions = positions.clone()
     gram = gram.to(torch.float64)  # (B, k, L)
     affinity = region.affinity.to(torch.float64)
     live = torch.arange(batch, device=positions.device)  # problems that may still improve
@@ -462,6 +546,45 @@ def swap_refine(
     return positions
 
 
+def _single_swap_refine(
+    region: CandidateRegion,
+    constraints: ConstraintState,
+    positions: torch.Tensor,
+    gram: torch.Tensor,
+    max_rounds: int,
+) -> torch.Tensor:
+    """:func:`swap_refine` for one problem on the CPU under static masks only: the same
+    float64 arithmetic as :func:`_swap_changes` (and the same torch kernel columns) with the
+    small-array work in numpy."""
+    size = positions.shape[1]
+    chosen = positions[0].tolist()
+    columns = gram[0].to(torch.float64).numpy().copy()  # (k, L)
+    affinity = region.affinity[0].to(torch.float64).numpy()
+    allowed = (constraints.base_mask[0] & ~constraints.chosen[0]).numpy().copy()
+    scale = 2.0 / size**2
+    for _ in range(max_rounds):
+        unary = columns.sum(0) - size * affinity  # u: (L,)
+        change = ((unary[None, :] - unary[chosen][:, None]) - columns + 1.0) * scale
+        change = np.where(allowed[None, :], change, math.inf)
+        flat = int(change.argmin())
+        if not change.flat[flat] < -1e-12:
+            break
+        slot, candidate = divmod(flat, region.size)
+        out = chosen[slot]
+        _apply_swap(
+            constraints,
+            region,
+            torch.tensor([0]),
+            torch.tensor([out]),
+            torch.tensor([candidate]),
+        )
+        chosen[slot] = candidate
+        allowed[out], allowed[candidate] = True, False
+        column, _ = region.columns(torch.tensor([candidate]))
+        columns[slot] = column[0].to(torch.float64).numpy()
+    return torch.tensor([chosen], dtype=positions.dtype)
+
+
 def _swap_changes(
     constraints: ConstraintState,
     positions: torch.Tensor,
@@ -485,7 +608,7 @@ def _swap_changes(
     def of(state: torch.Tensor) -> torch.Tensor:
         return state if rows is None else state[rows]
 
-    unary = torch.add(gram.sum(1), affinity, alpha=-size)  # u: (R, L)
+    unary = gram.sum(1) - size * affinity  # u: (R, L)
     chosen_unary = torch.gather(unary, 1, positions).unsqueeze(2)  # (R, k, 1)
     change = (unary.unsqueeze(1) - chosen_unary - gram).add_(1.0).mul_(2.0 / size**2)
     allowed = (of(constraints.base_mask) & ~of(constraints.chosen)).unsqueeze(1)

@@ -14,7 +14,7 @@ from selector import Pool, select, select_batch
 from selector.constraints import ConstraintState, compile_constraints
 from selector.errors import InvalidInputError
 from selector.kernels import Kernel
-from selector.search import CandidateRegion, subset_objective, swap_refine
+from selector.search import CandidateRegion, greedy, subset_objective, swap_refine
 from tests.selector.reference import naive_mmd2, unit_rows
 
 
@@ -93,6 +93,69 @@ def test_batch_equals_single_calls() -> None:
             single = select(pool, queries[row], 6, **kwargs)
             assert result.indices == single.indices
             assert result.mmd2 == pytest.approx(single.mmd2, abs=1e-6)
+
+
+def region_of(pool: np.ndarray, targets: np.ndarray, size: int, labels: np.ndarray | None):
+    """A batch of regions, the ``size`` most affine candidates of each target, with the
+    excluded affinity of the first left-out candidate (so certificates are checked)."""
+    vectors = torch.from_numpy(pool).float()
+    kernel = Kernel("softmax", 0.2)
+    affinity = kernel.from_inner(torch.from_numpy(targets).float() @ vectors.T)  # (B, n)
+    top = torch.topk(affinity, size + 1, dim=1)
+    index = top.indices[:, :size]
+    return CandidateRegion(
+        pool_index=index,
+        vectors=vectors[index],
+        affinity=top.values[:, :size],
+        similarity=top.values[:, :size],
+        excluded_affinity=top.values[:, size],
+        kernel=kernel,
+        output_labels=None if labels is None else torch.from_numpy(labels)[index],
+    )
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_single_problem_paths_agree_with_the_batched_loop(joint: bool) -> None:
+    """A batch of one runs greedy and swap refinement in numpy; its positions and refined
+    subsets are those of the batched torch loop, its step objectives the same up to the
+    float32 rounding of the kernel columns (a batched product rounds differently)."""
+    pool, _ = problem(21, 2000, d=24)
+    targets = unit_rows(np.random.default_rng(22).standard_normal((6, 24)))
+    labels = np.random.default_rng(23).integers(0, 3, 2000) if joint else None
+    excluded = np.zeros(2000, dtype=bool)
+    excluded[np.random.default_rng(24).choice(2000, 300, replace=False)] = True
+    from selector.constraints import Constraints
+
+    plan = compile_constraints(
+        Constraints(exclude=np.flatnonzero(excluded).tolist()),
+        2000,
+        8,
+        None,
+        None,
+        torch.device("cpu"),
+    )
+    batched = region_of(pool, targets, 16, labels)
+    together = greedy(batched, ConstraintState(plan, batched.pool_index, 8), 8)
+    for row in range(len(targets)):
+        single = batched.take(torch.tensor([row]))
+        alone = greedy(single, ConstraintState(plan, single.pool_index, 8), 8)
+        assert torch.equal(alone.positions[0], together.positions[row])
+        torch.testing.assert_close(
+            alone.objective[0], together.objective[row], rtol=1e-6, atol=1e-9, equal_nan=True
+        )
+        assert bool(alone.needs_larger_region[0]) == bool(together.needs_larger_region[row])
+        if bool(alone.needs_larger_region[0]):
+            continue
+        chosen = alone.positions[:, :8]
+        results = []
+        for rows in (torch.tensor([row]), torch.tensor([row, row])):  # numpy, then torch
+            region = batched.take(rows)
+            state = ConstraintState(plan, region.pool_index, 8)
+            start = chosen.expand(len(rows), -1)
+            state.choose_all(start, region.columns_of(start)[1])
+            results.append(swap_refine(region, state, start)[0])
+        assert torch.equal(results[0], results[1])
+    assert bool(together.needs_larger_region.any()) or joint  # the certificate was exercised
 
 
 def test_small_region_certificate_gives_the_full_greedy() -> None:
