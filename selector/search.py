@@ -134,6 +134,20 @@ class CandidateRegion:
             return values * self.output_kernel.from_inner(inner)
         return values
 
+    def host_column(self, position: int) -> np.ndarray:
+        """For a region of one problem on the CPU: the kernel values ``(L,)`` float64 of the
+        candidate at ``position`` with every region candidate, the inner products through
+        numpy (a matrix-vector product without torch's per-op overhead)."""
+        vectors = self.vectors[0].numpy()
+        values = self.kernel.from_inner(torch.from_numpy(vectors @ vectors[position]))
+        if self.output_labels is not None:
+            labels = self.output_labels[0]
+            values = values * (labels == labels[position])
+        elif self.output_vectors is not None and self.output_kernel is not None:
+            outputs = self.output_vectors[0]
+            values = values * self.output_kernel.from_inner(outputs @ outputs[position])
+        return values.to(torch.float64).numpy()
+
     def take(self, rows: torch.Tensor) -> CandidateRegion:
         """The sub-batch ``rows: (B',)``."""
         return CandidateRegion(
@@ -357,9 +371,10 @@ def _single_greedy(
     extend: Callable[[CandidateRegion], CandidateRegion] | None,
 ) -> GreedyOutcome:
     """:func:`greedy` for one ``mmd`` problem on the CPU whose constraints are static masks:
-    the same float64 arithmetic as :class:`_GreedyRun` (and the same torch kernel columns),
-    with the per-step bookkeeping in numpy, whose small-array ops cost a fraction of
-    torch's. It returns what the batched greedy returns for a batch of one."""
+    the same float64 arithmetic as :class:`_GreedyRun`, with the per-step work in numpy,
+    whose small-array ops cost a fraction of torch's (kernel columns may differ from the
+    batched product's in float32 rounding, as a batched product's differ from a single
+    one's). It returns what the batched greedy returns for a batch of one."""
     plan = constraints.plan
     chosen: list[int] = []
     values: list[float] = []
@@ -409,10 +424,9 @@ def _single_greedy(
             break
         chosen.append(best)
         values.append(best_value)
-        column, _ = region.columns(torch.tensor([best]))
         sum_chosen += 2.0 * float(redundancy[best]) + 1.0
         sum_affinity += float(affinity[best])
-        redundancy += column[0].to(torch.float64).numpy()
+        redundancy += region.host_column(best)
         penalty[best] = math.inf
         step += 1
     positions = torch.full((1, k), -1, dtype=torch.long)
@@ -554,8 +568,7 @@ def _single_swap_refine(
     max_rounds: int,
 ) -> torch.Tensor:
     """:func:`swap_refine` for one problem on the CPU under static masks only: the same
-    float64 arithmetic as :func:`_swap_changes` (and the same torch kernel columns) with the
-    small-array work in numpy."""
+    float64 arithmetic as :func:`_swap_changes` with the small-array work in numpy."""
     size = positions.shape[1]
     chosen = positions[0].tolist()
     columns = gram[0].to(torch.float64).numpy().copy()  # (k, L)
@@ -580,8 +593,7 @@ def _single_swap_refine(
         )
         chosen[slot] = candidate
         allowed[out], allowed[candidate] = True, False
-        column, _ = region.columns(torch.tensor([candidate]))
-        columns[slot] = column[0].to(torch.float64).numpy()
+        columns[slot] = region.host_column(candidate)
     return torch.tensor([chosen], dtype=positions.dtype)
 
 
