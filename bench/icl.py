@@ -461,6 +461,7 @@ def run(config: Config, path: Path, log: Callable[[str], None], calibration: boo
             label: test.labels.count(label) / len(test.labels) for label in LABELS
         },
         "ordering": "by cosine similarity to the query, ascending (most similar last)",
+        "random_method": "the top k of seeded uniform scores (row b: seed + b)",
         "runs": [],
     }
     for method in schedule(config):

@@ -292,6 +292,14 @@ def icl_section(result: dict[str, Any]) -> str:
             f"{calibration['tau']}, evaluated on the test split as *mmdshot joint, "
             "calibrated tau*."
         )
+    if result.get("random_method") is None and any(r["method"].startswith("random") for r in runs):
+        # Results written before the random baseline became knn on seeded uniform scores.
+        findings.append(
+            "The random rows were drawn by that run's sampler (the top k of float64 uniform "
+            "scores, seed + b for query b); today's `random` method draws float32 scores from "
+            "the same seeds: the same uniform distribution over k-subsets, other subsets. "
+            "Recomputing them takes 6,000 LM forwards."
+        )
     if "recomputed_vs_cached_max_abs_logprob_diff" in result:
         findings.append(
             f"{result['answers_from_cache']:,} answers came from the on-disk cache and "
@@ -334,9 +342,9 @@ not established by this test set.
 def write(results: Path, out: Path) -> None:
     sections = [
         "# Benchmarks\n\nEvery number below was produced by `python -m bench all`"
-        " (the JSON lies in `docs/results/`); rerun it to reproduce. The 2-core machine"
-        " was shared with other work during these runs: read absolute times as upper bounds,"
-        " and compare within a table, where the contenders ran side by side.\n"
+        " (the JSON lies in `docs/results/`; each section gives its date); rerun it to"
+        " reproduce. On the 2-core machine absolute times moved by up to a third between runs"
+        " and processes: compare within a table, where the contenders ran side by side.\n"
     ]
     for name, render in (
         ("speed", speed_section),

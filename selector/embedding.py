@@ -69,7 +69,22 @@ def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-class SentenceTransformerEmbedder:
+class _LoadedModel:
+    """The :class:`Embedder` properties of a loaded model (``_model_id``, ``_dimension``)."""
+
+    _model_id: str
+    _dimension: int
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+
+class SentenceTransformerEmbedder(_LoadedModel):
     """A sentence-transformers model loaded from a local folder, never from a hub.
 
     ``model_path=None`` loads the bundled all-MiniLM-L6-v2. ``device`` is a torch device
@@ -98,14 +113,6 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self.path = path
         self._lock = threading.Lock()
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -226,7 +233,7 @@ def _pooled_encoder(layout: SentenceModelLayout) -> Any:
     return PooledEncoder().eval()
 
 
-class OnnxSentenceEmbedder:
+class OnnxSentenceEmbedder(_LoadedModel):
     """A sentence-transformers folder run by onnxruntime: the same numbers as
     :class:`SentenceTransformerEmbedder` (checked to ``1e-4`` when the file is made; measured
     ~1e-7) at a fraction of the per-call overhead, which is what a single query pays.
@@ -334,14 +341,6 @@ class OnnxSentenceEmbedder:
         error = float(np.abs(got - expected).max())
         if not error <= ONNX_VERIFY_TOLERANCE:
             raise EmbeddingModelError(f"the ONNX export differs from torch by {error:.2e}")
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
