@@ -943,7 +943,7 @@ def _refined(
         is_repeat[:, k:] = (top.unsqueeze(2) == chosen.unsqueeze(1)).any(2)
         order = torch.argsort(is_repeat.to(torch.int8), dim=1, stable=True)
         keep = torch.gather(keep, 1, order)[:, :SWAP_CANDIDATES]
-        inside = _sub_region(region, keep)
+        inside = region.restrict(keep)
         local = torch.arange(k, device=chosen.device).expand(chosen.shape[0], -1)
         refined_local = _refined(inside, plan, local, k)
         return torch.gather(keep, 1, refined_local)
@@ -954,23 +954,6 @@ def _refined(
     after_positions = swap_refine(region, state, chosen, columns=columns)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
-
-
-def _sub_region(region: CandidateRegion, keep: torch.Tensor) -> CandidateRegion:
-    """The region restricted to positions ``keep: (B, L')``."""
-    rows = torch.arange(region.batch_size, device=keep.device).unsqueeze(1)
-    return CandidateRegion(
-        pool_index=region.pool_index[rows, keep],
-        vectors=region.vectors[rows, keep],
-        affinity=region.affinity[rows, keep],
-        similarity=region.similarity[rows, keep],
-        excluded_affinity=region.excluded_affinity,
-        kernel=region.kernel,
-        output_labels=None if region.output_labels is None else region.output_labels[rows, keep],
-        output_vectors=None if region.output_vectors is None else region.output_vectors[rows, keep],
-        output_kernel=region.output_kernel,
-        random_scores=None if region.random_scores is None else region.random_scores[rows, keep],
-    )
 
 
 def _ranked(value: float, indices: list[int], settings: SelectOptions) -> RankedSubset:

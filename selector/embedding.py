@@ -130,7 +130,7 @@ class SentenceTransformerEmbedder(_LoadedModel):
 
 ONNX_OPSET = 17
 ONNX_VERIFY_TOLERANCE = 1e-4
-SMALL_BATCH = 8  # at most this many texts run on one thread (a query), more on every core
+SMALL_BATCH = 8  # overlapping calls of at most this many texts (queries) take one thread
 
 
 def default_model_cache() -> Path:
@@ -139,11 +139,15 @@ def default_model_cache() -> Path:
     return Path(base) / "mmdshot"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> Any:
     try:
-        loaded = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise EmbeddingModelError(f"could not read {path}: {exc}") from exc
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    loaded = _read_json(path)
     if not isinstance(loaded, dict):
         raise EmbeddingModelError(f"{path} is not a JSON object")
     return loaded
@@ -152,7 +156,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 @dataclass(frozen=True)
 class SentenceModelLayout:
     """What the ONNX path needs from a sentence-transformers folder: the transformer's
-    sub-folder, the pooling (``mean`` or ``cls``), whether it normalises, the truncation."""
+    sub-folder, the pooling (``mean`` or ``cls``; the export always normalises) and the
+    truncation length."""
 
     transformer: Path
     pooling: str
@@ -167,7 +172,7 @@ class SentenceModelLayout:
         if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
             raise EmbeddingModelError(f"the ONNX backend does not support the modules {kinds}")
         transformer = path / str(modules[0].get("path", ""))
-        pooling_config = _read_json(path / str(modules[1].get("path", "")) / "config.json")
+        pooling_config = _read_json_object(path / str(modules[1].get("path", "")) / "config.json")
         modes = {key for key, value in pooling_config.items() if key.startswith("pooling_mode")}
         chosen = {key for key in modes if pooling_config[key]}
         if chosen == {"pooling_mode_mean_tokens"}:
@@ -177,15 +182,12 @@ class SentenceModelLayout:
         else:
             raise EmbeddingModelError(f"the ONNX backend does not support pooling {chosen}")
         bert_config = transformer / "sentence_bert_config.json"
-        max_seq_length = int(_read_json(bert_config).get("max_seq_length", 512))
+        max_seq_length = int(_read_json_object(bert_config).get("max_seq_length", 512))
         return cls(transformer, pooling, max_seq_length)
 
 
 def _read_json_list(path: Path) -> list[dict[str, Any]]:
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EmbeddingModelError(f"could not read {path}: {exc}") from exc
+    loaded = _read_json(path)
     if not isinstance(loaded, list) or not all(isinstance(item, dict) for item in loaded):
         raise EmbeddingModelError(f"{path} is not a list of modules")
     return loaded

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from selector.constraints import ConstraintState
 from selector.kernels import Kernel
 
 METHODS = ("mmd", "knn", "mmr", "random")
+_Sum = TypeVar("_Sum", float, torch.Tensor)
+_FIRST_ROW = torch.zeros((1, 1), dtype=torch.long)  # the row index of a one-problem region
 
 
 @dataclass
@@ -139,28 +142,39 @@ class CandidateRegion:
         candidate at ``position`` with every region candidate, the inner products through
         numpy (a matrix-vector product without torch's per-op overhead)."""
         vectors = self.vectors[0].numpy()
-        values = self.kernel.from_inner(torch.from_numpy(vectors @ vectors[position]))
-        if self.output_labels is not None:
-            labels = self.output_labels[0]
-            values = values * (labels == labels[position])
-        elif self.output_vectors is not None and self.output_kernel is not None:
-            outputs = self.output_vectors[0]
-            values = values * self.output_kernel.from_inner(outputs @ outputs[position])
-        return values.to(torch.float64).numpy()
+        inner = torch.from_numpy(vectors @ vectors[position]).view(1, 1, -1)
+        left = torch.tensor([[position]])
+        values = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
+        return values[0, 0].to(torch.float64).numpy()
 
     def take(self, rows: torch.Tensor) -> CandidateRegion:
         """The sub-batch ``rows: (B',)``."""
+        return self._picked(lambda values: values[rows], self.excluded_affinity[rows])
+
+    def restrict(self, keep: torch.Tensor) -> CandidateRegion:
+        """The same problems restricted to the region positions ``keep: (B, L')``."""
+        index = self._row_index(None)
+        return self._picked(lambda values: values[index, keep], self.excluded_affinity)
+
+    def _picked(
+        self, pick: Callable[[torch.Tensor], torch.Tensor], excluded_affinity: torch.Tensor
+    ) -> CandidateRegion:
+        """A region of ``pick`` applied to every per-candidate tensor."""
+
+        def optional(values: torch.Tensor | None) -> torch.Tensor | None:
+            return None if values is None else pick(values)
+
         return CandidateRegion(
-            pool_index=self.pool_index[rows],
-            vectors=self.vectors[rows],
-            affinity=self.affinity[rows],
-            similarity=self.similarity[rows],
-            excluded_affinity=self.excluded_affinity[rows],
+            pool_index=pick(self.pool_index),
+            vectors=pick(self.vectors),
+            affinity=pick(self.affinity),
+            similarity=pick(self.similarity),
+            excluded_affinity=excluded_affinity,
             kernel=self.kernel,
-            output_labels=None if self.output_labels is None else self.output_labels[rows],
-            output_vectors=None if self.output_vectors is None else self.output_vectors[rows],
+            output_labels=optional(self.output_labels),
+            output_vectors=optional(self.output_vectors),
             output_kernel=self.output_kernel,
-            random_scores=None if self.random_scores is None else self.random_scores[rows],
+            random_scores=optional(self.random_scores),
         )
 
 
@@ -183,6 +197,24 @@ class GreedyOutcome:
     needs_larger_region: torch.Tensor
     infeasible: torch.Tensor
     region: CandidateRegion
+
+
+def _step_offset(sum_chosen: _Sum, sum_affinity: _Sum, step: int) -> _Sum:
+    """The part of step ``j``'s objective shared by every candidate:
+    ``(SS + 1) / j^2 - 2 ST / j`` (floats, or ``(B,)`` tensors)."""
+    return (sum_chosen + 1.0) / step**2 - (2.0 / step) * sum_affinity
+
+
+def _excluded_bound(
+    sum_chosen: _Sum, sum_affinity: _Sum, excluded: _Sum, step: int, nonnegative: bool
+) -> _Sum:
+    """No candidate outside the region, whose affinity is at most ``excluded``, scores below
+    ``(SS + 1 + 2 s_min) / j^2 - 2 (ST + t_out) / j`` at step ``j``, with ``s_min = 0`` for
+    a kernel ``k >= 0`` and ``-(j - 1)`` otherwise (floats, or ``(B,)`` tensors)."""
+    least_redundancy = 0.0 if nonnegative else -(step - 1)
+    return (sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
+        sum_affinity + excluded
+    ) / step
 
 
 class _GreedyRun:
@@ -214,7 +246,7 @@ class _GreedyRun:
     def objective(self, step: int) -> torch.Tensor:
         """``(B, L)`` float64, lower is better; candidates the constraints forbid get ``+inf``."""
         if self.method == "mmd":
-            offset = (self.sum_chosen + 1.0) / step**2 - (2.0 / step) * self.sum_affinity
+            offset = _step_offset(self.sum_chosen, self.sum_affinity, step)
             value = (self.redundancy - step * self.affinity).mul_(2.0 / step**2)
             value = value.add_(offset.unsqueeze(1))
         elif self.method == "knn":
@@ -237,10 +269,8 @@ class _GreedyRun:
         """``(B,)``: no candidate outside the region can score below this at ``step``."""
         excluded = self.region.excluded_affinity.to(torch.float64)
         if self.method == "mmd":
-            least_redundancy = 0.0 if self.region.kernel.nonnegative else -(step - 1)
-            return (self.sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
-                self.sum_affinity + excluded
-            ) / step
+            nonnegative = self.region.kernel.nonnegative
+            return _excluded_bound(self.sum_chosen, self.sum_affinity, excluded, step, nonnegative)
         if self.method in ("knn", "random"):
             return -excluded
         # mmr works on its fetched region, as its peers do.
@@ -375,30 +405,31 @@ def _single_greedy(
     whose small-array ops cost a fraction of torch's (kernel columns may differ from the
     batched product's in float32 rounding, as a batched product's differ from a single
     one's). It returns what the batched greedy returns for a batch of one."""
-    plan = constraints.plan
     chosen: list[int] = []
     values: list[float] = []
     sum_chosen = sum_affinity = 0.0
     needs_larger = infeasible = False
 
-    def prepare(region: CandidateRegion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(affinity, redundancy, penalty)``: float64 ``(L,)`` arrays for ``region`` after
-        the steps taken so far; the penalty is 0 where a candidate may be chosen, else inf."""
+    def prepare(
+        region: CandidateRegion, state: ConstraintState
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(affinity, redundancy, penalty)``: float64 ``(L,)`` arrays for ``region`` (with
+        its constraint ``state``) after the steps taken so far; the penalty is 0 where a
+        candidate may be chosen, else inf."""
         affinity = region.affinity[0].to(torch.float64).numpy()
         redundancy = np.zeros_like(affinity)
         if chosen:
             gram, _ = region.columns_of(torch.tensor([chosen]))
             redundancy = gram[0].to(torch.float64).sum(0).numpy()
-        state = ConstraintState(plan, region.pool_index, constraints.k)
         penalty = np.where(state.base_mask[0].numpy(), 0.0, math.inf)
         penalty[chosen] = math.inf
         return affinity, redundancy, penalty
 
-    affinity, redundancy, penalty = prepare(region)
+    affinity, redundancy, penalty = prepare(region, constraints)
     excluded = float(region.excluded_affinity[0])
     step = 1
     while step <= k:
-        offset = (sum_chosen + 1.0) / step**2 - (2.0 / step) * sum_affinity
+        offset = _step_offset(sum_chosen, sum_affinity, step)
         objective = redundancy - step * affinity
         objective *= 2.0 / step**2
         objective += offset
@@ -407,16 +438,15 @@ def _single_greedy(
         best_value = float(objective[best])
         found = math.isfinite(best_value)
         if excluded != -math.inf:  # the region lacks allowed candidates: certify the step
-            least_redundancy = 0.0 if region.kernel.nonnegative else -(step - 1)
-            bound = (sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
-                sum_affinity + excluded
-            ) / step
+            nonnegative = region.kernel.nonnegative
+            bound = _excluded_bound(sum_chosen, sum_affinity, excluded, step, nonnegative)
             if not found or best_value > bound:
                 if extend is None:
                     needs_larger = True
                     break
                 region = extend(region)
-                affinity, redundancy, penalty = prepare(region)
+                state = ConstraintState(constraints.plan, region.pool_index, constraints.k)
+                affinity, redundancy, penalty = prepare(region, state)
                 excluded = float(region.excluded_affinity[0])
                 continue
         if not found:
