@@ -307,14 +307,12 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     use_prefilter = pool.index is not None if settings.prefilter is None else settings.prefilter
     use_prefilter = use_prefilter and settings.method != "random"
     scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
-    # One torch thread suits the small tensors of a single problem; a large batch's (B, L, d)
-    # products are big enough to use every thread; finishing works problem by problem.
     batch = targets.points.shape[0]
-    with cpu_threads_for(pool.device, 1 if batch < 16 else torch.get_num_threads()):
-        if use_prefilter:
+    if use_prefilter:
+        with cpu_threads_for(pool.device, _torch_threads_for(batch)):
             regions = _prefiltered_regions(scorer, plan, settings)
-        else:
-            regions = _exact_regions(scorer, plan, settings, k_max)
+    else:
+        regions = _exact_regions(scorer, plan, settings, k_max)
     searched = time.perf_counter()
     with cpu_threads_for(pool.device, 1):
         if batch > 1 and settings.k_range is None:
@@ -330,6 +328,15 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
         )
         object.__setattr__(result, "prefiltered", use_prefilter)
     return results
+
+
+def _torch_threads_for(problems: int) -> int:
+    """Torch CPU threads for work on ``problems`` problems at once: one suits the small
+    tensors of a few problems (more thrash against numpy's BLAS threads on a small machine:
+    the kernel of one column of an 8,192-candidate region took 3.8 ms with two threads on the
+    2-core machine, 0.08 ms with one); a large batch's (B, L, d) products are big enough to
+    use every thread."""
+    return 1 if problems < 16 else torch.get_num_threads()
 
 
 def _prime_primaries(
@@ -653,7 +660,13 @@ def _run_greedy(
     return outcome
 
 
-REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch
+REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch, on the CPU
+ACCELERATOR_REGION_CHUNK_BYTES = 256 * 2**20  # the same on a GPU (its allocator reuses memory)
+
+
+def region_chunk_bytes(device: torch.device) -> int:
+    """Bytes of ``(B', L, d)`` float32 region vectors one chunk of a batch may hold."""
+    return REGION_CHUNK_BYTES if device.type == "cpu" else ACCELERATOR_REGION_CHUNK_BYTES
 
 
 class _TopRegions:
@@ -669,10 +682,12 @@ class _TopRegions:
         self.inner = inner
         self.ranked_by = ranked_by
 
-    def build(self, rows: slice, size: int, keep: torch.Tensor | None = None) -> CandidateRegion:
-        """The ``size`` best candidates of the problems in ``rows`` (a slice: views, no
-        copies of the ``(B, n)`` rankings); with ``keep: (B', L)`` (a smaller region of the
-        same rows) its candidates stay first, in their order."""
+    def build(
+        self, rows: slice | torch.Tensor, size: int, keep: torch.Tensor | None = None
+    ) -> CandidateRegion:
+        """The ``size`` best candidates of the problems ``rows`` (a slice: views, no copies of
+        the ``(B, n)`` rankings; or a tensor of problem indices); with ``keep: (B', L)`` (a
+        smaller region of the same rows) its candidates stay first, in their order."""
         ranking = self.ranking[rows]
         take = min(size + 1, ranking.shape[1])
         top_value, top_index = torch.topk(ranking, take, dim=1)
@@ -706,9 +721,42 @@ def _exact_regions(
     """Greedy over the top of the target affinity, extending a problem's region until the
     exactness certificate holds (see :mod:`selector.search`).
 
-    A batch first runs together on regions of the initial size; the problems whose
-    certificate fails then run one at a time, their regions growing fourfold in place."""
+    A batch runs together on regions of the initial size, then its problems whose
+    certificate failed together on larger ones (:func:`_batched_rounds`); a single problem
+    runs alone, its region growing fourfold in place."""
     k_min = settings.k_range[0] if settings.k_range else k_max
+    with cpu_threads_for(scorer.pool.device, _torch_threads_for(scorer.batch)):
+        regions = _ranked_pool(scorer, plan, settings)
+    feasible = plan.feasible_count
+    if settings.method == "mmr":
+        size = settings.fetch_k or max(20, 4 * k_max)
+    else:
+        size = settings.initial_region or max(256, 64 * k_max)
+    size = min(size, feasible)
+    solved: dict[int, _Solved] = {}
+    pending = list(range(scorer.batch))
+    if scorer.batch > 1:
+        pending, size = _batched_rounds(regions, plan, settings, size, k_min, k_max, solved)
+    for row in pending:
+        rows = slice(row, row + 1)
+
+        def extend(region: CandidateRegion, rows: slice = rows) -> CandidateRegion:
+            larger = min(region.size * 4, feasible)
+            return regions.build(rows, larger, keep=region.pool_index)
+
+        with cpu_threads_for(scorer.pool.device, 1):
+            region = regions.build(rows, size)
+            outcome = _run_greedy(plan, settings, region, k_min, k_max, extend)
+            solved[row] = _Solved.of(outcome, 0)
+            _settle([solved[row]], plan, settings, k_max)
+    return [solved[row] for row in range(scorer.batch)]
+
+
+def _ranked_pool(
+    scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
+) -> _TopRegions:
+    """Scan the pool once: the inner products ``(B, m, n)`` with every target point, the
+    output estimate, and the ranking the regions are cut from."""
     inner = scorer.inner_with_pool()  # (B, m, n)
     scorer.estimate_outputs(inner, None)
     if settings.method == "random":
@@ -730,40 +778,58 @@ def _exact_regions(
     if plan.has_static_filter:
         ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
     scorer.scan_finished = time.perf_counter()
-    regions = _TopRegions(scorer, ranking, inner, ranked_by)
+    return _TopRegions(scorer, ranking, inner, ranked_by)
+
+
+def _batched_rounds(
+    regions: _TopRegions,
+    plan: ConstraintPlan,
+    settings: SelectOptions,
+    size: int,
+    k_min: int,
+    k_max: int,
+    solved: dict[int, _Solved],
+) -> tuple[list[int], int]:
+    """Solve a batch's problems together on regions of ``size``, then the ones whose
+    certificate failed together again on regions four times larger, until none is left or
+    a region holds every feasible candidate (which needs no certificate). Fills ``solved``;
+    returns the problems left for :func:`_exact_regions`'s one-at-a-time path (none, unless
+    a round could not run) and the region size they start from.
+
+    A dense pool fails the certificate at the first size for every problem of a batch (1M
+    clustered vectors: all 256 went on to regions of 8,192); growing them together costs a
+    few batched greedy runs instead of one run per problem.
+    """
+    scorer = regions.scorer
     feasible = plan.feasible_count
-    if settings.method == "mmr":
-        size = settings.fetch_k or max(20, 4 * k_max)
-    else:
-        size = settings.initial_region or max(256, 64 * k_max)
-    size = min(size, feasible)
-    solved: dict[int, _Solved] = {}
     pending = list(range(scorer.batch))
-    if scorer.batch > 1:
+    while pending:
         # Chunks of problems keep each (B', L, d) region small enough for the allocator to
         # reuse its memory: fresh 100 MB tensors cost more in page faults than in arithmetic.
-        chunk = max(1, REGION_CHUNK_BYTES // (size * scorer.pool.vectors.shape[1] * 4))
-        for start in range(0, scorer.batch, chunk):
-            rows = slice(start, min(start + chunk, scorer.batch))
-            outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max)
-            fresh = []
-            for local, row in enumerate(range(rows.start, rows.stop)):
-                if not bool(outcome.needs_larger_region[local]):
-                    solved[row] = _Solved.of(outcome, local)
-                    fresh.append(solved[row])
-            _settle(fresh, plan, settings, k_max)
-        pending = [row for row in range(scorer.batch) if row not in solved]
-    for row in pending:
-        rows = slice(row, row + 1)
-
-        def extend(region: CandidateRegion, rows: slice = rows) -> CandidateRegion:
-            larger = min(region.size * 4, feasible)
-            return regions.build(rows, larger, keep=region.pool_index)
-
-        outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max, extend)
-        solved[row] = _Solved.of(outcome, 0)
-        _settle([solved[row]], plan, settings, k_max)
-    return [solved[row] for row in range(scorer.batch)]
+        chunk = max(1, region_chunk_bytes(scorer.pool.device) // (size * scorer.pool.dimension * 4))
+        failed: list[int] = []
+        for start in range(0, len(pending), chunk):
+            members = pending[start : start + chunk]
+            rows: slice | torch.Tensor = (
+                slice(members[0], members[-1] + 1)
+                if members[-1] - members[0] + 1 == len(members)
+                else torch.tensor(members, device=scorer.pool.device)
+            )
+            with cpu_threads_for(scorer.pool.device, _torch_threads_for(len(members))):
+                outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max)
+                fresh = []
+                for local, row in enumerate(members):
+                    if bool(outcome.needs_larger_region[local]):
+                        failed.append(row)
+                    else:
+                        solved[row] = _Solved.of(outcome, local)
+                        fresh.append(solved[row])
+                _settle(fresh, plan, settings, k_max)
+        pending = failed
+        if size >= feasible:
+            break
+        size = min(size * 4, feasible)
+    return pending, size
 
 
 def _prefiltered_regions(

@@ -10,7 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selector import Pool, select, select_batch
+import selector.api as api
+from selector import Constraints, Pool, select, select_batch
 from selector.constraints import ConstraintState, compile_constraints
 from selector.errors import InvalidInputError
 from selector.kernels import Kernel
@@ -167,6 +168,33 @@ def test_small_region_certificate_gives_the_full_greedy() -> None:
         tiny = select_batch(prepared, queries, 8, tau=tau, initial_region=9, refine=False)
         assert [r.indices for r in full] == [r.indices for r in tiny]
         assert all(r.region_size == 4000 for r in full)
+
+
+def test_batch_grows_failed_regions_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Problems whose certificate fails grow their regions in batched rounds (one greedy
+    run per round, not one per problem) and still get the single calls' answers."""
+    pool, _ = problem(17, 3000, d=12)
+    queries = unit_rows(np.random.default_rng(18).standard_normal((24, 12)))
+    labels = np.random.default_rng(19).integers(0, 3, 3000)
+    runs: list[tuple[int, bool]] = []
+    original = api._run_greedy
+
+    def counted(plan, settings, region, k_min, k_max, extend=None):  # type: ignore[no-untyped-def]
+        runs.append((region.batch_size, extend is not None))
+        return original(plan, settings, region, k_min, k_max, extend)
+
+    for options in ({}, {"labels": labels, "constraints": Constraints(balance_labels=True)}):
+        runs.clear()
+        monkeypatch.setattr(api, "_run_greedy", counted)
+        batch = select_batch(pool, queries, 6, initial_region=8, **options)
+        monkeypatch.setattr(api, "_run_greedy", original)
+        assert not any(extended for _, extended in runs)  # no problem went on alone
+        assert len(runs) <= 6  # rounds on regions of 8, 32, 128, 512, 2048, 3000
+        assert max(result.region_size for result in batch) > 8
+        for row, result in enumerate(batch):
+            single = select(pool, queries[row], 6, initial_region=8, **options)
+            assert result.indices == single.indices
+            assert result.mmd2 == pytest.approx(single.mmd2, abs=1e-6)
 
 
 def test_beam_ranks_distinct_subsets_best_first() -> None:
