@@ -15,13 +15,21 @@ def main() -> None:
     parser.add_argument("part", choices=(*PARTS, "report", "all"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="speed only: where mmdshot's pool lives (cuda: results in speed-gpu.json)",
+    )
     args = parser.parse_args()
     from bench import http, icl, quality, report, speed
 
     modules = {"speed": speed, "quality": quality, "http": http, "icl": icl}
     parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
     for part in parts:
-        modules[part].write(args.results / f"{part}.json", quick=args.quick)
+        if part == "speed" and args.device != "cpu":
+            speed.write(args.results / "speed-gpu.json", quick=args.quick, device=args.device)
+        else:
+            modules[part].write(args.results / f"{part}.json", quick=args.quick)
     if not args.quick:
         report.write(args.results, Path("docs/benchmarks.md"))
     sys.stdout.flush()

@@ -28,6 +28,7 @@ import torch
 from bench.data import Tweet
 from bench.embeddings import CACHE, sampled_tweet_embeddings, tweet_embeddings
 from bench.environment import environment
+from bench.lm import label_logprobs, single_token
 from selector import Calibration, Constraints, Pool, calibrate, select_batch
 
 LABELS = ("negative", "neutral", "positive")
@@ -98,7 +99,8 @@ class LanguageModel:
 
     def __init__(self, cache_path: Path, record_missing: bool = False) -> None:
         """``record_missing``: load only the tokenizer, answer uncached prompts with zeros
-        and collect them in ``missing`` (key -> prompt) for scoring elsewhere (a GPU)."""
+        and collect them in ``missing`` (key -> prompt) for scoring elsewhere (a GPU), the
+        cached ones in ``answered`` (key -> prompt)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(2)
@@ -117,10 +119,11 @@ class LanguageModel:
         self.tokenizer = AutoTokenizer.from_pretrained(MODEL_CACHE)
         self.record_missing = record_missing
         self.missing: dict[str, str] = {}
+        self.answered: dict[str, str] = {}
         if not record_missing:
             self.model = AutoModelForCausalLM.from_pretrained(MODEL_CACHE, dtype=torch.float32)
             self.model.eval()
-        self.label_tokens = [self._single_token(" " + label) for label in LABELS]
+        self.label_tokens = [single_token(self.tokenizer, " " + label) for label in LABELS]
         self.cache_path = cache_path
         self.cache: dict[str, list[float]] = {}
         if cache_path.exists():
@@ -131,12 +134,6 @@ class LanguageModel:
         self.cache_hits = self.cache_misses = 0
         self.forward_seconds: list[float] = []
         self.prompt_tokens: list[int] = []
-
-    def _single_token(self, text: str) -> int:
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) != 1:
-            raise ValueError(f"label {text!r} is {len(ids)} tokens; the scoring needs one")
-        return int(ids[0])
 
     def clip(self, text: str) -> str:
         """``text`` cut to its first MAX_TWEET_TOKENS tokens."""
@@ -149,21 +146,22 @@ class LanguageModel:
 
     def forward(self, prompt: str) -> list[float]:
         """One uncached forward, timed into ``forward_seconds`` and ``prompt_tokens``."""
-        ids = self.tokenizer(prompt, return_tensors="pt").input_ids
-        if ids.shape[1] > MAX_PROMPT_TOKENS:
-            raise ValueError(f"prompt of {ids.shape[1]} tokens exceeds {MAX_PROMPT_TOKENS}")
+        tokens = len(self.tokenizer(prompt).input_ids)
+        if tokens > MAX_PROMPT_TOKENS:
+            raise ValueError(f"prompt of {tokens} tokens exceeds {MAX_PROMPT_TOKENS}")
         started = time.perf_counter()
-        with torch.inference_mode():
-            logits = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1]
+        logprobs = label_logprobs(self.model, self.tokenizer, [prompt], self.label_tokens)[0]
         self.forward_seconds.append(time.perf_counter() - started)
-        self.prompt_tokens.append(int(ids.shape[1]))
-        return list(torch.log_softmax(logits.float(), dim=-1)[self.label_tokens].tolist())
+        self.prompt_tokens.append(tokens)
+        return logprobs
 
     def label_logprobs(self, prompt: str) -> list[float]:
         """The next-token log-probabilities of the labels' first tokens after ``prompt``."""
         key = hashlib.sha256(f"{MODEL_NAME}\n{prompt}".encode()).hexdigest()
         if key in self.cache:
             self.cache_hits += 1
+            if self.record_missing:
+                self.answered[key] = prompt
             return self.cache[key]
         self.cache_misses += 1
         if self.record_missing:
@@ -491,11 +489,13 @@ def run(config: Config, path: Path, log: Callable[[str], None], calibration: boo
     return result
 
 
-def export_missing(config: Config, out: Path) -> int:
+def export_missing(config: Config, out: Path, check: int = 0) -> int:
     """Write every uncached prompt of the run (the calibration on the validation split, and
-    each of its taus on the test split) as JSON lines ``{"key", "prompt"}``; score them
-    elsewhere and append the ``{"key", "logprobs"}`` answers to the cache. Returns how many
-    were written."""
+    each of its taus on the test split) as JSON lines ``{"key", "prompt"}``, and a seeded
+    sample of ``check`` cached ones with their ``"cached"`` answer (to compare the other
+    machine's arithmetic with this cache); score them with ``python -m bench.lm`` and
+    append its ``{"key", "logprobs"}`` answers to the cache. Returns how many uncached
+    prompts were written."""
     lm = LanguageModel(CACHE / "icl-smollm2.jsonl", record_missing=True)
     pool_split, validation, test = splits(
         config.pool_size, config.validation, config.test, config.seed, lm.clip, config.sample
@@ -506,9 +506,15 @@ def export_missing(config: Config, out: Path) -> int:
     for method in [*schedule(config), *tuned]:
         evaluate(lm, method, pool, pool_split, test, print)
     calibrate_tau(lm, pool_split, validation, k, config.taus, print)
+    answered = sorted(lm.answered.items())
+    sample = np.random.default_rng(0).permutation(len(answered))[:check]
     with out.open("w") as handle:
         for key, prompt in lm.missing.items():
             handle.write(json.dumps({"key": key, "prompt": prompt}) + "\n")
+        for row in sample:
+            key, prompt = answered[row]
+            handle.write(json.dumps({"key": key, "prompt": prompt, "cached": lm.cache[key]}))
+            handle.write("\n")
     return len(lm.missing)
 
 
@@ -578,9 +584,13 @@ if __name__ == "__main__":
     parser.add_argument("--no-calibration", action="store_true")
     parser.add_argument("--results", type=Path, default=Path("docs/results/icl.json"))
     parser.add_argument("--export", type=Path, help="only write the uncached prompts here")
+    parser.add_argument(
+        "--check", type=int, default=0, help="with --export: also this many cached prompts"
+    )
     args = parser.parse_args()
     if args.export is not None:
-        print(export_missing(QUICK if args.quick else FULL, args.export), "prompts to score")
+        missing = export_missing(QUICK if args.quick else FULL, args.export, args.check)
+        print(missing, "prompts to score")
     else:
         write(args.results, quick=args.quick, calibration=not args.no_calibration)
     sys.stdout.flush()

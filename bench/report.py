@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,22 @@ def _ms(value: Any) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
+def _size_table(
+    result: dict[str, Any],
+    columns: list[tuple[str, str]],
+    derived: tuple[str, Callable[[dict[str, Any]], str]] | None = None,
+) -> str:
+    """A markdown table, one row per pool size: the milliseconds under ``columns`` (key,
+    label) and, if given, one ``derived`` column (label, function of the size's results)."""
+    labels = [label for _, label in columns] + ([derived[0]] if derived else [])
+    lines = ["| pool | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for size in sorted(result["sizes"], key=int):
+        row = result["sizes"][size]
+        cells = [_ms(row.get(key)) for key, _ in columns] + ([derived[1](row)] if derived else [])
+        lines.append(f"| {int(size):,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def speed_section(result: dict[str, Any]) -> str:
     columns = [
         ("matvec_ms", "one scan (floor)"),
@@ -41,14 +58,6 @@ def speed_section(result: dict[str, Any]) -> str:
         ("openicl_topk_batch_per_query_ms", f"OpenICL TopK, batch of {result['batch']}, per query"),
     ]
     sizes = sorted(result["sizes"], key=int)
-    header = "| pool | " + " | ".join(label for _, label in columns) + " |"
-    rule = "|---" * (len(columns) + 1) + "|"
-    rows = [
-        f"| {int(size):,} | "
-        + " | ".join(_ms(result["sizes"][size].get(key)) for key, _ in columns)
-        + " |"
-        for size in sizes
-    ]
     ratios = "; ".join(
         f"{int(size):,}: greedy {row['exact_no_swap_ms'] / row['matvec_ms']:.2f}x, "
         f"greedy + swap {row['exact_ms'] / row['matvec_ms']:.2f}x, "
@@ -79,9 +88,7 @@ synthetic clustered unit vectors (queries drawn like the pool), every contender 
 vectors in one process (`python -m bench speed`). The floor is one float32 matrix-vector
 product over the pool: any exact selection must read every candidate once.
 
-{header}
-{rule}
-{chr(10).join(rows)}
+{_size_table(result, columns)}
 
 Against the floor: {ratios}. mmdshot's greedy gives the same subset as the naive greedy
 ({"checked on every pool size" if agree else "NOT the same on some pool"}) while reading the
@@ -96,6 +103,58 @@ the certificate of docs/design.md. The prefilter: {"; ".join(prefilter) or "not 
 
 {_environment(result)}
 """
+
+
+def speed_gpu_section(result: dict[str, Any]) -> str:
+    """The speed table of a run with mmdshot's pool on a GPU (``--device cuda``)."""
+    columns = [
+        ("matvec_ms", "one scan on the GPU (floor)"),
+        ("exact_no_swap_ms", "mmdshot greedy"),
+        ("exact_ms", "mmdshot greedy + swap"),
+        ("batch_per_query_ms", f"mmdshot, batch of {result['batch']}, per query"),
+    ]
+    sizes = sorted(result["sizes"], key=int)
+    ratio = ("greedy + swap / scan", lambda row: f"{row['exact_ms'] / row['matvec_ms']:.1f}x")
+    agree = all(result["sizes"][size]["naive_agrees_with_exact"] for size in sizes)
+    same = (
+        "chose the same subset as the GPU on every pool"
+        if agree
+        else "did NOT choose the same subset as the GPU on some pool"
+    )
+    device = result.get("environment", {}).get("device", result.get("device", "?"))
+    return f"""## Speed of one selection on a GPU
+
+The same benchmark with mmdshot's pool on a GPU, {device}
+(`python -m bench speed --device cuda`, results in `docs/results/speed-gpu.json`). The floor
+is the same float32 product on that GPU, with the query's upload and a synchronisation, as a
+selection has them. The peers and the naive greedy have no GPU path and are in the CPU table
+above; the naive greedy, run on the CPU, {same}.
+
+{_size_table(result, columns, ratio)}
+
+{_gpu_scaling(result)}
+
+![time against pool size on a GPU](img/speed-gpu.png)
+
+{_environment(result)}
+"""
+
+
+def _gpu_scaling(result: dict[str, Any]) -> str:
+    """How the GPU's times grew with the pool, from the smallest to the largest."""
+    sizes = sorted(result["sizes"], key=int)
+    small, large = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
+    growth = int(sizes[-1]) / int(sizes[0])
+    return (
+        f"From {int(sizes[0]):,} to {int(sizes[-1]):,} candidates ({growth:.0f}x) the scan went "
+        f"from {small['matvec_ms']:.2f} to {large['matvec_ms']:.2f} ms and a single selection "
+        f"from {small['exact_ms']:.1f} to {large['exact_ms']:.1f} ms; a batch of "
+        f"{result['batch']} cost {small['batch_per_query_ms']:.2f} to "
+        f"{large['batch_per_query_ms']:.2f} ms per query. A single selection on a GPU is bound "
+        "by kernel launches, not by the pool: some hundreds of small kernels for the greedy's "
+        "steps and the swap refinement, whatever the pool's size; a batch shares them among its "
+        "queries."
+    )
 
 
 def _openicl_paragraph(result: dict[str, Any]) -> str:
@@ -300,6 +359,17 @@ def icl_section(result: dict[str, Any]) -> str:
             "the same seeds: the same uniform distribution over k-subsets, other subsets. "
             "Recomputing them takes 6,000 LM forwards."
         )
+    scoring = result.get("device_scoring")
+    if scoring is not None:
+        findings.append(
+            f"{scoring['answers']:,} of the cached answers were scored on "
+            f"{scoring['device_name']} by `python -m bench.lm` ({scoring['tokens']:,} prompt "
+            f"tokens in {scoring['seconds']:.0f} s, padded batches in float32; "
+            "`docs/results/icl-lm-scoring.json`); the same run rescored "
+            f"{scoring['checked']:,} answers cached on the CPU and agreed with "
+            f"{scoring['checked_argmax_agree']:,} of their predicted labels, at most "
+            f"{scoring['checked_max_abs_logprob_diff']:.1e} apart in log-probability."
+        )
     if "recomputed_vs_cached_max_abs_logprob_diff" in result:
         findings.append(
             f"{result['answers_from_cache']:,} answers came from the on-disk cache and "
@@ -348,11 +418,15 @@ def write(results: Path, out: Path) -> None:
     ]
     for name, render in (
         ("speed", speed_section),
+        ("speed-gpu", speed_gpu_section),
         ("quality", quality_section),
         ("http", http_section),
         ("icl", icl_section),
     ):
         result = _load(results, name)
+        if result is not None and name == "icl":
+            # How the answers scored on another machine (bench/lm.py) compared with the CPU.
+            result["device_scoring"] = _load(results, "icl-lm-scoring")
         if result is not None:
             sections.append(render(result))
     out.write_text("\n".join(sections))

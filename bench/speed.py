@@ -4,6 +4,10 @@ Compares mmdshot's exact greedy, its faiss-prefiltered greedy and batched select
 float32 matrix-vector product over the pool (the floor of any exact selection), with a
 naive numpy greedy that rescans the pool at every step and with the peers of bench/peers.py
 (LangChain's selectors, OpenICL's TopkRetriever). Reports medians and ratios.
+
+``device="cuda"`` runs mmdshot's pool on the GPU against the same product on the GPU (the
+peers, the naive greedy and the CPU-side prefilter stay out of that run: they have no GPU
+path; the naive greedy still checks the GPU's subset once per pool).
 """
 
 from __future__ import annotations
@@ -13,13 +17,18 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from langchain_core.example_selectors import BaseExampleSelector
+import torch
 
 from bench.embeddings import tweet_embeddings
 from bench.environment import environment, package_versions
 from selector import Pool, PoolIndex, PrefilterConfig, select, select_batch
+from selector.device import resolve_device
+
+if TYPE_CHECKING:
+    from langchain_core.example_selectors import BaseExampleSelector
 
 
 def clustered_unit_vectors(n: int, dimension: int, seed: int, centres_seed: int = 0) -> np.ndarray:
@@ -68,22 +77,49 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def pool_scan(pool: Pool, vectors: np.ndarray) -> Callable[[np.ndarray], object]:
+    """The floor of an exact selection on ``pool``'s device: one float32 product of the pool,
+    ``(n, d)``, with a query, ``(d,)`` (on a GPU: the query's upload and a synchronisation
+    included, as a selection has them)."""
+    if pool.device.type == "cpu":
+        return lambda query: vectors @ query
+    device_vectors = pool.vectors
+
+    def scan(query: np.ndarray) -> object:
+        scores = device_vectors @ torch.from_numpy(query).to(pool.device)
+        torch.cuda.synchronize(pool.device)
+        return scores
+
+    return scan
+
+
 def measure_size(
-    size: int, queries: np.ndarray, k: int, batch: int, repeats: int, peers: bool
+    size: int,
+    queries: np.ndarray,
+    k: int,
+    batch: int,
+    repeats: int,
+    peers: bool,
+    device: torch.device,
 ) -> dict[str, float | bool | None]:
-    """Median milliseconds per single-query selection for every contender on one pool."""
+    """Median milliseconds per single-query selection for every contender on one pool
+    (mmdshot's and the floor on ``device``; the others, CPU-only, only when it is the CPU)."""
     vectors = clustered_unit_vectors(size, queries.shape[1], 0)
-    pool = Pool.from_arrays(vectors, normalized=True)
+    pool = Pool.from_arrays(vectors, normalized=True, device=device)
+    on_cpu = device.type == "cpu"
     cycle = iter(range(10**9))
 
     def query() -> np.ndarray:
         return queries[next(cycle) % len(queries)]
 
     few = max(3, repeats // 5)
+    scan = pool_scan(pool, vectors)
     row: dict[str, float | bool | None] = {
-        "matvec_ms": 1e3 * median_seconds(lambda: vectors @ query(), repeats),
+        "matvec_ms": 1e3 * median_seconds(lambda: scan(query()), repeats),
         "naive_greedy_ms": 1e3
-        * median_seconds(lambda: naive_numpy_greedy(vectors, query(), k, 0.2), few),
+        * median_seconds(lambda: naive_numpy_greedy(vectors, query(), k, 0.2), few)
+        if on_cpu
+        else None,
         "exact_ms": 1e3 * median_seconds(lambda: select(pool, query(), k), repeats),
         "exact_no_swap_ms": 1e3
         * median_seconds(lambda: select(pool, query(), k, refine=False), repeats),
@@ -94,7 +130,7 @@ def measure_size(
     row["naive_agrees_with_exact"] = select(
         pool, queries[0], k, refine=False
     ).indices == naive_numpy_greedy(vectors, queries[0], k, 0.2)
-    if peers:
+    if peers and on_cpu:
         # Imported here: OpenICL's import (datasets, evaluate, nltk) takes about 10 s.
         from bench.peers import PrecomputedTopkRetriever, langchain_selectors
 
@@ -109,7 +145,7 @@ def measure_size(
         row["openicl_topk_batch_per_query_ms"] = (
             1e3 * median_seconds(lambda: topk.select(queries[:batch]), few) / batch
         )
-    if size >= 50_000:
+    if size >= 50_000 and on_cpu:
         started = time.perf_counter()
         index = PoolIndex.build(vectors, PrefilterConfig(kind="ivf", approximate_above=10_000))
         row["index_build_s"] = time.perf_counter() - started
@@ -151,19 +187,25 @@ def run(
     repeats: int,
     k: int = 8,
     tweets: int | None = None,
+    device: str = "cpu",
 ) -> dict:
+    """Every pool size, then (on the CPU) the real tweets."""
+    resolved = resolve_device(device)
     queries = clustered_unit_vectors(max(batch, 64), 384, 1)
-    return {
+    result = {
         "dimension": 384,
         "k": k,
         "batch": batch,
+        "device": str(resolved),
         "sizes": {
-            str(size): measure_size(size, queries, k, batch, repeats, size in peer_sizes)
+            str(size): measure_size(size, queries, k, batch, repeats, size in peer_sizes, resolved)
             for size in sizes
         },
-        "tweets": measure_tweets(k, repeats, tweets),
-        "peer_versions": package_versions(("langchain-core", "openicl")),
     }
+    if resolved.type == "cpu":
+        result["tweets"] = measure_tweets(k, repeats, tweets)
+        result["peer_versions"] = package_versions(("langchain-core", "openicl"))
+    return result
 
 
 def plot(result: dict, path: Path) -> None:
@@ -199,7 +241,8 @@ def plot(result: dict, path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xlabel("pool size (candidates, d = 384)")
     axes.set_ylabel("ms per single-query selection (median)")
-    axes.set_title(f"Selection time, k = {result['k']}")
+    device = result.get("environment", {}).get("device") or result.get("device", "cpu")
+    axes.set_title(f"Selection time, k = {result['k']}, on {device}")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -208,16 +251,29 @@ def plot(result: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write(path: Path, quick: bool = False) -> dict:
-    """Run (tiny sizes when ``quick``), write the JSON result to ``path`` and the plot."""
+def write(path: Path, quick: bool = False, device: str = "cpu") -> dict:
+    """Run (tiny sizes when ``quick``) on ``device``, write the JSON result to ``path`` and the
+    plot (docs/img/speed.png, or speed-gpu.png off the CPU)."""
     if quick:
-        result = run(sizes=(2_000, 60_000), peer_sizes=(2_000,), batch=8, repeats=3, tweets=300)
+        result = run(
+            sizes=(2_000, 60_000),
+            peer_sizes=(2_000,),
+            batch=8,
+            repeats=3,
+            tweets=300,
+            device=device,
+        )
     else:
         result = run(
-            sizes=(10_000, 100_000, 1_000_000), peer_sizes=(10_000, 100_000), batch=256, repeats=30
+            sizes=(10_000, 100_000, 1_000_000),
+            peer_sizes=(10_000, 100_000),
+            batch=256,
+            repeats=30,
+            device=device,
         )
     result["environment"] = environment()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, path.parent / ("speed-quick.png" if quick else "../img/speed.png"))
+    image = "speed" if result["device"] == "cpu" else "speed-gpu"
+    plot(result, path.parent / (f"{image}-quick.png" if quick else f"../img/{image}.png"))
     return result
