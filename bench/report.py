@@ -150,10 +150,10 @@ def _gpu_scaling(result: dict[str, Any]) -> str:
         f"from {small['matvec_ms']:.2f} to {large['matvec_ms']:.2f} ms and a single selection "
         f"from {small['exact_ms']:.1f} to {large['exact_ms']:.1f} ms; a batch of "
         f"{result['batch']} cost {small['batch_per_query_ms']:.2f} to "
-        f"{large['batch_per_query_ms']:.2f} ms per query. A single selection on a GPU is bound "
-        "by kernel launches, not by the pool: some hundreds of small kernels for the greedy's "
-        "steps and the swap refinement, whatever the pool's size; a batch shares them among its "
-        "queries."
+        f"{large['batch_per_query_ms']:.2f} ms per query. A single selection scans, ranks and "
+        "evaluates on the GPU and runs its greedy steps on the host, where they cost less than "
+        "their kernel launches would (docs/design.md); a batch runs every step on the GPU and "
+        "shares the launches among its queries."
     )
 
 

@@ -19,6 +19,7 @@ the region's greedy is the pool's greedy; otherwise the problem is marked for a 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from selector.constraints import ConstraintState
+from selector.device import cpu_threads_for
 from selector.kernels import Kernel
 
 METHODS = ("mmd", "knn", "mmr", "random")
@@ -146,6 +148,12 @@ class CandidateRegion:
         left = torch.tensor([[position]])
         values = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
         return values[0, 0].to(torch.float64).numpy()
+
+    def on_host(self) -> CandidateRegion:
+        """The same region in host memory (itself, uncopied, when it is there already)."""
+        if self.affinity.device.type == "cpu":
+            return self
+        return self._picked(lambda values: values.cpu(), self.excluded_affinity.cpu())
 
     def take(self, rows: torch.Tensor) -> CandidateRegion:
         """The sub-batch ``rows: (B',)``."""
@@ -347,7 +355,7 @@ def greedy(
     batch = region.batch_size
     device = region.affinity.device
     k_min = k if k_min is None else k_min
-    if batch == 1 and method == "mmd" and device.type == "cpu" and constraints.static_only:
+    if batch == 1 and method == "mmd" and constraints.static_only:
         return _single_greedy(region, constraints, k, k_min, extend)
     run = _GreedyRun(region, constraints, method, mmr_lambda)
     assert extend is None or batch == 1, "extending regions works one problem at a time"
@@ -393,6 +401,27 @@ def greedy(
     return GreedyOutcome(positions, objective, needs_larger, infeasible, region)
 
 
+_Result = TypeVar("_Result")
+
+
+def _one_host_thread(function: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Run ``function``, host work for a ``region`` (its first argument), with one torch CPU
+    thread when the region lives on an accelerator. On the CPU the caller has chosen the
+    threads already. Beside an H200 (16 host cores) torch's default threads thrashed against
+    numpy's BLAS threads: a single selection on a 1M pool, regions of 8,192, took 139 ms
+    against 17.5 ms with one thread (docs/results/gpu-single-host.json)."""
+
+    @functools.wraps(function)
+    def run(region: CandidateRegion, *args: object, **kwargs: object) -> _Result:
+        if region.affinity.device.type == "cpu":
+            return function(region, *args, **kwargs)
+        with cpu_threads_for(torch.device("cpu"), 1):
+            return function(region, *args, **kwargs)
+
+    return run
+
+
+@_one_host_thread
 def _single_greedy(
     region: CandidateRegion,
     constraints: ConstraintState,
@@ -400,11 +429,16 @@ def _single_greedy(
     k_min: int,
     extend: Callable[[CandidateRegion], CandidateRegion] | None,
 ) -> GreedyOutcome:
-    """:func:`greedy` for one ``mmd`` problem on the CPU whose constraints are static masks:
-    the same float64 arithmetic as :class:`_GreedyRun`, with the per-step work in numpy,
+    """:func:`greedy` for one ``mmd`` problem whose constraints are static masks: the same
+    float64 arithmetic as :class:`_GreedyRun`, with the per-step work in numpy on the host,
     whose small-array ops cost a fraction of torch's (kernel columns may differ from the
     batched product's in float32 rounding, as a batched product's differ from a single
-    one's). It returns what the batched greedy returns for a batch of one."""
+    one's). A region on a GPU is copied to the host once (and again when it grows), where a
+    step is a few numpy calls instead of dozens of kernel launches: on an H200 a single
+    selection took 5.2 against 9.0 ms on a 100k pool, but 17.5 against 14.0 ms on a dense 1M
+    pool, whose regions of 8,192 cost more to copy (docs/results/gpu-single-host.json). It
+    returns what the batched greedy returns for a batch of one, on the region's device."""
+    device = region.affinity.device
     chosen: list[int] = []
     values: list[float] = []
     sum_chosen = sum_affinity = 0.0
@@ -421,11 +455,12 @@ def _single_greedy(
         if chosen:
             gram, _ = region.columns_of(torch.tensor([chosen]))
             redundancy = gram[0].to(torch.float64).sum(0).numpy()
-        penalty = np.where(state.base_mask[0].numpy(), 0.0, math.inf)
+        penalty = np.where(state.base_mask[0].cpu().numpy(), 0.0, math.inf)
         penalty[chosen] = math.inf
         return affinity, redundancy, penalty
 
-    affinity, redundancy, penalty = prepare(region, constraints)
+    host = region.on_host()
+    affinity, redundancy, penalty = prepare(host, constraints)
     excluded = float(region.excluded_affinity[0])
     step = 1
     while step <= k:
@@ -445,8 +480,9 @@ def _single_greedy(
                     needs_larger = True
                     break
                 region = extend(region)
+                host = region.on_host()
                 state = ConstraintState(constraints.plan, region.pool_index, constraints.k)
-                affinity, redundancy, penalty = prepare(region, state)
+                affinity, redundancy, penalty = prepare(host, state)
                 excluded = float(region.excluded_affinity[0])
                 continue
         if not found:
@@ -456,7 +492,7 @@ def _single_greedy(
         values.append(best_value)
         sum_chosen += 2.0 * float(redundancy[best]) + 1.0
         sum_affinity += float(affinity[best])
-        redundancy += region.host_column(best)
+        redundancy += host.host_column(best)
         penalty[best] = math.inf
         step += 1
     positions = torch.full((1, k), -1, dtype=torch.long)
@@ -464,10 +500,10 @@ def _single_greedy(
     positions[0, : len(chosen)] = torch.tensor(chosen, dtype=torch.long)
     objective_by_step[0, : len(values)] = torch.tensor(values, dtype=torch.float64)
     return GreedyOutcome(
-        positions,
-        objective_by_step,
-        torch.tensor([needs_larger]),
-        torch.tensor([infeasible]),
+        positions.to(device),
+        objective_by_step.to(device),
+        torch.tensor([needs_larger], device=device),
+        torch.tensor([infeasible], device=device),
         region,
     )
 
@@ -558,7 +594,7 @@ def swap_refine(
     if size == 0 or region.size <= size:
         return positions
     gram, inner = columns if columns is not None else region.columns_of(positions)
-    if batch == 1 and positions.device.type == "cpu" and constraints.static_only:
+    if batch == 1 and constraints.static_only:
         return _single_swap_refine(region, constraints, positions, gram, max_rounds)
     positions = positions.clone()
     gram = gram.to(torch.float64)  # (B, k, L)
@@ -590,6 +626,7 @@ def swap_refine(
     return positions
 
 
+@_one_host_thread
 def _single_swap_refine(
     region: CandidateRegion,
     constraints: ConstraintState,
@@ -597,13 +634,17 @@ def _single_swap_refine(
     gram: torch.Tensor,
     max_rounds: int,
 ) -> torch.Tensor:
-    """:func:`swap_refine` for one problem on the CPU under static masks only: the same
-    float64 arithmetic as :func:`_swap_changes` with the small-array work in numpy."""
+    """:func:`swap_refine` for one problem under static masks only: the same float64
+    arithmetic as :func:`_swap_changes` with the small-array work in numpy on the host (a
+    region on a GPU is copied there once, as in :func:`_single_greedy`); the constraint
+    state and the returned positions stay on the region's device."""
+    device = positions.device
     size = positions.shape[1]
     chosen = positions[0].tolist()
-    columns = gram[0].to(torch.float64).numpy().copy()  # (k, L)
-    affinity = region.affinity[0].to(torch.float64).numpy()
-    allowed = (constraints.base_mask[0] & ~constraints.chosen[0]).numpy().copy()
+    columns = gram[0].to(torch.float64).cpu().numpy().copy()  # (k, L)
+    host = region.on_host()
+    affinity = host.affinity[0].to(torch.float64).numpy()
+    allowed = (constraints.base_mask[0] & ~constraints.chosen[0]).cpu().numpy().copy()
     scale = 2.0 / size**2
     for _ in range(max_rounds):
         unary = columns.sum(0) - size * affinity  # u: (L,)
@@ -617,14 +658,14 @@ def _single_swap_refine(
         _apply_swap(
             constraints,
             region,
-            torch.tensor([0]),
-            torch.tensor([out]),
-            torch.tensor([candidate]),
+            torch.tensor([0], device=device),
+            torch.tensor([out], device=device),
+            torch.tensor([candidate], device=device),
         )
         chosen[slot] = candidate
         allowed[out], allowed[candidate] = True, False
-        columns[slot] = region.host_column(candidate)
-    return torch.tensor([chosen], dtype=positions.dtype)
+        columns[slot] = host.host_column(candidate)
+    return torch.tensor([chosen], dtype=positions.dtype, device=device)
 
 
 def _swap_changes(
