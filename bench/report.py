@@ -25,7 +25,10 @@ def _environment(result: dict[str, Any]) -> str:
 
 
 def _ms(value: Any) -> str:
-    return "—" if value is None else f"{value:.1f}"
+    """Milliseconds with one decimal, two below 1 ms (a GPU's scan)."""
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"
 
 
 def _size_table(
@@ -151,9 +154,10 @@ def _gpu_scaling(result: dict[str, Any]) -> str:
         f"from {small['exact_ms']:.1f} to {large['exact_ms']:.1f} ms; a batch of "
         f"{result['batch']} cost {small['batch_per_query_ms']:.2f} to "
         f"{large['batch_per_query_ms']:.2f} ms per query. A single selection scans, ranks and "
-        "evaluates on the GPU and runs its greedy steps on the host, where they cost less than "
-        "their kernel launches would (docs/design.md); a batch runs every step on the GPU and "
-        "shares the launches among its queries."
+        "evaluates on the GPU and runs its greedy steps on the host: cheaper than their kernel "
+        "launches on pools of up to 100k, dearer on the dense 1M pool, whose regions of 8,192 "
+        "must be copied (docs/design.md, docs/results/gpu-single-host.json); a batch runs every "
+        "step on the GPU and shares the launches among its queries."
     )
 
 
@@ -370,13 +374,17 @@ def icl_section(result: dict[str, Any]) -> str:
             f"{scoring['checked_argmax_agree']:,} of their predicted labels, at most "
             f"{scoring['checked_max_abs_logprob_diff']:.1e} apart in log-probability."
         )
-    if "recomputed_vs_cached_max_abs_logprob_diff" in result:
-        findings.append(
-            f"{result['answers_from_cache']:,} answers came from the on-disk cache and "
-            f"{result['answers_computed']:,} were computed in this run; forwards recomputed here "
-            "differ from the cached answers by at most "
-            f"{result['recomputed_vs_cached_max_abs_logprob_diff']:.1e} in log-probability."
+    recomputed = result.get("recomputed_vs_cached_max_abs_logprob_diff")
+    findings.append(
+        f"{result['answers_from_cache']:,} answers came from the on-disk cache and "
+        f"{result['answers_computed']:,} were computed in this run"
+        + (
+            "."
+            if recomputed is None
+            else "; forwards recomputed here differ from the cached answers by at most "
+            f"{recomputed:.1e} in log-probability."
         )
+    )
     speed = (
         f" One forward took {result['forward_ms_median']:.0f} ms (median over "
         f"{result['forwards_measured']} prompts of median {result['prompt_tokens_median']:.0f} "

@@ -797,9 +797,9 @@ def _batched_rounds(
 ) -> tuple[list[int], int]:
     """Solve a batch's problems together on regions of ``size``, then the ones whose
     certificate failed together again on regions four times larger, until none is left or
-    a region holds every feasible candidate (which needs no certificate). Fills ``solved``;
-    returns the problems left for :func:`_exact_regions`'s one-at-a-time path (none, unless
-    a round could not run) and the region size they start from.
+    a region holds every feasible candidate (which needs no certificate, so none is left
+    then). Fills ``solved``; returns the problems left for :func:`_exact_regions`'s
+    one-at-a-time path and the region size they would start from.
 
     A dense pool fails the certificate at the first size for every problem of a batch (1M
     clustered vectors: all 256 went on to regions of 8,192); growing them together costs a
