@@ -730,8 +730,7 @@ def _exact_regions(
     certificate failed together on larger ones (:func:`_batched_rounds`); a single problem
     runs alone, its region growing fourfold in place."""
     k_min = settings.k_range[0] if settings.k_range else k_max
-    with cpu_threads_for(scorer.pool.device, _torch_threads_for(scorer.batch)):
-        regions = _ranked_pool(scorer, plan, settings)
+    regions = _ranked_pool(scorer, plan, settings)
     feasible = plan.feasible_count
     if settings.method == "mmr":
         size = settings.fetch_k or max(20, 4 * k_max)
@@ -749,11 +748,9 @@ def _exact_regions(
             larger = min(region.size * 4, feasible)
             return regions.build(rows, larger, keep=region.pool_index)
 
-        with cpu_threads_for(scorer.pool.device, 1):
-            region = regions.build(rows, size)
-            outcome = _run_greedy(plan, settings, region, k_min, k_max, extend)
-            solved[row] = _Solved.of(outcome, 0)
-            _settle([solved[row]], plan, settings, k_max)
+        outcome = _run_greedy(plan, settings, regions.build(rows, size), k_min, k_max, extend)
+        solved[row] = _Solved.of(outcome, 0)
+        _settle([solved[row]], plan, settings, k_max)
     return [solved[row] for row in range(scorer.batch)]
 
 
