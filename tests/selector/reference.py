@@ -13,6 +13,16 @@ def unit_rows(array: np.ndarray) -> np.ndarray:
     return array / np.linalg.norm(array, axis=1, keepdims=True)
 
 
+def clustered_pool(
+    n: int, dimension: int, seed: int, centres: int = 50, spread: float = 0.6
+) -> np.ndarray:
+    """``(n, dimension)`` float32 unit rows drawn around ``centres`` random centres."""
+    rng = np.random.default_rng(seed)
+    centre_rows = rng.standard_normal((centres, dimension))
+    points = centre_rows[rng.integers(0, centres, n)] + spread * rng.standard_normal((n, dimension))
+    return unit_rows(points).astype(np.float32)
+
+
 def kernel_value(name: str, tau: float, x: np.ndarray, y: np.ndarray) -> float:
     if name == "softmax":
         return math.exp((float(x @ y) - 1.0) / tau)

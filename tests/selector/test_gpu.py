@@ -13,16 +13,13 @@ import pytest
 import torch
 
 from selector import Constraints, Pool, select, select_batch
-from tests.selector.reference import naive_mmd2, unit_rows
+from tests.selector.reference import clustered_pool, naive_mmd2, unit_rows
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
 def clustered(n: int, d: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((16, d))
-    x = centres[rng.integers(0, 16, n)] + 0.7 * rng.standard_normal((n, d))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return clustered_pool(n, d, seed, centres=16, spread=0.7)
 
 
 def close(a: float, b: float) -> bool:

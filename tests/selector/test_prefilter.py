@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 
 from selector import Pool, PoolIndex, PrefilterConfig, select, select_batch
-from tests.selector.reference import unit_rows
-
-
-def clustered_pool(n: int, dimension: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((50, dimension))
-    points = centers[rng.integers(0, 50, n)] + 0.6 * rng.standard_normal((n, dimension))
-    return unit_rows(points).astype(np.float32)
+from tests.selector.reference import clustered_pool, unit_rows
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
