@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,15 @@ from hypothesis.extra.numpy import arrays
 
 from selector import Kernel, mmd2, resolve_kernel, select
 from selector.errors import InvalidInputError, UnknownKernelError
-from tests.selector.reference import kernel_value, naive_mmd2, unit_rows
+from tests.selector.reference import (
+    estimated_outputs,
+    kernel_matrix,
+    kernel_value,
+    naive_greedy,
+    naive_mmd2,
+    naive_problem,
+    unit_rows,
+)
 
 KERNELS = ["softmax", "rbf", "laplace", "cosine"]
 
@@ -29,13 +39,22 @@ def test_kernel_matches_formula(name: str) -> None:
     np.testing.assert_allclose(values, expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", KERNELS)
-def test_gram_is_symmetric_psd_with_unit_diagonal(name: str) -> None:
-    x = torch.from_numpy(random_unit(30, 6, 2))
-    gram = Kernel(name, 0.2)(x, x)
+unit_points = arrays(
+    np.float64, st.tuples(st.integers(2, 16), st.integers(2, 6)), elements=st.floats(-1, 1)
+).filter(lambda a: (np.linalg.norm(a, axis=1) > 0.1).all())
+
+
+@settings(max_examples=80, deadline=None)
+@given(unit_points, st.sampled_from(KERNELS), st.floats(0.05, 2.0))
+def test_gram_is_symmetric_psd_with_unit_diagonal(
+    points: np.ndarray, name: str, tau: float
+) -> None:
+    x = unit_rows(points)
+    gram = Kernel(name, tau)(torch.from_numpy(x), torch.from_numpy(x))
     assert torch.allclose(gram, gram.T)
-    assert torch.allclose(torch.diagonal(gram), torch.ones(30, dtype=gram.dtype))
-    assert float(torch.linalg.eigvalsh(gram).min()) > -1e-8
+    assert torch.allclose(torch.diagonal(gram), torch.ones(len(x), dtype=gram.dtype), atol=1e-6)
+    assert float(torch.linalg.eigvalsh(gram).min()) >= -1e-6
+    np.testing.assert_allclose(gram.numpy(), kernel_matrix(name, tau, x, x), atol=1e-6)
 
 
 def test_median_heuristic_and_errors() -> None:
@@ -97,11 +116,41 @@ def test_joint_kernel_estimates_the_target_label_from_neighbours() -> None:
 
 
 def test_free_text_output_kernel() -> None:
+    """Output embeddings make the joint kernel ``k_x * k_y``, ``k_y`` the softmax kernel of
+    bandwidth ``output_tau`` on the outputs, the target's output the mixture of its
+    ``label_neighbors`` nearest candidates' outputs weighted by ``softmax((<x, q> - 1) /
+    label_tau)``: the greedy is the naive greedy on that MMD^2, the reported MMD^2 the double
+    loop's, for one query and a weighted target set."""
     pool = random_unit(30, 6, 10)
     outputs = random_unit(30, 4, 11)
-    result = select(pool, pool[0], 4, output_embeddings=outputs)
-    assert result.joint and len(set(result.indices)) == 4
-    assert result.mmd2 >= 0.0
+    cases = [  # target, its weights, output_tau, label_neighbors, label_tau
+        (pool[:1], None, 0.2, 16, 0.05),  # the defaults
+        (random_unit(3, 6, 12), np.array([0.5, 0.3, 0.2]), 0.5, 5, 0.1),
+    ]
+    for target, weights, output_tau, neighbours, label_tau in cases:
+        estimate = estimated_outputs(
+            pool, target, outputs, "softmax", output_tau, neighbours, label_tau
+        )
+        problem = naive_problem("softmax", 0.2, pool, target, weights, estimate)
+        expected, gap = naive_greedy(problem, 4)
+        assert gap > 1e-6  # no near tie for float32 to break
+        arguments = {
+            "target_weights": weights,
+            "output_embeddings": outputs,
+            "output_tau": output_tau,
+            "label_neighbors": neighbours,
+            "label_tau": label_tau,
+        }
+        greedy_only = select(pool, target, 4, refine=False, **arguments)
+        refined = select(pool, target, 4, **arguments)
+        assert greedy_only.joint and refined.joint
+        assert greedy_only.indices == expected
+        assert refined.mmd2 <= greedy_only.mmd2 + 1e-12
+        for result in (greedy_only, refined):
+            chosen = replace(estimate, candidate=outputs[result.indices])
+            chosen_points = pool[result.indices]
+            naive = naive_mmd2("softmax", 0.2, chosen_points, target, weights, outputs=chosen)
+            assert result.mmd2 == pytest.approx(max(naive, 0.0), abs=1e-6)
 
 
 @settings(max_examples=40, deadline=None)
@@ -122,4 +171,8 @@ def test_mmd_properties(points: np.ndarray, name: str, permutation: list[int]) -
     assert mmd2(shuffled[:6], x, kernel) == pytest.approx(
         mmd2(shuffled[:6].flip(0), x, kernel), abs=1e-6
     )
+    assert mmd2(half_a, shuffled, kernel) == pytest.approx(mmd2(half_a, x, kernel), abs=1e-6)
     assert mmd2(half_a, half_b, kernel) >= -1e-9
+    assert mmd2(half_a, half_b, kernel) == pytest.approx(
+        naive_mmd2(name, 0.3, half_a.numpy(), half_b.numpy()), abs=1e-9
+    )
