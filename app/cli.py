@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -35,8 +36,15 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = get_settings().model_copy(update=updates)
+    # The service's own loggers (app.*) print through uvicorn's handler, at the same level.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["app"] = {"handlers": ["default"], "level": args.log_level.upper()}
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        log_config=log_config,
     )
     return 0
 
