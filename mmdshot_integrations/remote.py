@@ -32,9 +32,13 @@ def connect(
     base_url: str, api_key: str | None = None, timeout: float = 60.0
 ) -> AuthenticatedClient:
     """A generated client of the service at ``base_url`` that sends ``api_key`` (default:
-    ``$MMDSHOT_API_KEY``) as its bearer token; a service started without keys ignores it."""
+    ``$MMDSHOT_API_KEY``) as its bearer token, or no Authorization header without one (a
+    service started without keys needs none)."""
     token = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE, "")
-    return AuthenticatedClient(base_url=base_url, token=token, timeout=httpx.Timeout(timeout))
+    client = AuthenticatedClient(base_url=base_url, token=token, timeout=httpx.Timeout(timeout))
+    if not token:  # an empty bearer header is not valid HTTP: an httpx client without one
+        client.set_httpx_client(httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout)))
+    return client
 
 
 def as_client(client: AuthenticatedClient | str, api_key: str | None) -> AuthenticatedClient:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import SecretStr
 
 from app.auth import ApiKeys, fingerprint
 from app.config import ApiKey, ApiKeyError, Settings
@@ -55,7 +56,7 @@ def route_table() -> list[tuple[str, str]]:
     }
     assert others == DOCS_ROUTES  # nothing else is served outside the API routes
     return sorted(
-        (method, context.path)
+        (method, str(context.path))
         for context in contexts
         if isinstance(context.original_route, APIRoute)
         for method in context.methods or ()
@@ -69,7 +70,7 @@ def call(client: httpx.Client, method: str, path: str) -> httpx.Response:
     """``method`` on ``path`` with its parameters filled (a KeyError names a new one)."""
     names = re.findall(r"{(\w+)}", path)
     url = path.format(**{name: PATH_PARAMETERS[name] for name in names})
-    body = {} if method in {"POST", "PUT", "PATCH"} else None
+    body: dict[str, object] | None = {} if method in {"POST", "PUT", "PATCH"} else None
     return client.request(method, url, json=body)
 
 
@@ -190,7 +191,7 @@ def test_open_service_says_so(client: httpx.Client) -> None:
 
 
 def test_key_entries() -> None:
-    settings = Settings(api_keys=" key-one , key-two:read,key-three:write,a:b:read")
+    settings = Settings(api_keys=SecretStr(" key-one , key-two:read,key-three:write,a:b:read"))
     scopes = [key.scope for key in settings.api_key_entries]
     assert [key.secret for key in settings.api_key_entries] == [
         "key-one",
@@ -201,7 +202,7 @@ def test_key_entries() -> None:
     assert scopes == ["write", "read", "write", "read"]
     assert "key-" not in repr(settings) + repr(settings.api_key_entries)
     assert Settings().api_key_entries == ()
-    assert len(Settings(api_keys="same,same").api_key_entries) == 1
+    assert len(Settings(api_keys=SecretStr("same,same")).api_key_entries) == 1
 
 
 @pytest.mark.parametrize(
@@ -215,7 +216,7 @@ def test_key_entries() -> None:
 )
 def test_bad_key_entries(entries: str, message: str) -> None:
     with pytest.raises(ApiKeyError, match=message) as refused:
-        Settings(api_keys=entries)
+        Settings(api_keys=SecretStr(entries))
     assert "secret" not in str(refused.value)
 
 
