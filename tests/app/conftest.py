@@ -44,7 +44,8 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self) -> Server:
+    def start(self, ready: bool = True) -> Server:
+        """Start and wait until ``/ready`` answers 200 (only ``/health`` when not ``ready``)."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
@@ -63,7 +64,8 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited during startup"
             try:
-                if httpx.get(f"{self.url}/ready", timeout=2.0).status_code == 200:
+                probe = "/ready" if ready else "/health"
+                if httpx.get(f"{self.url}{probe}", timeout=2.0).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
