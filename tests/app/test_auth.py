@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from app.auth import ApiKeys, fingerprint
 from app.config import ApiKey, ApiKeyError, Settings
 from app.main import create_app
-from tests.app.conftest import REPO, Server, assert_error, make_examples
+from tests.app.conftest import REPO, Server, assert_error, jsonl, make_examples
 
 WRITE_KEY = "write-" + secrets.token_hex(16)
 READ_KEY = "read-" + secrets.token_hex(16)
@@ -253,3 +253,26 @@ def test_every_key_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(len(a) == len(b) == 32 for a, b in compared)  # digests: equal lengths
     assert keys.scope_of("second") == "read" and keys.scope_of("fourth") is None
     assert keys.scope_of("") is None and not ApiKeys([]).enabled
+
+
+def test_cli_sends_the_api_key(
+    keyed: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.cli import main
+
+    examples = tmp_path / "examples.jsonl"
+    examples.write_bytes(jsonl(make_examples(6)))
+    monkeypatch.delenv("MMDSHOT_API_KEY", raising=False)
+    remote = ["--url", keyed.url]
+    assert main(["import", "cli-pool", str(examples), *remote]) == 1
+    assert "error 401" in capsys.readouterr().err
+    assert main(["import", "cli-pool", str(examples), *remote, "--api-key", READ_KEY]) == 1
+    assert "error 403" in capsys.readouterr().err
+    assert main(["import", "cli-pool", str(examples), *remote, "--api-key", WRITE_KEY]) == 0
+    assert "6 inserted" in capsys.readouterr().out
+    monkeypatch.setenv("MMDSHOT_API_KEY", READ_KEY)
+    assert main(["select", "cli-pool", "cars", "--k", "2", *remote]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("Input: cars\nOutput:")
