@@ -65,7 +65,11 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
     dependencies=[MetricsAccess],
     responses={
         200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-        **error_responses(401),
+        # The error body is JSON, not the route's text/plain.
+        401: {
+            "description": error_responses(401)[401]["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
     },
 )
 async def metrics(collected: MetricsDep) -> Response:

@@ -25,7 +25,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_200
 
     if response.status_code == 401:
-        response_401 = ErrorBody.from_dict(response.text)
+        response_401 = ErrorBody.from_dict(response.json())
 
         return response_401
 
