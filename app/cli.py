@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +21,14 @@ POLL_SECONDS = 0.5
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.config import get_settings
+    from app.config import ApiKeyError, get_settings
     from app.main import create_app
+
+    try:
+        get_settings()
+    except ApiKeyError as exc:
+        print(f"mmdshot: {exc}", file=sys.stderr)
+        return 2
 
     updates = {
         name: value
@@ -28,10 +36,25 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = get_settings().model_copy(update=updates)
+    # The service's own loggers (app.*) print through uvicorn's handler, at the same level.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["app"] = {"handlers": ["default"], "level": args.log_level.upper()}
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        log_config=log_config,
     )
     return 0
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    """A client of ``args.url`` that sends ``args.api_key`` (or ``MMDSHOT_API_KEY``) as its
+    bearer token when there is one."""
+    key = args.api_key or os.environ.get("MMDSHOT_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=args.url, timeout=60.0, headers=headers)
 
 
 def _fail(response: httpx.Response) -> int:
@@ -42,7 +65,7 @@ def _fail(response: httpx.Response) -> int:
 def _import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    with httpx.Client(base_url=args.url, timeout=60.0) as client:
+    with _client(args) as client:
         created = client.post("/v1/pools", json={"name": args.pool})
         if created.status_code not in (201, 409):
             return _fail(created)
@@ -89,7 +112,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"k": args.k, "validation_size": args.validation_size, "seed": args.seed}
     if args.taus:
         body["taus"] = args.taus
-    with httpx.Client(base_url=args.url, timeout=60.0) as client:
+    with _client(args) as client:
         started = client.post(f"/v1/pools/{args.pool}/calibrate", json=body)
         if started.status_code != 202:
             return _fail(started)
@@ -114,7 +137,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _select(args: argparse.Namespace) -> int:
     body = {"query": args.query, "k": args.k, "kernel": args.kernel, "method": args.method}
-    response = httpx.post(f"{args.url}/v1/pools/{args.pool}/select", json=body, timeout=60.0)
+    with _client(args) as client:
+        response = client.post(f"/v1/pools/{args.pool}/select", json=body)
     if response.status_code != 200:
         return _fail(response)
     print(json.dumps(response.json(), indent=2) if args.json else response.json()["prompt"])
@@ -126,6 +150,13 @@ def _openapi(_: argparse.Namespace) -> int:
 
     sys.stdout.write(openapi_text())
     return 0
+
+
+def _remote(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--url", default=DEFAULT_URL)
+    command.add_argument(
+        "--api-key", help="the service's API key (default: $MMDSHOT_API_KEY; none: no header)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -143,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
     load = commands.add_parser("import", help="import a JSONL file into a pool (via HTTP)")
     load.add_argument("pool")
     load.add_argument("file", type=Path)
-    load.add_argument("--url", default=DEFAULT_URL)
+    _remote(load)
     load.set_defaults(run=_import)
 
     tune = commands.add_parser(
@@ -154,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--taus", type=float, nargs="+", help="default: 0.05 0.1 0.2 0.5")
     tune.add_argument("--validation-size", type=int, default=300)
     tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--url", default=DEFAULT_URL)
+    _remote(tune)
     tune.set_defaults(run=_calibrate)
 
     choose = commands.add_parser("select", help="select demonstrations for a query (via HTTP)")
@@ -164,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     choose.add_argument("--kernel", default="softmax")
     choose.add_argument("--method", default="mmd")
     choose.add_argument("--json", action="store_true", help="print the whole response")
-    choose.add_argument("--url", default=DEFAULT_URL)
+    _remote(choose)
     choose.set_defaults(run=_select)
 
     schema = commands.add_parser("openapi", help="print the OpenAPI schema")

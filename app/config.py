@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ApiScope = Literal["read", "write"]
+SCOPES: tuple[ApiScope, ...] = ("read", "write")
+
+
+class ApiKeyError(Exception):
+    """A malformed ``MMDSHOT_API_KEYS`` entry or keys file. Deliberately not a ``ValueError``:
+    pydantic would wrap that with the raw input, which holds the keys, into its message."""
+
+
+@dataclass(frozen=True, repr=False)
+class ApiKey:
+    """One API key and the scope it grants (``read``: list, get, select; ``write``: also
+    create, upsert, import, calibrate, delete)."""
+
+    secret: str
+    scope: ApiScope
+
+    def __repr__(self) -> str:  # never the secret itself
+        return f"ApiKey(scope={self.scope!r})"
+
+
+def parse_api_keys(entries: Iterable[str], source: str) -> list[ApiKey]:
+    """``key`` or ``key:scope`` entries (blank ones skipped) as keys; ``source`` names where
+    they came from in errors, which never quote an entry."""
+    keys = []
+    for number, entry in enumerate(entries, start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        secret, colon, scope = entry.rpartition(":")
+        if not colon:
+            secret, scope = entry, "write"
+        if scope not in SCOPES:
+            raise ApiKeyError(f"{source} {number}: the scope must be read or write")
+        if not secret or any(character.isspace() for character in secret):
+            raise ApiKeyError(f"{source} {number}: a key is non-empty, without spaces")
+        keys.append(ApiKey(secret, scope))
+    return keys
 
 
 class Settings(BaseSettings):
@@ -83,6 +124,46 @@ class Settings(BaseSettings):
         description="Pools larger than this get a faiss prefilter index (built in the "
         "background; selections are exact until it is ready).",
     )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated `key` or `key:scope` entries (scope read or write, "
+        "default write); set (or api_keys_file): every /v1 route needs "
+        "`Authorization: Bearer <key>`. Unset with no file: the service is open.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="A file of API keys, one `key` or `key:scope` a line (blank lines and "
+        "`#` comments ignored), e.g. a mounted Kubernetes Secret; adds to api_keys.",
+    )
+    metrics_require_key: bool = Field(
+        default=False, description="/metrics needs a key (any scope) when keys are set."
+    )
+    _api_key_entries: tuple[ApiKey, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read_api_keys(self) -> Self:
+        keys = []
+        if self.api_keys is not None:
+            entries = self.api_keys.get_secret_value().split(",")
+            keys += parse_api_keys(entries, "MMDSHOT_API_KEYS entry")
+        if self.api_keys_file is not None:
+            try:
+                lines = self.api_keys_file.read_text().splitlines()
+            except OSError as exc:
+                raise ApiKeyError(f"MMDSHOT_API_KEYS_FILE: {exc.strerror}") from None
+            entries = ["" if line.lstrip().startswith("#") else line for line in lines]
+            keys += parse_api_keys(entries, "MMDSHOT_API_KEYS_FILE line")
+        scopes: dict[str, ApiScope] = {}
+        for key in keys:
+            if scopes.setdefault(key.secret, key.scope) != key.scope:
+                raise ApiKeyError("one API key is listed with two scopes")
+        self._api_key_entries = tuple(ApiKey(secret, scope) for secret, scope in scopes.items())
+        return self
+
+    @property
+    def api_key_entries(self) -> tuple[ApiKey, ...]:
+        """The keys of api_keys and api_keys_file (none: the service is open)."""
+        return self._api_key_entries
 
 
 @lru_cache

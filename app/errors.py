@@ -1,7 +1,8 @@
 """One JSON error body for every failure, and the mapping of library errors to status codes.
 
 Every error answers ``{"error": {"type": ..., "message": ..., "detail": ...}}``:
-422 invalid input (``validation_error``, ``invalid_input``, ``unknown_kernel``), 404
+422 invalid input (``validation_error``, ``invalid_input``, ``unknown_kernel``), 401
+``unauthorized`` (no or an unknown API key), 403 ``forbidden`` (a read key on a write route), 404
 ``not_found``, 405 ``method_not_allowed``, 409 ``conflict`` and ``infeasible_constraint``
 (the constraints cannot be met by this pool), 413 ``payload_too_large``, 429 ``overloaded``,
 503 ``not_ready``; anything unexpected is a 500 ``internal`` without internals in the body.
@@ -33,12 +34,20 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with its HTTP status, a machine-readable ``type`` and a human message."""
 
-    def __init__(self, status: int, type_: str, message: str, detail: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type_
         self.message = message
         self.detail = detail
+        self.headers = headers
 
 
 def not_found(what: str, name: str) -> ApiError:
@@ -46,10 +55,16 @@ def not_found(what: str, name: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} {name!r} does not exist", {what: name})
 
 
-def error_response(status: int, type_: str, message: str, detail: Any = None) -> JSONResponse:
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The one error body."""
     body = {"error": {"type": type_, "message": message, "detail": jsonable_encoder(detail)}}
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def from_selector_error(exc: SelectorError) -> ApiError:
@@ -76,7 +91,7 @@ _STATUS_TYPES = {
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.type, exc.message, exc.detail)
+    return error_response(exc.status, exc.type, exc.message, exc.detail, exc.headers)
 
 
 async def _selector_error(request: Request, exc: Exception) -> JSONResponse:
@@ -120,6 +135,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
+    401: "No or an unknown API key (only when the service has keys)",
+    403: "A read-only API key on a write route",
     404: "Unknown pool, example or job",
     409: "Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint)",
     413: "The body is too large",

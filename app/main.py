@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app
+from app.auth import ApiKeys
 from app.config import Settings, get_settings
 from app.engine import Engine
 from app.errors import error_response, install_error_handlers
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(service: FastAPI) -> AsyncIterator[None]:
+        service.state.api_keys.log_summary()
         engine = Engine(settings)
         jobs = JobWorker(engine)
         service.state.engine = engine
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     service.dependency_overrides[get_settings] = lambda: settings
     service.state.metrics = Metrics()
+    service.state.api_keys = ApiKeys(settings.api_key_entries)
     install_error_handlers(service)
     for router in ROUTERS:
         service.include_router(router)

@@ -509,3 +509,7 @@ class Info(Model):
     kernels: list[str]
     methods: list[str]
     limits: Limits
+    auth: Literal["none", "api_key"] = Field(
+        description="api_key: every /v1 route needs `Authorization: Bearer <key>`; "
+        "none: the service is open (no MMDSHOT_API_KEYS)."
+    )

@@ -421,7 +421,7 @@ QUICK = Config(
     test=3,
     ks=(2,),
     random_seeds=1,
-    taus=(0.1,),
+    taus=(0.1, 0.5),  # two, so the calibration chooses
     names=("knn", "mmdshot joint"),
     sample=400,
 )

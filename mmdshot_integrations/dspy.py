@@ -7,24 +7,26 @@ from collections.abc import Mapping
 from typing import Any
 
 import dspy
-from mmdshot_client import Client
+from mmdshot_client import AuthenticatedClient
 
-from mmdshot_integrations.remote import ExampleKeys, select_examples
+from mmdshot_integrations.remote import ExampleKeys, as_client, select_examples
 
 
 def mmdshot_demos(
-    client: Client,
+    client: AuthenticatedClient | str,
     pool: str,
     query: str,
     k: int = 4,
     *,
     keys: ExampleKeys | None = None,
     options: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> list[dspy.Example]:
     """The ``k`` demonstrations mmdshot chooses from ``pool`` for ``query``, in prompt order,
     as ``dspy.Example`` objects whose inputs are ``keys.input_key`` (give the signature's
     field names, e.g. ``ExampleKeys("question", "answer")``); ``options`` are further
-    select-request fields."""
+    select-request fields. ``client`` is a generated client or the service's base URL, which
+    is reached with ``api_key`` (default: ``$MMDSHOT_API_KEY``)."""
     keys = keys or ExampleKeys()
-    chosen = select_examples(client, pool, query, k, options or {})
+    chosen = select_examples(as_client(client, api_key), pool, query, k, options or {})
     return [dspy.Example(**keys.to_dict(example)).with_inputs(keys.input_key) for example in chosen]

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
-from mmdshot_client import Client
+from mmdshot_client import AuthenticatedClient
 
-from mmdshot_integrations.remote import ExampleKeys, add_examples, select_examples
+from mmdshot_integrations.remote import ExampleKeys, add_examples, as_client, select_examples
 from selector import Embedder, SentenceTransformerEmbedder, select
 
 
@@ -35,20 +35,26 @@ class _MmdExampleSelector(BaseExampleSelector):
 @dataclass(kw_only=True)
 class MmdshotExampleSelector(_MmdExampleSelector):
     """The ``k`` demonstrations a running mmdshot chooses from ``pool``; ``options`` are further
-    select-request fields (``kernel``, ``constraints``, ``method``, ...)."""
+    select-request fields (``kernel``, ``constraints``, ``method``, ...). ``client`` is a
+    generated client or the service's base URL, which is reached with ``api_key`` (default:
+    ``$MMDSHOT_API_KEY``)."""
 
-    client: Client
+    client: AuthenticatedClient | str
     pool: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._api = as_client(self.client, self.api_key)
 
     def add_example(self, example: dict[str, str]) -> str:
         """Upsert ``example`` into the pool; returns its id (an existing one for a duplicate)."""
-        result = add_examples(self.client, self.pool, [self.keys.to_example(example)])
+        result = add_examples(self._api, self.pool, [self.keys.to_example(example)])
         return (result.inserted + result.updated + [d.existing_id for d in result.duplicates])[0]
 
     def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
         query = self.query(input_variables)
-        chosen = select_examples(self.client, self.pool, query, self.k, self.options)
+        chosen = select_examples(self._api, self.pool, query, self.k, self.options)
         return [self.keys.to_dict(example) for example in chosen]
 
 

@@ -3,11 +3,13 @@ and the mapping between a framework's example dicts and mmdshot's examples."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mmdshot_client import Client
+import httpx
+from mmdshot_client import AuthenticatedClient
 from mmdshot_client.api.examples import examples_upsert
 from mmdshot_client.api.selection import selection_select
 from mmdshot_client.models import (
@@ -22,6 +24,30 @@ from mmdshot_client.models import (
 from mmdshot_client.types import Response
 
 Parsed = TypeVar("Parsed")
+
+API_KEY_VARIABLE = "MMDSHOT_API_KEY"
+
+
+def connect(
+    base_url: str, api_key: str | None = None, timeout: float = 60.0
+) -> AuthenticatedClient:
+    """A generated client of the service at ``base_url`` that sends ``api_key`` (default:
+    ``$MMDSHOT_API_KEY``) as its bearer token, or no Authorization header without one (a
+    service started without keys needs none)."""
+    token = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE, "")
+    client = AuthenticatedClient(base_url=base_url, token=token, timeout=httpx.Timeout(timeout))
+    if not token:  # an empty bearer header is not valid HTTP: an httpx client without one
+        client.set_httpx_client(httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout)))
+    return client
+
+
+def as_client(client: AuthenticatedClient | str, api_key: str | None) -> AuthenticatedClient:
+    """``client`` itself, or :func:`connect` for a base URL with ``api_key``."""
+    if isinstance(client, str):
+        return connect(client, api_key)
+    if api_key is not None:
+        raise ValueError("api_key goes with a base URL; a client carries its own token")
+    return client
 
 
 class MmdshotError(Exception):
@@ -72,7 +98,7 @@ class ExampleKeys:
 
 
 def select_examples(
-    client: Client, pool: str, query: str, k: int, options: Mapping[str, Any]
+    client: AuthenticatedClient, pool: str, query: str, k: int, options: Mapping[str, Any]
 ) -> list[SelectedExample]:
     """The ``k`` examples of ``pool`` mmdshot chooses for ``query``, in prompt order (most
     relevant last); ``options`` are further fields of the select request (``kernel``,
@@ -84,7 +110,9 @@ def select_examples(
     return selection.examples
 
 
-def add_examples(client: Client, pool: str, examples: Sequence[ExampleIn]) -> UpsertResult:
+def add_examples(
+    client: AuthenticatedClient, pool: str, examples: Sequence[ExampleIn]
+) -> UpsertResult:
     """Upsert ``examples`` into ``pool``."""
     body = ExamplesUpsert(examples=list(examples))
     return expect(examples_upsert.sync_detailed(pool, client=client, body=body))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from app.auth import ReadAccess, WriteAccess
 from app.deps import EngineDep, ExampleIdPath, PoolPath, ReadyEngine, SettingsDep
 from app.errors import ApiError, error_responses
 from app.schemas import MAX_PAGE, Duplicate, Example, ExamplePage, ExamplesUpsert, UpsertResult
@@ -34,7 +35,8 @@ def decode_cursor(cursor: str) -> int:
     name="upsert",
     response_model=UpsertResult,
     summary="Insert or replace examples; content duplicates are reported, not stored",
-    responses=error_responses(404, 409, 413, 422, 429, 503),
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 async def upsert_examples(
     pool: PoolPath, body: ExamplesUpsert, engine: ReadyEngine, settings: SettingsDep
@@ -60,7 +62,8 @@ async def upsert_examples(
     name="list",
     response_model=ExamplePage,
     summary="Page through the examples in insertion order",
-    responses=error_responses(404, 422),
+    dependencies=[ReadAccess],
+    responses=error_responses(401, 404, 422),
 )
 async def list_examples(
     pool: PoolPath,
@@ -81,7 +84,8 @@ async def list_examples(
     name="get",
     response_model=Example,
     summary="One example",
-    responses=error_responses(404, 422),
+    dependencies=[ReadAccess],
+    responses=error_responses(401, 404, 422),
 )
 async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> Example:
     return Example(**engine.store.get_example(pool, example_id))
@@ -92,7 +96,8 @@ async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineD
     name="delete",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete one example (bumps the pool version)",
-    responses=error_responses(404, 422),
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 422),
 )
 async def delete_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> None:
     engine.store.delete_example(pool, example_id)

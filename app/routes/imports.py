@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
+from app.auth import ReadAccess, WriteAccess
 from app.deps import JobsDep, PoolPath
 from app.errors import error_responses
 from app.schemas import Job
@@ -37,7 +38,8 @@ _BODY = {
     status_code=status.HTTP_202_ACCEPTED,
     summary="Import examples in the background; bad lines are reported, good ones kept",
     openapi_extra=_BODY,
-    responses=error_responses(404, 413, 422, 429, 503),
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
 )
 async def create_import(pool: PoolPath, request: Request, response: Response, jobs: JobsDep) -> Job:
     job = Job(**jobs.submit(pool, await request.body()))
@@ -50,7 +52,8 @@ async def create_import(pool: PoolPath, request: Request, response: Response, jo
     name="get",
     response_model=Job,
     summary="A job's status and progress: an import's per-line errors, a calibration's result",
-    responses=error_responses(404, 422),
+    dependencies=[ReadAccess],
+    responses=error_responses(401, 404, 422),
 )
 async def get_job(job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], jobs: JobsDep) -> Job:
     return Job(**jobs.store.get_job(job_id))

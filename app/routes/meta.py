@@ -6,7 +6,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 import app
+from app.auth import MetricsAccess, ReadAccess
 from app.deps import EngineDep, MetricsDep, SettingsDep
+from app.errors import error_responses
 from app.schemas import Health, Info, Limits, Readiness
 from selector.kernels import KERNEL_NAMES
 from selector.search import METHODS
@@ -32,7 +34,13 @@ async def ready(engine: EngineDep) -> JSONResponse:
     return JSONResponse(state.model_dump(), status_code=200 if engine.ready else 503)
 
 
-@router.get("/v1/info", response_model=Info, summary="Version, model, device, limits")
+@router.get(
+    "/v1/info",
+    response_model=Info,
+    summary="Version, model, device, limits, whether API keys are required",
+    dependencies=[ReadAccess],
+    responses=error_responses(401),
+)
 async def info(engine: EngineDep, settings: SettingsDep) -> Info:
     return Info(
         version=app.__version__,
@@ -46,14 +54,23 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
             max_body_bytes=settings.max_body_bytes,
             max_import_bytes=settings.max_import_bytes,
         ),
+        auth="api_key" if settings.api_key_entries else "none",
     )
 
 
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    summary="Prometheus metrics",
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    summary="Prometheus metrics (needs a key when MMDSHOT_METRICS_REQUIRE_KEY is set)",
+    dependencies=[MetricsAccess],
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        # The error body is JSON, not the route's text/plain.
+        401: {
+            "description": error_responses(401)[401]["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
+    },
 )
 async def metrics(collected: MetricsDep) -> Response:
     return Response(collected.render(), media_type="text/plain; version=0.0.4")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from app.auth import ReadAccess, WriteAccess
 from app.deps import EngineDep, JobsDep, PoolPath, ReadyEngine
 from app.errors import error_responses
 from app.schemas import CalibrateRequest, Job, PoolCreate, PoolInfo, PoolList
@@ -17,13 +18,21 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
     response_model=PoolInfo,
     status_code=status.HTTP_201_CREATED,
     summary="Create an empty pool",
-    responses=error_responses(409, 422, 503),
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 409, 422, 503),
 )
 async def create_pool(body: PoolCreate, engine: ReadyEngine) -> PoolInfo:
     return PoolInfo(**engine.create_pool(body.name, body.description))
 
 
-@router.get("", name="list", response_model=PoolList, summary="List the pools")
+@router.get(
+    "",
+    name="list",
+    response_model=PoolList,
+    summary="List the pools",
+    dependencies=[ReadAccess],
+    responses=error_responses(401),
+)
 async def list_pools(engine: EngineDep) -> PoolList:
     return PoolList(pools=[PoolInfo(**pool) for pool in engine.store.list_pools()])
 
@@ -33,7 +42,8 @@ async def list_pools(engine: EngineDep) -> PoolList:
     name="get",
     response_model=PoolInfo,
     summary="One pool",
-    responses=error_responses(404, 422),
+    dependencies=[ReadAccess],
+    responses=error_responses(401, 404, 422),
 )
 async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
     return PoolInfo(**engine.store.get_pool(pool))
@@ -44,7 +54,8 @@ async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
     name="delete",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a pool and its examples",
-    responses=error_responses(404, 422),
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 422),
 )
 async def delete_pool(pool: PoolPath, engine: EngineDep) -> Response:
     engine.delete_pool(pool)
@@ -62,7 +73,8 @@ async def delete_pool(pool: PoolPath, engine: EngineDep) -> Response:
     "setting (label purity, or output similarity for an unlabelled pool) and keeps the best "
     "tau with the pool: selections that leave tau unset use it (`tau_source: calibrated`). "
     "Answers a job (`GET /v1/jobs/{job}`); the result also shows in `GET /v1/pools/{pool}`.",
-    responses=error_responses(404, 409, 422, 429, 503),
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def calibrate_pool(
     pool: PoolPath, body: CalibrateRequest, response: Response, engine: ReadyEngine, jobs: JobsDep

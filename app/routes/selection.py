@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.auth import ReadAccess
 from app.deps import MetricsDep, PoolPath, ReadyEngine
 from app.errors import error_responses
 from app.schemas import (
@@ -16,13 +17,14 @@ from app.schemas import (
 )
 
 router = APIRouter(tags=["selection"])
-_ERRORS = error_responses(404, 409, 413, 422, 429, 503)
+_ERRORS = error_responses(401, 404, 409, 413, 422, 429, 503)
 
 
 @router.post(
     "/v1/pools/{pool}/select",
     response_model=PoolSelection,
     summary="Choose the k examples of the pool closest in MMD to the target",
+    dependencies=[ReadAccess],
     responses=_ERRORS,
 )
 async def select(
@@ -37,6 +39,7 @@ async def select(
     "/v1/pools/{pool}/select/batch",
     response_model=BatchSelection,
     summary="Independent selections for many queries, computed as one batch",
+    dependencies=[ReadAccess],
     responses=_ERRORS,
 )
 async def select_batch(
@@ -52,6 +55,7 @@ async def select_batch(
     "/v1/select",
     response_model=Selection,
     summary="Select over inline candidates without storing them",
+    dependencies=[ReadAccess],
     responses=_ERRORS,
 )
 async def select_inline(

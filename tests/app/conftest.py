@@ -30,34 +30,52 @@ def free_port() -> int:
 
 
 class Server:
-    """One ``mmdshot serve`` process over ``data_dir`` with extra ``MMDSHOT_*`` settings."""
+    """One ``mmdshot serve`` process over ``data_dir`` with extra ``MMDSHOT_*`` settings; with
+    a ``log`` file its stdout and stderr go there, at ``log_level``."""
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path | None = None, log_level: str = "warning", **settings: str
+    ) -> None:
         self.data_dir = data_dir
+        self.log = log
+        self.log_level = log_level
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "MMDSHOT_EMBEDDER": "hashing"}
         self.env.update({f"MMDSHOT_{name.upper()}": value for name, value in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self) -> Server:
+    def start(self, ready: bool = True) -> Server:
+        """Start and wait until ``/ready`` answers 200 (only ``/health`` when not ``ready``)."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
-        command += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
-        self.process = subprocess.Popen(command, cwd=REPO, env=self.env)
+        command += ["--data-dir", str(self.data_dir), "--log-level", self.log_level]
+        output = None if self.log is None else self.log.open("ab")
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+        )
+        if output is not None:
+            output.close()  # the child holds its own copy
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited during startup"
             try:
-                if httpx.get(f"{self.url}/ready", timeout=2.0).status_code == 200:
+                probe = "/ready" if ready else "/health"
+                if httpx.get(f"{self.url}{probe}", timeout=2.0).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
         raise TimeoutError("the server did not become ready")
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60.0)
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        """A client of this server; with ``api_key`` it sends it as its bearer token."""
+        headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
+        return httpx.Client(base_url=self.url, timeout=60.0, headers=headers)
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM), as an operator would."""

@@ -14,6 +14,15 @@ from app.engine import BoundedExecutor
 from app.errors import ApiError
 from app.main import openapi_schema, openapi_text
 from tests.app.conftest import REPO, assert_error
+from tests.app.test_auth import READ_ROUTES
+
+
+class _AnyText:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+
+ANY_TEXT = _AnyText()
 
 
 def test_health_ready_info(client: httpx.Client) -> None:
@@ -23,6 +32,7 @@ def test_health_ready_info(client: httpx.Client) -> None:
     assert info["model"] == "hashing-64" and info["dimension"] == 64
     assert info["kernels"] == ["softmax", "rbf", "laplace", "cosine"]
     assert info["limits"]["max_upsert_batch"] == 100
+    assert info["auth"] == "none"
 
 
 def test_metrics(client: httpx.Client, pool: str) -> None:
@@ -47,16 +57,53 @@ def test_openapi_matches_committed_file() -> None:
     )
 
 
-def test_openapi_operations_have_tags_ids_and_error_bodies() -> None:
+# The operation ids the generated clients are named by (a rename breaks their callers).
+OPERATION_IDS = {
+    ("get", "/health"): "meta-health",
+    ("get", "/ready"): "meta-ready",
+    ("get", "/v1/info"): "meta-info",
+    ("get", "/metrics"): "meta-metrics",
+    ("post", "/v1/pools"): "pools-create",
+    ("get", "/v1/pools"): "pools-list",
+    ("get", "/v1/pools/{pool}"): "pools-get",
+    ("delete", "/v1/pools/{pool}"): "pools-delete",
+    ("post", "/v1/pools/{pool}/calibrate"): "pools-calibrate",
+    ("post", "/v1/pools/{pool}/examples"): "examples-upsert",
+    ("get", "/v1/pools/{pool}/examples"): "examples-list",
+    ("get", "/v1/pools/{pool}/examples/{example_id}"): "examples-get",
+    ("delete", "/v1/pools/{pool}/examples/{example_id}"): "examples-delete",
+    ("post", "/v1/pools/{pool}/imports"): "imports-create",
+    ("get", "/v1/jobs/{job_id}"): "imports-get",
+    ("post", "/v1/pools/{pool}/select"): "selection-select",
+    ("post", "/v1/pools/{pool}/select/batch"): "selection-select_batch",
+    ("post", "/v1/select"): "selection-select_inline",
+}
+
+
+def test_openapi_operations_have_ids_security_and_error_bodies() -> None:
     schema = openapi_schema()
-    for path, operations in schema["paths"].items():
-        for method, operation in operations.items():
-            (tag,) = operation["tags"]
-            assert operation["operationId"].startswith(f"{tag}-"), (path, method)
-            for status, response in operation["responses"].items():
-                if status.startswith(("4", "5")) and path != "/ready":
-                    ref = response["content"]["application/json"]["schema"]["$ref"]
-                    assert ref.endswith("/ErrorBody"), (path, method, status)
+    operations = {
+        (method, path): operation
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert {key: op["operationId"] for key, op in operations.items()} == OPERATION_IDS
+    assert schema["components"]["securitySchemes"] == {
+        "HTTPBearer": {"type": "http", "scheme": "bearer", "description": ANY_TEXT}
+    }
+    for (method, path), operation in operations.items():
+        errors = {status for status in operation["responses"] if status.startswith(("4", "5"))}
+        for status in errors - ({"503"} if path == "/ready" else set()):
+            ref = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert ref["$ref"].endswith("/ErrorBody"), (path, method, status)
+        if path in ("/health", "/ready"):
+            assert "security" not in operation and "401" not in errors, path
+            continue
+        # Every other route takes the bearer key and documents its refusals.
+        assert operation["security"] == [{"HTTPBearer": []}], path
+        assert "401" in errors, (path, method)
+        writes = (method.upper(), path) not in READ_ROUTES and path.startswith("/v1/")
+        assert ("403" in errors) == writes, (path, method)
     assert "HTTPValidationError" not in json.dumps(schema)
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+import selector
+from app.config import Settings
+from app.engine import Engine
+from app.schemas import ExampleIn, PoolSelectRequest
 from tests.app.conftest import assert_error, make_examples
+
+# The shared server's embedder: the same vectors in the test process.
+EMBEDDER = selector.HashingEmbedder(64)
 
 
 def select(client: httpx.Client, pool: str, **body: Any) -> dict[str, Any]:
@@ -15,6 +24,40 @@ def select(client: httpx.Client, pool: str, **body: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def chosen_ids(result: dict[str, Any]) -> list[str]:
+    """The chosen ids in selection order."""
+    ranked = sorted(result["examples"], key=lambda example: example["selection_rank"])
+    return [example["id"] for example in ranked]
+
+
+def pool_rows(client: httpx.Client, pool: str) -> list[dict[str, Any]]:
+    """The pool's examples in insertion order (the order the service's pool holds them)."""
+    page = client.get(f"/v1/pools/{pool}/examples", params={"limit": 1000}).json()
+    assert page["next_cursor"] is None
+    rows: list[dict[str, Any]] = page["examples"]
+    return rows
+
+
+def library_ids(
+    rows: list[dict[str, Any]], target: str | list[str], k: int, **options: Any
+) -> list[str]:
+    """What :func:`selector.select` chooses over ``rows`` embedded here, for ``target`` (one
+    query or a set of texts), with the service's defaults (labels when all have one, seed 0)."""
+    vectors = EMBEDDER.embed([row["input"] for row in rows])
+    points = EMBEDDER.embed([target])[0] if isinstance(target, str) else EMBEDDER.embed(target)
+    labels = [row["label"] for row in rows]
+    result = selector.select(
+        vectors,
+        points,
+        k,
+        labels=labels if all(label is not None for label in labels) else None,
+        device="cpu",
+        seed=0,
+        **options,
+    )
+    return [rows[index]["id"] for index in result.indices]
 
 
 def test_select_one_query(client: httpx.Client, pool: str) -> None:
@@ -42,37 +85,99 @@ def test_select_one_query(client: httpx.Client, pool: str) -> None:
     assert {e["id"] for e in in_order["examples"]} == set(ids)
 
 
-def test_select_is_deterministic_and_cached_by_version(client: httpx.Client, pool: str) -> None:
+def test_select_is_deterministic_and_follows_the_version(client: httpx.Client, pool: str) -> None:
     first = select(client, pool, query="boats neutral", k=5, method="random", seed=3)
     second = select(client, pool, query="boats neutral", k=5, method="random", seed=3)
     assert first["examples"] == second["examples"] and first["pool_version"] == 2
+    other_seed = select(client, pool, query="boats neutral", k=5, method="random", seed=4)
+    assert chosen_ids(other_seed) != chosen_ids(first)  # the seed is what fixed it
+    # A version bump reaches the next selection: a stale pool would not know the new example.
+    exact = {"id": "exact", "input": "boats neutral", "output": "neutral", "label": "neutral"}
+    assert client.post(f"/v1/pools/{pool}/examples", json={"examples": [exact]}).status_code == 200
+    bumped = select(client, pool, query="boats neutral", k=1, method="knn")
+    assert (chosen_ids(bumped), bumped["pool_version"]) == (["exact"], 3)
+    assert client.delete(f"/v1/pools/{pool}/examples/exact").status_code == 204
+    dropped = select(client, pool, query="boats neutral", k=1, method="knn")
+    assert chosen_ids(dropped) != ["exact"] and dropped["pool_version"] == 4
+
+
+def test_pool_is_read_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(Settings(data_dir=tmp_path, embedder="hashing", hashing_dimension=64))
+    try:
+        engine.load_models()
+        engine.create_pool("cached", "")
+        engine.upsert("cached", [ExampleIn(**example) for example in make_examples(20)])
+        reads: list[str] = []
+        read_pool = engine.store.read_pool
+
+        def counted(name: str) -> Any:
+            reads.append(name)
+            return read_pool(name)
+
+        monkeypatch.setattr(engine.store, "read_pool", counted)
+        request = PoolSelectRequest(query="boats neutral", k=3)
+        first = engine.select_in_pool("cached", request)
+        second = engine.select_in_pool("cached", request)
+        assert reads == ["cached"]  # the second selection is served from the cached pool
+        assert second.examples == first.examples
+        engine.upsert("cached", [ExampleIn(**make_examples(1, start=500)[0])])
+        third = engine.select_in_pool("cached", request)
+        assert reads == ["cached", "cached"] and third.pool_version == first.pool_version + 1
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("method", ["knn", "mmr", "random"])
 def test_baseline_methods(client: httpx.Client, pool: str, method: str) -> None:
     result = select(client, pool, query="planes", k=3, method=method)
-    assert result["method"] == method and len(result["examples"]) == 3
+    assert result["method"] == method
+    assert chosen_ids(result) == library_ids(pool_rows(client, pool), "planes", 3, method=method)
+
+
+def test_baselines_differ_from_each_other(client: httpx.Client, pool: str) -> None:
+    choices = {
+        method: tuple(chosen_ids(select(client, pool, query="planes", k=3, method=method)))
+        for method in ("knn", "mmr", "random", "mmd")
+    }
+    assert len(set(choices.values())) >= 3, choices  # the method really changes the choice
 
 
 @pytest.mark.parametrize("kernel", ["rbf", "laplace", "cosine"])
 def test_kernels(client: httpx.Client, pool: str, kernel: str) -> None:
-    assert select(client, pool, query="planes", k=3, kernel=kernel)["kernel"] == kernel
+    result = select(client, pool, query="planes", k=3, kernel=kernel)
+    assert result["kernel"] == kernel
+    assert chosen_ids(result) == library_ids(pool_rows(client, pool), "planes", 3, kernel=kernel)
 
 
 def test_targets(client: httpx.Client, pool: str) -> None:
+    rows = pool_rows(client, pool)
     shared = select(client, pool, queries=["cars positive", "trains negative"], k=4)
     assert "Input: cars" not in shared["prompt"].split("\n\n")[-1]
-    weighted = select(client, pool, target={"texts": ["cars", "boats"], "weights": [3, 1]}, k=4)
-    assert len(weighted["examples"]) == 4
+    assert chosen_ids(shared) == library_ids(rows, ["cars positive", "trains negative"], 4)
+
+    texts = ["cars", "boats"]
+    cars = select(client, pool, target={"texts": texts, "weights": [3, 1]}, k=4)
+    boats = select(client, pool, target={"texts": texts, "weights": [1, 3]}, k=4)
+    assert chosen_ids(cars) != chosen_ids(boats)  # the weights matter
+    assert chosen_ids(cars) == library_ids(rows, texts, 4, target_weights=[3, 1])
+    assert chosen_ids(boats) == library_ids(rows, texts, 4, target_weights=[1, 3])
+
     assert client.post("/v1/pools", json={"name": "target-pool"}).status_code in (201, 409)
-    client.post("/v1/pools/target-pool/examples", json={"examples": make_examples(5, start=300)})
+    target_examples = make_examples(5, start=300)
+    client.post("/v1/pools/target-pool/examples", json={"examples": target_examples})
     other = select(client, pool, target={"pool": "target-pool"}, k=4, tau=0.5)
     assert other["tau"] == 0.5
+    target_inputs = [example["input"] for example in target_examples]
+    assert chosen_ids(other) == library_ids(rows, target_inputs, 4, tau=0.5)
 
 
 def test_auto_k_and_constraints(client: httpx.Client, pool: str) -> None:
+    rows = pool_rows(client, pool)
     auto = select(client, pool, query="cars", k_min=2, k_max=6)
-    assert 2 <= auto["k"] <= 6 and auto["bounds_by_k"]
+    assert 2 <= auto["k"] <= 6 and set(auto["bounds_by_k"]) == {str(k) for k in range(2, 7)}
+    best = min(auto["bounds_by_k"], key=lambda k: auto["bounds_by_k"][k])
+    assert auto["k"] == int(best)  # the k with the smallest bound
+    assert chosen_ids(auto) == library_ids(rows, "cars", 2, k_range=(2, 6))
     budget = select(client, pool, query="cars", k=3, constraints={"token_budget": 40})
     token_counts = [
         client.get(f"/v1/pools/{pool}/examples/{e['id']}").json()["token_count"]
@@ -96,8 +201,18 @@ def test_auto_k_and_constraints(client: httpx.Client, pool: str) -> None:
         client, pool, query="x", k=3, constraints={"metadata_filter": {"topic": "boats"}}
     )
     assert {e["metadata"]["topic"] for e in filtered["examples"]} == {"boats"}
-    deduped = select(client, pool, query="cars", k=3, constraints={"dedup_threshold": 0.9})
-    assert len(deduped["examples"]) == 3
+    inputs = EMBEDDER.embed([row["input"] for row in rows])
+    vectors = dict(zip([row["id"] for row in rows], inputs, strict=True))
+
+    def closest_pair(result: dict[str, Any]) -> float:
+        chosen = np.stack([vectors[example_id] for example_id in chosen_ids(result)])
+        similarity = chosen @ chosen.T
+        np.fill_diagonal(similarity, -1.0)
+        return float(similarity.max())
+
+    assert closest_pair(select(client, pool, query="cars", k=3)) > 0.8  # near-duplicates...
+    deduped = select(client, pool, query="cars", k=3, constraints={"dedup_threshold": 0.8})
+    assert len(deduped["examples"]) == 3 and closest_pair(deduped) <= 0.8  # ...kept apart
 
 
 def test_templates(client: httpx.Client, pool: str) -> None:
@@ -130,7 +245,12 @@ def test_stateless_select(client: httpx.Client) -> None:
     body = {"query": "cars positive", "k": 2, "candidates": make_examples(12)}
     response = client.post("/v1/select", json=body)
     assert response.status_code == 200, response.text
-    assert {e["id"] for e in response.json()["examples"]} <= {f"ex-{i}" for i in range(12)}
+    candidates = body["candidates"]
+    assert isinstance(candidates, list)
+    expected = library_ids(candidates, "cars positive", 2)
+    assert chosen_ids(response.json()) == expected
+    knn = client.post("/v1/select", json={**body, "method": "knn", "k": 3}).json()
+    assert chosen_ids(knn) == library_ids(candidates, "cars positive", 3, method="knn")
     target_pool = {**body, "query": None, "target": {"pool": "elsewhere"}}
     assert_error(client.post("/v1/select", json=target_pool), 422, "validation_error")
 

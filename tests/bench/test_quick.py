@@ -33,8 +33,22 @@ def test_quality_quick(tmp_path: Path) -> None:
 
 def test_http_quick(tmp_path: Path) -> None:
     result = http.write(tmp_path / "http.json", quick=True)
-    assert set(result["concurrency"]) == {"1", "8", "32"}
-    assert all(level["p50_ms"] > 0 for level in result["concurrency"].values())
+    assert json.loads((tmp_path / "http.json").read_text()) == json.loads(json.dumps(result))
+    assert (result["pool_size"], result["k"], result["tool"]) == (400, 8, "a Python thread loop")
+    levels = result["concurrency"]
+    assert set(levels) == {"1", "8", "32"}
+    for name, level in levels.items():
+        assert 0 < level["p50_ms"] <= level["p99_ms"] and level["non_2xx"] == 0, name
+    # Little's law on a closed loop: callers = throughput x latency. One caller: the
+    # throughput is about 1 / latency; four (the quick mode's cap): at most about 4 / latency.
+    one = levels["1"]
+    assert 0.3 <= one["requests_per_s"] * one["p50_ms"] / 1000 <= 1.2, one
+    for name in ("8", "32"):
+        level = levels[name]
+        assert level["requests_per_s"] * level["p50_ms"] / 1000 <= 4 * 1.2, level
+    timings = result["warm_request_timings_ms"]
+    parts = timings["embed_ms"] + timings["scan_ms"] + timings["select_ms"] + timings["refine_ms"]
+    assert 0 < parts <= timings["total_ms"] * 1.01 + 0.05
 
 
 @pytest.mark.slow
@@ -49,8 +63,14 @@ def test_icl_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert {("zero-shot", 0), ("knn", 2), ("mmdshot joint", 2)} <= set(runs)
     assert all(run["n"] == 3 and 0 <= run["accuracy"] <= 1 for run in runs.values())
     assert runs["knn", 2]["ci95"][0] <= runs["knn", 2]["accuracy"] <= runs["knn", 2]["ci95"][1]
-    assert result["calibration"]["tau"] in (0.1,)
-    assert 0 <= result["calibration"]["knn_accuracy"] <= 1  # scored by selector.calibrate
+    calibration = result["calibration"]
+    accuracy = calibration["accuracy_by_tau"]
+    assert set(accuracy) == {0.1, 0.5} and all(0 <= a <= 1 for a in accuracy.values())
+    # The best validation accuracy, ties to the larger tau; and that tau runs on the test split.
+    assert calibration["tau"] == max(accuracy, key=lambda tau: (accuracy[tau], tau))
+    assert calibration["beats_knn"] == (accuracy[calibration["tau"]] > calibration["knn_accuracy"])
+    calibrated = [run for run in result["runs"] if run["method"].endswith("calibrated tau")]
+    assert [run["n"] for run in calibrated] == [3]
     assert (tmp_path / "icl-quick.png").stat().st_size > 0
     section = report.icl_section(json.loads((tmp_path / "icl.json").read_text()))
     assert "| knn | 2 |" in section and "mmdshot joint" in section

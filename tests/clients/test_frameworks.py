@@ -3,18 +3,21 @@ the running service (and, for the in-process selector, the library)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import dspy
 import pytest
 from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
-from mmdshot_client import Client
+from mmdshot_client import AuthenticatedClient
 from mmdshot_client.api.pools import pools_create
 from mmdshot_client.models import PoolCreate
 
 from mmdshot_integrations.dspy import mmdshot_demos
 from mmdshot_integrations.langchain import LocalMmdExampleSelector, MmdshotExampleSelector
-from mmdshot_integrations.remote import ExampleKeys, MmdshotError
+from mmdshot_integrations.remote import ExampleKeys, MmdshotError, as_client
 from selector import HashingEmbedder
-from tests.app.conftest import make_examples
+from tests.app.conftest import Server, make_examples
+from tests.clients.conftest import READ_KEY, WRITE_KEY
 
 KEYS = ExampleKeys("question", "answer", label_key="label")
 QUERY = "review of boats: the boats felt positive"
@@ -43,8 +46,27 @@ def few_shot(selector: MmdshotExampleSelector | LocalMmdExampleSelector) -> FewS
     )
 
 
+def service_selection(server: Server, pool: str, **body: Any) -> list[dict[str, Any]]:
+    """The examples the service itself chooses (over plain HTTP), in prompt order."""
+    with server.client(READ_KEY) as http:
+        answer = http.post(f"/v1/pools/{pool}/select", json=body)
+    assert answer.status_code == 200, answer.text
+    chosen: list[dict[str, Any]] = answer.json()["examples"]
+    return chosen
+
+
+def as_qa(example: dict[str, Any]) -> dict[str, Any]:
+    """A service example as the ``KEYS`` dict the adapters return."""
+    return {
+        "question": example["input"],
+        "answer": example["output"],
+        "label": example["label"],
+        **example["metadata"],
+    }
+
+
 @pytest.fixture
-def remote(api: Client, request: pytest.FixtureRequest) -> MmdshotExampleSelector:
+def remote(api: AuthenticatedClient, request: pytest.FixtureRequest) -> MmdshotExampleSelector:
     """A selector over a fresh pool filled through ``add_example``."""
     pool = request.node.name
     assert pools_create.sync(client=api, body=PoolCreate(name=pool)) is not None
@@ -66,13 +88,26 @@ def test_remote_selector_in_few_shot_prompt(remote: MmdshotExampleSelector) -> N
     assert prompt == expected
 
 
-def test_remote_selector_options_and_errors(remote: MmdshotExampleSelector) -> None:
-    duplicate = qa_examples(1)[0]
-    assert remote.add_example(duplicate) == remote.add_example({**duplicate})
+def test_remote_selector_options_and_errors(remote: MmdshotExampleSelector, server: Server) -> None:
+    with server.client(READ_KEY) as http:
+        stored = http.get(f"/v1/pools/{remote.pool}/examples").json()["examples"]
+    first = qa_examples(1)[0]
+    (original,) = [example["id"] for example in stored if example["input"] == first["question"]]
+    # A content duplicate is not stored again: its id is the stored example's.
+    assert remote.add_example({**first, "topic": "other"}) == original
+    with server.client(READ_KEY) as http:
+        assert http.get(f"/v1/pools/{remote.pool}").json()["size"] == 12
+    fresh = {"question": "a brand new review", "answer": "neutral", "label": "neutral"}
+    assert remote.add_example(fresh) not in {example["id"] for example in stored}
 
+    plain = remote.select_examples({"question": QUERY})
+    assert plain == [as_qa(e) for e in service_selection(server, remote.pool, query=QUERY, k=3)]
+    assert sum(example["label"] == "negative" for example in plain) < 2  # so the quota matters
     remote.options = {"constraints": {"label_quotas": {"negative": {"min": 2}}}}
     chosen = remote.select_examples({"question": QUERY})
     assert sum(example["label"] == "negative" for example in chosen) >= 2
+    options = {"query": QUERY, "k": 3, **remote.options}
+    assert chosen == [as_qa(e) for e in service_selection(server, remote.pool, **options)]
 
     remote.k = 50
     with pytest.raises(MmdshotError) as refused:
@@ -93,15 +128,46 @@ def test_local_selector_in_few_shot_prompt() -> None:
     assert prompt.endswith(f"Q: {QUERY}\nA: positive\n\nQ: {QUERY}\nA:")
 
 
-def test_dspy_demos(remote: MmdshotExampleSelector, api: Client) -> None:
-    demos = mmdshot_demos(api, remote.pool, QUERY, k=3, keys=KEYS)
-    assert len(demos) == 3
+def test_dspy_demos(remote: MmdshotExampleSelector, server: Server) -> None:
+    demos = mmdshot_demos(server.url, remote.pool, QUERY, k=3, keys=KEYS, api_key=READ_KEY)
+    expected = [as_qa(e) for e in service_selection(server, remote.pool, query=QUERY, k=3)]
+    assert [demo.toDict() for demo in demos] == expected  # the service's choice, in its order
     assert all(isinstance(demo, dspy.Example) for demo in demos)
-    assert all(set(demo.inputs().keys()) == {"question"} for demo in demos)
-    assert [demo.answer for demo in demos] == [
-        example["answer"] for example in remote.select_examples({"question": QUERY})
-    ]
+    assert all(demo.inputs().toDict() == {"question": demo.question} for demo in demos)
+    assert all(demo.labels().toDict().keys() == {"answer", "label", "topic"} for demo in demos)
 
-    student = dspy.Predict("question -> answer")
-    program = dspy.LabeledFewShot(k=3).compile(student, trainset=demos, sample=False)
-    assert program.demos == demos
+    boats = {"constraints": {"metadata_filter": {"topic": "boats"}}}
+    filtered = mmdshot_demos(
+        server.url, remote.pool, "x", k=2, keys=KEYS, options=boats, api_key=READ_KEY
+    )
+    assert [demo.topic for demo in filtered] == ["boats", "boats"]
+
+
+def test_adapters_send_the_api_key(
+    remote: MmdshotExampleSelector, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMDSHOT_API_KEY", READ_KEY)  # the default key
+    reader = MmdshotExampleSelector(client=server.url, pool=remote.pool, k=2, keys=KEYS)
+    assert len(reader.select_examples({"question": QUERY})) == 2
+    assert READ_KEY not in repr(reader)
+    with pytest.raises(MmdshotError) as denied:
+        reader.add_example(qa_examples(1)[0])
+    assert (denied.value.status, denied.value.type) == (403, "forbidden")
+    assert len(mmdshot_demos(server.url, remote.pool, QUERY, k=2)) == 2
+
+    writer = MmdshotExampleSelector(
+        client=server.url, api_key=WRITE_KEY, pool=remote.pool, keys=KEYS
+    )
+    assert writer.add_example({"question": "written with the write key", "answer": "a"})
+
+    monkeypatch.delenv("MMDSHOT_API_KEY")
+    anonymous = MmdshotExampleSelector(client=server.url, pool=remote.pool, k=2)
+    with pytest.raises(MmdshotError) as refused:
+        anonymous.select_examples({"question": QUERY})
+    assert (refused.value.status, refused.value.type) == (401, "unauthorized")
+    wrong = MmdshotExampleSelector(client=server.url, api_key="not-a-key", pool=remote.pool)
+    with pytest.raises(MmdshotError, match="401 unauthorized: unknown API key"):
+        wrong.select_examples({"question": QUERY})
+
+    with pytest.raises(ValueError, match="api_key goes with a base URL"):
+        as_client(remote._api, READ_KEY)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from mmdshot_client import Client
+from mmdshot_client import AuthenticatedClient, Client
 from mmdshot_client.api.examples import examples_upsert
 from mmdshot_client.api.imports import imports_create, imports_get
+from mmdshot_client.api.meta import meta_info
 from mmdshot_client.api.pools import pools_calibrate, pools_create, pools_get
 from mmdshot_client.api.selection import selection_select
 from mmdshot_client.models import (
@@ -20,10 +21,11 @@ from mmdshot_client.models import (
     PoolSelectRequest,
 )
 
-from tests.app.conftest import make_examples
+from tests.app.conftest import Server, make_examples
+from tests.clients.conftest import READ_KEY
 
 
-def wait_for(api: Client, job: Job) -> Job:
+def wait_for(api: AuthenticatedClient, job: Job) -> Job:
     deadline = time.monotonic() + 60.0
     while job.status not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, "the job did not finish"
@@ -34,7 +36,7 @@ def wait_for(api: Client, job: Job) -> Job:
     return job
 
 
-def test_create_import_select(api: Client) -> None:
+def test_create_import_select(api: AuthenticatedClient) -> None:
     created = pools_create.sync(client=api, body=PoolCreate(name="generated"))
     assert created is not None and not isinstance(created, ErrorBody)
     assert (created.name, created.size) == ("generated", 0)
@@ -54,7 +56,7 @@ def test_create_import_select(api: Client) -> None:
     assert selection.timings.total_ms > 0
 
 
-def test_calibrate(api: Client) -> None:
+def test_calibrate(api: AuthenticatedClient) -> None:
     pools_create.sync(client=api, body=PoolCreate(name="generated-calibration"))
     records = [ExampleIn.from_dict(example) for example in make_examples(30)]
     examples_upsert.sync("generated-calibration", client=api, body=ExamplesUpsert(records))
@@ -74,7 +76,7 @@ def test_calibrate(api: Client) -> None:
     assert (selection.tau, selection.tau_source) == (pool.calibration.tau, "calibrated")
 
 
-def test_errors_are_typed(api: Client) -> None:
+def test_errors_are_typed(api: AuthenticatedClient) -> None:
     assert pools_create.sync(client=api, body=PoolCreate(name="twice")) is not None
     again = pools_create.sync_detailed(client=api, body=PoolCreate(name="twice"))
     assert again.status_code == 409
@@ -90,3 +92,17 @@ def test_errors_are_typed(api: Client) -> None:
     assert too_many.status_code == 422
     assert isinstance(too_many.parsed, ErrorBody)
     assert too_many.parsed.error.type_ == "invalid_input"
+
+
+def test_the_token_is_the_api_key(api: AuthenticatedClient, server: Server) -> None:
+    info = meta_info.sync(client=api)
+    assert info is not None and not isinstance(info, ErrorBody) and info.auth == "api_key"
+    with Client(base_url=server.url) as anonymous:
+        refused = pools_get.sync_detailed("anything", client=anonymous)  # type: ignore[arg-type]
+    assert refused.status_code == 401
+    assert isinstance(refused.parsed, ErrorBody) and refused.parsed.error.type_ == "unauthorized"
+    with AuthenticatedClient(base_url=server.url, token=READ_KEY) as reader:
+        assert pools_get.sync_detailed("anything", client=reader).status_code == 404
+        denied = pools_create.sync_detailed(client=reader, body=PoolCreate(name="read-only"))
+    assert denied.status_code == 403
+    assert isinstance(denied.parsed, ErrorBody) and denied.parsed.error.type_ == "forbidden"

@@ -61,6 +61,26 @@ def test_manifests_validate_against_the_kubernetes_schemas(kustomization: str) -
     pod = resources["Deployment"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
     assert {"Service", "ConfigMap", "HorizontalPodAutoscaler"} <= set(resources)
+    assert "Secret" not in resources  # the operator creates the keys; none are in git
+
+
+@pytest.mark.parametrize("kustomization", ["base", "overlays/postgres"])
+def test_the_api_keys_come_from_a_mounted_secret(kustomization: str) -> None:
+    resources = rendered(kustomization)
+    keys_file = Path(resources["ConfigMap"]["data"]["MMDSHOT_API_KEYS_FILE"])
+    assert "MMDSHOT_API_KEYS" not in resources["ConfigMap"]["data"]  # no key in a ConfigMap
+    mounts = {mount["name"]: mount for mount in container(resources)["volumeMounts"]}
+    volumes = {
+        volume["name"]: volume
+        for volume in resources["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    }
+    (name,) = [
+        name for name, mount in mounts.items() if mount["mountPath"] == str(keys_file.parent)
+    ]
+    assert mounts[name]["readOnly"] is True
+    secret = volumes[name]["secret"]
+    assert secret["secretName"] == "mmdshot-api-keys" and secret.get("optional") is not True
+    assert secret["items"] == [{"key": "keys", "path": keys_file.name}]
 
 
 def test_the_postgres_overlay_runs_replicas_on_the_database() -> None:
@@ -87,6 +107,12 @@ def test_compose_profiles() -> None:
     assert sorted(by_profile["postgres"]) == ["postgres", "replica-a", "replica-b"]
     for replica in ("replica-a", "replica-b"):
         assert services[replica]["environment"]["MMDSHOT_DATABASE_URL"].startswith("postgresql://")
+    assert compose["secrets"] == {"api_keys": {"file": "./api-keys"}}
+    for name, service in services.items():
+        if name != "postgres":  # every mmdshot reads its keys from the secret file
+            assert service["secrets"] == ["api_keys"], name
+            assert service["environment"]["MMDSHOT_API_KEYS_FILE"] == "/run/secrets/api_keys"
+            assert "MMDSHOT_API_KEYS" not in service["environment"]
     gpu = services[by_profile["gpu"][0]]
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"]

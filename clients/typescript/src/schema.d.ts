@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /** Prometheus metrics (needs a key when MMDSHOT_METRICS_REQUIRE_KEY is set) */
         get: operations["meta-metrics"];
         put?: never;
         post?: never;
@@ -62,7 +62,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Version, model, device, limits */
+        /** Version, model, device, limits, whether API keys are required */
         get: operations["meta-info"];
         put?: never;
         post?: never;
@@ -583,6 +583,12 @@ export interface components {
         };
         /** Info */
         Info: {
+            /**
+             * Auth
+             * @description api_key: every /v1 route needs `Authorization: Bearer <key>`; none: the service is open (no MMDSHOT_API_KEYS).
+             * @enum {string}
+             */
+            auth: "none" | "api_key";
             /** Device */
             device: string;
             /** Dimension */
@@ -1237,6 +1243,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "meta-ready": {
@@ -1286,6 +1301,15 @@ export interface operations {
                     "application/json": components["schemas"]["Info"];
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "imports-get": {
@@ -1306,6 +1330,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown pool, example or job */
@@ -1346,6 +1379,15 @@ export interface operations {
                     "application/json": components["schemas"]["PoolList"];
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "pools-create": {
@@ -1368,6 +1410,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PoolInfo"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
@@ -1420,6 +1480,15 @@ export interface operations {
                     "application/json": components["schemas"]["PoolInfo"];
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
                 headers: {
@@ -1458,6 +1527,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Unknown pool, example or job */
             404: {
@@ -1502,6 +1589,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown pool, example or job */
@@ -1575,6 +1680,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExamplePage"];
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
                 headers: {
@@ -1618,6 +1732,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UpsertResult"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown pool, example or job */
@@ -1699,6 +1831,15 @@ export interface operations {
                     "application/json": components["schemas"]["Example"];
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
                 headers: {
@@ -1739,6 +1880,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Unknown pool, example or job */
             404: {
@@ -1789,6 +1948,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown pool, example or job */
@@ -1861,6 +2038,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PoolSelection"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown pool, example or job */
@@ -1944,6 +2130,15 @@ export interface operations {
                     "application/json": components["schemas"]["BatchSelection"];
                 };
             };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
                 headers: {
@@ -2020,6 +2215,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Selection"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown pool, example or job */

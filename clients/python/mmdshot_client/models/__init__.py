@@ -17,6 +17,7 @@ from .example_page import ExamplePage
 from .examples_upsert import ExamplesUpsert
 from .health import Health
 from .info import Info
+from .info_auth import InfoAuth
 from .job import Job
 from .job_kind import JobKind
 from .job_status import JobStatus
@@ -65,6 +66,7 @@ __all__ = (
     "ExamplesUpsert",
     "Health",
     "Info",
+    "InfoAuth",
     "Job",
     "JobKind",
     "JobStatus",

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
+from ..models.info_auth import InfoAuth, check_info_auth
+
 if TYPE_CHECKING:
     from ..models.limits import Limits
 
@@ -16,6 +18,8 @@ T = TypeVar("T", bound="Info")
 class Info:
     """
     Attributes:
+        auth (InfoAuth): api_key: every /v1 route needs `Authorization: Bearer <key>`; none: the service is open (no
+            MMDSHOT_API_KEYS).
         device (str):
         dimension (int | None):
         kernels (list[str]):
@@ -25,6 +29,7 @@ class Info:
         version (str):
     """
 
+    auth: InfoAuth
     device: str
     dimension: int | None
     kernels: list[str]
@@ -34,6 +39,8 @@ class Info:
     version: str
 
     def to_dict(self) -> dict[str, Any]:
+        auth: str = self.auth
+
         device = self.device
 
         dimension: int | None
@@ -54,6 +61,7 @@ class Info:
 
         field_dict.update(
             {
+                "auth": auth,
                 "device": device,
                 "dimension": dimension,
                 "kernels": kernels,
@@ -71,6 +79,8 @@ class Info:
         from ..models.limits import Limits  # noqa: PLC0415
 
         d = dict(src_dict)
+        auth = check_info_auth(d.pop("auth"))
+
         device = d.pop("device")
 
         def _parse_dimension(data: object) -> int | None:
@@ -96,6 +106,7 @@ class Info:
         version = d.pop("version")
 
         info = cls(
+            auth=auth,
             device=device,
             dimension=dimension,
             kernels=kernels,

@@ -31,6 +31,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -60,7 +70,7 @@ def sync_detailed(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Any | ErrorBody]:
     """Delete one example (bumps the pool version)
 
@@ -92,7 +102,7 @@ def sync(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Any | ErrorBody | None:
     """Delete one example (bumps the pool version)
 
@@ -119,7 +129,7 @@ async def asyncio_detailed(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Any | ErrorBody]:
     """Delete one example (bumps the pool version)
 
@@ -149,7 +159,7 @@ async def asyncio(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Any | ErrorBody | None:
     """Delete one example (bumps the pool version)
 

@@ -33,6 +33,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -62,7 +67,7 @@ def sync_detailed(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[ErrorBody | Example]:
     """One example
 
@@ -94,7 +99,7 @@ def sync(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> ErrorBody | Example | None:
     """One example
 
@@ -121,7 +126,7 @@ async def asyncio_detailed(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[ErrorBody | Example]:
     """One example
 
@@ -151,7 +156,7 @@ async def asyncio(
     pool: str,
     example_id: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> ErrorBody | Example | None:
     """One example
 

@@ -42,6 +42,16 @@ def _parse_response(
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -92,7 +102,7 @@ def _build_response(
 def sync_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ExamplesUpsert,
 ) -> Response[ErrorBody | UpsertResult]:
     """Insert or replace examples; content duplicates are reported, not stored
@@ -124,7 +134,7 @@ def sync_detailed(
 def sync(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ExamplesUpsert,
 ) -> ErrorBody | UpsertResult | None:
     """Insert or replace examples; content duplicates are reported, not stored
@@ -151,7 +161,7 @@ def sync(
 async def asyncio_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ExamplesUpsert,
 ) -> Response[ErrorBody | UpsertResult]:
     """Insert or replace examples; content duplicates are reported, not stored
@@ -181,7 +191,7 @@ async def asyncio_detailed(
 async def asyncio(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ExamplesUpsert,
 ) -> ErrorBody | UpsertResult | None:
     """Insert or replace examples; content duplicates are reported, not stored

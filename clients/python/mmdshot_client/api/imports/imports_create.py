@@ -43,6 +43,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_202
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -86,7 +96,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: list[ExampleIn],
 ) -> Response[ErrorBody | Job]:
     """Import examples in the background; bad lines are reported, good ones kept
@@ -118,7 +128,7 @@ def sync_detailed(
 def sync(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: list[ExampleIn],
 ) -> ErrorBody | Job | None:
     """Import examples in the background; bad lines are reported, good ones kept
@@ -145,7 +155,7 @@ def sync(
 async def asyncio_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: list[ExampleIn],
 ) -> Response[ErrorBody | Job]:
     """Import examples in the background; bad lines are reported, good ones kept
@@ -175,7 +185,7 @@ async def asyncio_detailed(
 async def asyncio(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: list[ExampleIn],
 ) -> ErrorBody | Job | None:
     """Import examples in the background; bad lines are reported, good ones kept

@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
 from ...models.info import Info
 from ...types import Response
 
@@ -19,11 +20,16 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Info | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ErrorBody | Info | None:
     if response.status_code == 200:
         response_200 = Info.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -31,7 +37,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Info]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[ErrorBody | Info]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -42,16 +48,16 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[Info]:
-    """Version, model, device, limits
+    client: AuthenticatedClient,
+) -> Response[ErrorBody | Info]:
+    """Version, model, device, limits, whether API keys are required
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Info]
+        Response[ErrorBody | Info]
     """
 
     kwargs = _get_kwargs()
@@ -65,16 +71,16 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
-) -> Info | None:
-    """Version, model, device, limits
+    client: AuthenticatedClient,
+) -> ErrorBody | Info | None:
+    """Version, model, device, limits, whether API keys are required
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Info
+        ErrorBody | Info
     """
 
     return sync_detailed(
@@ -84,16 +90,16 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[Info]:
-    """Version, model, device, limits
+    client: AuthenticatedClient,
+) -> Response[ErrorBody | Info]:
+    """Version, model, device, limits, whether API keys are required
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Info]
+        Response[ErrorBody | Info]
     """
 
     kwargs = _get_kwargs()
@@ -105,16 +111,16 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
-) -> Info | None:
-    """Version, model, device, limits
+    client: AuthenticatedClient,
+) -> ErrorBody | Info | None:
+    """Version, model, device, limits, whether API keys are required
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Info
+        ErrorBody | Info
     """
 
     return (

@@ -40,6 +40,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_202
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -83,7 +93,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: CalibrateRequest,
 ) -> Response[ErrorBody | Job]:
     """Choose the pool's tau on a validation split carved from it, in the background
@@ -122,7 +132,7 @@ def sync_detailed(
 def sync(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: CalibrateRequest,
 ) -> ErrorBody | Job | None:
     """Choose the pool's tau on a validation split carved from it, in the background
@@ -156,7 +166,7 @@ def sync(
 async def asyncio_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: CalibrateRequest,
 ) -> Response[ErrorBody | Job]:
     """Choose the pool's tau on a validation split carved from it, in the background
@@ -193,7 +203,7 @@ async def asyncio_detailed(
 async def asyncio(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: CalibrateRequest,
 ) -> ErrorBody | Job | None:
     """Choose the pool's tau on a validation split carved from it, in the background

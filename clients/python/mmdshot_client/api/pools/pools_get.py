@@ -31,6 +31,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -61,7 +66,7 @@ def _build_response(
 def sync_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[ErrorBody | PoolInfo]:
     """One pool
 
@@ -90,7 +95,7 @@ def sync_detailed(
 def sync(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> ErrorBody | PoolInfo | None:
     """One pool
 
@@ -114,7 +119,7 @@ def sync(
 async def asyncio_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[ErrorBody | PoolInfo]:
     """One pool
 
@@ -141,7 +146,7 @@ async def asyncio_detailed(
 async def asyncio(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> ErrorBody | PoolInfo | None:
     """One pool
 

@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
 from ...models.pool_list import PoolList
 from ...types import Response
 
@@ -19,11 +20,16 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PoolList | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ErrorBody | PoolList | None:
     if response.status_code == 200:
         response_200 = PoolList.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -31,7 +37,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PoolList]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorBody | PoolList]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -42,8 +50,8 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[PoolList]:
+    client: AuthenticatedClient,
+) -> Response[ErrorBody | PoolList]:
     """List the pools
 
     Raises:
@@ -51,7 +59,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PoolList]
+        Response[ErrorBody | PoolList]
     """
 
     kwargs = _get_kwargs()
@@ -65,8 +73,8 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
-) -> PoolList | None:
+    client: AuthenticatedClient,
+) -> ErrorBody | PoolList | None:
     """List the pools
 
     Raises:
@@ -74,7 +82,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PoolList
+        ErrorBody | PoolList
     """
 
     return sync_detailed(
@@ -84,8 +92,8 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[PoolList]:
+    client: AuthenticatedClient,
+) -> Response[ErrorBody | PoolList]:
     """List the pools
 
     Raises:
@@ -93,7 +101,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PoolList]
+        Response[ErrorBody | PoolList]
     """
 
     kwargs = _get_kwargs()
@@ -105,8 +113,8 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
-) -> PoolList | None:
+    client: AuthenticatedClient,
+) -> ErrorBody | PoolList | None:
     """List the pools
 
     Raises:
@@ -114,7 +122,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PoolList
+        ErrorBody | PoolList
     """
 
     return (

@@ -42,6 +42,11 @@ def _parse_response(
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -92,7 +97,7 @@ def _build_response(
 def sync_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: PoolSelectRequest,
 ) -> Response[ErrorBody | PoolSelection]:
     """Choose the k examples of the pool closest in MMD to the target
@@ -124,7 +129,7 @@ def sync_detailed(
 def sync(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: PoolSelectRequest,
 ) -> ErrorBody | PoolSelection | None:
     """Choose the k examples of the pool closest in MMD to the target
@@ -151,7 +156,7 @@ def sync(
 async def asyncio_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: PoolSelectRequest,
 ) -> Response[ErrorBody | PoolSelection]:
     """Choose the k examples of the pool closest in MMD to the target
@@ -181,7 +186,7 @@ async def asyncio_detailed(
 async def asyncio(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: PoolSelectRequest,
 ) -> ErrorBody | PoolSelection | None:
     """Choose the k examples of the pool closest in MMD to the target

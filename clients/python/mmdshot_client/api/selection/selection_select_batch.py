@@ -42,6 +42,11 @@ def _parse_response(
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -92,7 +97,7 @@ def _build_response(
 def sync_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchSelectRequest,
 ) -> Response[BatchSelection | ErrorBody]:
     """Independent selections for many queries, computed as one batch
@@ -125,7 +130,7 @@ def sync_detailed(
 def sync(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchSelectRequest,
 ) -> BatchSelection | ErrorBody | None:
     """Independent selections for many queries, computed as one batch
@@ -153,7 +158,7 @@ def sync(
 async def asyncio_detailed(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchSelectRequest,
 ) -> Response[BatchSelection | ErrorBody]:
     """Independent selections for many queries, computed as one batch
@@ -184,7 +189,7 @@ async def asyncio_detailed(
 async def asyncio(
     pool: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchSelectRequest,
 ) -> BatchSelection | ErrorBody | None:
     """Independent selections for many queries, computed as one batch

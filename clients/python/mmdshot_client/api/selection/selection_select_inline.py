@@ -36,6 +36,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -85,7 +90,7 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: StatelessSelectRequest,
 ) -> Response[ErrorBody | Selection]:
     """Select over inline candidates without storing them
@@ -114,7 +119,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: StatelessSelectRequest,
 ) -> ErrorBody | Selection | None:
     """Select over inline candidates without storing them
@@ -138,7 +143,7 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: StatelessSelectRequest,
 ) -> Response[ErrorBody | Selection]:
     """Select over inline candidates without storing them
@@ -165,7 +170,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: StatelessSelectRequest,
 ) -> ErrorBody | Selection | None:
     """Select over inline candidates without storing them
