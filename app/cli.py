@@ -21,6 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.config import get_settings
     from app.main import create_app
+    from app.shutdown import DrainingServer
 
     updates = {
         name: value
@@ -28,9 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = get_settings().model_copy(update=updates)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+    service = create_app(settings)
+    config = uvicorn.Config(
+        service, host=settings.host, port=settings.port, log_level=args.log_level
     )
+    DrainingServer(config, service.state.shutdown).run()
     return 0
 
 
@@ -53,8 +56,13 @@ def _import(args: argparse.Namespace) -> int:
         )
         if started.status_code != 202:
             return _fail(started)
-        with tqdm(total=started.json()["total"], unit="ex", desc=f"import {args.pool}") as bar:
-            job = _follow(client, started, lambda job: bar.update(job["done"] - bar.n))
+        with tqdm(total=None, unit="ex", desc=f"import {args.pool}") as bar:
+
+            def progress(job: dict[str, Any]) -> None:
+                bar.total = job["total"] or None  # known once the job has counted the records
+                bar.update(job["done"] - bar.n)
+
+            job = _follow(client, started, progress)
     if isinstance(job, int):
         return job
     for error in job["errors"]:
@@ -76,7 +84,7 @@ def _follow(
     job: dict[str, Any] = started.json()
     while True:
         progress(job)
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(POLL_SECONDS)
         polled = client.get(f"/v1/jobs/{job['id']}")

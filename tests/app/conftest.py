@@ -102,7 +102,7 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> di
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} did not finish")
