@@ -159,9 +159,10 @@ def import_records(body: BinaryIO) -> Iterator[tuple[int, Any]]:
     """The records of an import body from its start: a JSON array (numbered by element) when
     its first character is ``[``, else JSON lines (numbered by line, blank lines skipped)."""
     body.seek(0)
-    start = body.read(_READ_BYTES).lstrip()
+    while (start := body.read(4096)) and not start.strip():
+        pass  # leading blank space
     body.seek(0)
-    if start.startswith(b"["):
+    if start.lstrip().startswith(b"["):
         return _array_records(body)
     return _jsonl_records(body)
 

@@ -581,7 +581,7 @@ class Store:
         with self._transaction() as db:
             row = db.execute(
                 "SELECT id FROM jobs WHERE status = 'queued' OR (status = 'running' AND "
-                f"(lease_until < ? OR claimed_by NOT IN ({self._live_owners()}))) "
+                f"(COALESCE(lease_until, 0) < ? OR claimed_by NOT IN ({self._live_owners()}))) "
                 f"ORDER BY created_at LIMIT 1{self.SKIP_LOCKED}",
                 (now,),
             ).fetchone()
