@@ -160,3 +160,19 @@ def test_too_little_free_space_refuses_an_import(worker: JobWorker) -> None:
         worker.check_import("p", 10)
     assert (refused.value.status, refused.value.type) == (507, "storage_full")
     assert list(worker.store.spool_dir.iterdir()) == []
+
+
+def test_a_job_past_its_time_limit_fails_at_a_chunk_boundary(
+    worker: JobWorker, monkeypatch: Any
+) -> None:
+    prepare = worker.engine.prepare
+
+    def slow(examples: Any) -> Any:
+        time.sleep(0.1)
+        return prepare(examples)
+
+    monkeypatch.setattr(worker.engine, "prepare", slow)
+    monkeypatch.setattr(worker.settings, "job_timeout_s", 0.35)
+    job = finished(worker, submit(worker, make_examples(200)))
+    assert job["status"] == "failed" and "time limit of 0.35 s" in job["message"]
+    assert 0 < job["done"] < 200 and worker.store.get_pool("p")["size"] == job["done"]
