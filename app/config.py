@@ -102,10 +102,11 @@ class Settings(BaseSettings):
         "stopped renewing it is taken up by another after this long.",
     )
     calibration_budget: float = Field(
-        default=2e10,
+        default=2e9,
         gt=0,
         description="The largest calibration: validation_size x k x settings (taus + knn) "
-        "x pool size; a larger one is refused with 422 before it is queued.",
+        "x pool size; a larger one is refused with 422 before it is queued. One CPU thread "
+        "scored about 5e6 a second (docs/api.md): the default is some 7 minutes.",
     )
     shutdown_timeout_s: float = Field(
         default=30.0,
