@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,15 @@ class Server:
         self.env.update({f"MMDSHOT_{name.upper()}": value for name, value in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.preexec_fn: Callable[[], None] | None = None
+        """Runs in the server process before it starts (e.g. to set a resource limit)."""
 
     def start(self) -> Server:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
         command += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
-        self.process = subprocess.Popen(command, cwd=REPO, env=self.env)
+        self.process = subprocess.Popen(command, cwd=REPO, env=self.env, preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited during startup"

@@ -4,6 +4,7 @@ hands the running job back."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import threading
@@ -193,3 +194,32 @@ def test_sigterm_drains_hands_the_job_back_and_exits_in_time(fresh_server: Serve
         assert (job["status"], job["inserted"], job["duplicates"]) == ("succeeded", total, 0)
         assert wait_for_job(client, uploaded)["inserted"] == 6
         assert len(all_ids(client, "drain")) == total + 6
+
+
+def limit_file_size() -> None:
+    """In the server process: no file may grow past 8 MiB (a real EFBIG, as a full disk
+    gives ENOSPC), and the write fails rather than the process being killed by SIGXFSZ."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 2**20, 8 * 2**20))
+
+
+def test_a_spool_write_that_finds_no_space_answers_507(tmp_path: Path) -> None:
+    limited = Server(tmp_path / "data")
+    limited.preexec_fn = limit_file_size
+    try:
+        with limited.start().client() as client:
+            client.post("/v1/pools", json={"name": "tight"})
+            body = jsonl(make_examples(60_000))  # about 11 MB
+            assert len(body) > 8 * 2**20
+            refused = client.post("/v1/pools/tight/imports", content=body)
+            assert_error(refused, 507, "storage_full")
+            assert "File too large" in refused.json()["error"]["message"]
+            assert str(tmp_path) not in refused.text, "no paths in answers"
+            assert client.get("/ready").json()["storage_full"] is True
+            assert list((limited.data_dir / "spool").iterdir()) == [], "the partial body is gone"
+            # Nothing else broke: a smaller import goes through, and clears the state.
+            small = client.post("/v1/pools/tight/imports", content=jsonl(make_examples(20)))
+            assert wait_for_job(client, small.json()["id"])["inserted"] == 20
+            assert client.get("/ready").json()["storage_full"] is False
+    finally:
+        limited.ensure_stopped()
