@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.config import ApiKeyError, get_settings
     from app.main import create_app
+    from app.shutdown import DrainingServer
 
     try:
         get_settings()
@@ -36,16 +37,18 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = get_settings().model_copy(update=updates)
+    service = create_app(settings)
     # The service's own loggers (app.*) print through uvicorn's handler, at the same level.
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["app"] = {"handlers": ["default"], "level": args.log_level.upper()}
-    uvicorn.run(
-        create_app(settings),
+    config = uvicorn.Config(
+        service,
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
         log_config=log_config,
     )
+    DrainingServer(config, service.state.shutdown).run()
     return 0
 
 
@@ -76,8 +79,13 @@ def _import(args: argparse.Namespace) -> int:
         )
         if started.status_code != 202:
             return _fail(started)
-        with tqdm(total=started.json()["total"], unit="ex", desc=f"import {args.pool}") as bar:
-            job = _follow(client, started, lambda job: bar.update(job["done"] - bar.n))
+        with tqdm(total=None, unit="ex", desc=f"import {args.pool}") as bar:
+
+            def progress(job: dict[str, Any]) -> None:
+                bar.total = job["total"] or None  # known once the job has counted the records
+                bar.update(job["done"] - bar.n)
+
+            job = _follow(client, started, progress)
     if isinstance(job, int):
         return job
     for error in job["errors"]:
@@ -99,7 +107,7 @@ def _follow(
     job: dict[str, Any] = started.json()
     while True:
         progress(job)
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(POLL_SECONDS)
         polled = client.get(f"/v1/jobs/{job['id']}")

@@ -118,6 +118,44 @@ class Settings(BaseSettings):
         "compute_workers threads; one torch thread each measured 4x faster embeddings "
         "than two on a busy 2-core machine (docs/benchmarks.md).",
     )
+    max_store_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="SQLite only: a cap on the database file; writes beyond it answer 507 "
+        "storage_full as a full disk does. Unset: the disk is the limit.",
+    )
+    min_free_bytes: int = Field(
+        default=64 * 2**20,
+        ge=0,
+        description="Free disk space an import must leave in data_dir besides its body; "
+        "else 507 storage_full before it is spooled.",
+    )
+    job_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A job that runs longer fails at its next chunk or setting.",
+    )
+    job_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A running job's claim, renewed by its replica; a job whose replica "
+        "stopped renewing it is taken up by another after this long.",
+    )
+    calibration_budget: float = Field(
+        default=2e9,
+        gt=0,
+        description="The largest calibration: validation_size x k x settings (taus + knn) "
+        "x pool size; a larger one is refused with 422 before it is queued. One CPU thread "
+        "scored about 5e6 a second (docs/api.md): the default is some 7 minutes.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM: how long in-flight requests may finish and the running "
+        "job reach a chunk boundary to be handed back before the process exits.",
+    )
     index_above: int = Field(
         default=50_000,
         ge=1,

@@ -5,7 +5,8 @@ Every error answers ``{"error": {"type": ..., "message": ..., "detail": ...}}``:
 ``unauthorized`` (no or an unknown API key), 403 ``forbidden`` (a read key on a write route), 404
 ``not_found``, 405 ``method_not_allowed``, 409 ``conflict`` and ``infeasible_constraint``
 (the constraints cannot be met by this pool), 413 ``payload_too_large``, 429 ``overloaded``,
-503 ``not_ready``; anything unexpected is a 500 ``internal`` without internals in the body.
+503 ``not_ready`` and ``shutting_down``, 507 ``storage_full``; anything unexpected is a 500
+``internal`` without internals in the body.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class ApiError(Exception):
 def not_found(what: str, name: str) -> ApiError:
     """404 for a missing pool, example or job."""
     return ApiError(404, "not_found", f"{what} {name!r} does not exist", {what: name})
+
+
+def storage_full(message: str) -> ApiError:
+    """507 for a write that found no space (the disk, or the store's configured cap)."""
+    return ApiError(507, "storage_full", message)
 
 
 def error_response(
@@ -142,7 +148,8 @@ _DESCRIPTIONS = {
     413: "The body is too large",
     422: "Invalid input",
     429: "Overloaded; retry later",
-    503: "The model is not loaded yet",
+    503: "The model is not loaded yet, or the server is shutting down",
+    507: "Out of storage space (storage_full); nothing was written",
 }
 
 

@@ -22,6 +22,7 @@ from app.errors import error_response, install_error_handlers
 from app.jobs import JobWorker
 from app.metrics import Metrics, MetricsMiddleware
 from app.routes import ROUTERS
+from app.shutdown import Shutdown, ShutdownMiddleware
 
 DESCRIPTION = (
     "Few-shot demonstration selection by Maximum Mean Discrepancy: store pools of "
@@ -39,23 +40,23 @@ def operation_id(route: APIRoute) -> str:
 
 
 class BodyLimitMiddleware:
-    """Reads the request body up to its limit (``max_import_bytes`` for imports,
-    ``max_body_bytes`` otherwise) and answers 413 beyond it, before any parsing."""
+    """Reads the request body up to ``max_body_bytes`` and answers 413 beyond it, before any
+    parsing (imports excepted: they stream to the spool)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
 
-    def _limit(self, path: str) -> int:
-        if path.endswith("/imports"):
-            return self.settings.max_import_bytes
-        return self.settings.max_body_bytes
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "DELETE", "OPTIONS"}:
+        # Import bodies stream to the spool; their route checks their size as they arrive.
+        if (
+            scope["type"] != "http"
+            or scope["method"] in {"GET", "HEAD", "DELETE", "OPTIONS"}
+            or scope["path"].endswith("/imports")
+        ):
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope["path"])
+        limit = self.settings.max_body_bytes
         too_large = error_response(413, "payload_too_large", f"the body exceeds {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -89,6 +90,7 @@ class BodyLimitMiddleware:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (default: :func:`get_settings`)."""
     settings = settings or get_settings()
+    shutdown = Shutdown(settings.shutdown_timeout_s)
 
     @asynccontextmanager
     async def lifespan(service: FastAPI) -> AsyncIterator[None]:
@@ -98,12 +100,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.state.engine = engine
         service.state.jobs = jobs
         service.state.metrics.bind_pool_sizes(engine.store.pool_sizes)
+        shutdown.on_begin.append(jobs.begin_shutdown)
+        shutdown.settled_when.append(lambda: jobs.idle)
         jobs.start()
         threading.Thread(target=engine.load_models, name="load-models", daemon=True).start()
         try:
             yield
         finally:
-            jobs.stop()
+            jobs.stop(shutdown.remaining())
             engine.close()
 
     service = FastAPI(
@@ -116,11 +120,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service.dependency_overrides[get_settings] = lambda: settings
     service.state.metrics = Metrics()
     service.state.api_keys = ApiKeys(settings.api_key_entries)
+    service.state.shutdown = shutdown
     install_error_handlers(service)
     for router in ROUTERS:
         service.include_router(router)
     service.add_middleware(BodyLimitMiddleware, settings=settings)
     service.add_middleware(MetricsMiddleware, metrics=service.state.metrics)
+    service.add_middleware(ShutdownMiddleware, shutdown=shutdown)
     return service
 
 

@@ -208,14 +208,21 @@ class LineError(Model):
 
 
 class Job(Model):
-    """A background job. An import: ``done`` of ``total`` records are committed or rejected.
-    A calibration: ``done`` of ``total`` settings (each tau, and knn) are scored, and
-    ``calibration`` holds the result once it succeeded."""
+    """A background job, kept in the store: any replica may run it, and a job whose replica
+    stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
+    are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+    ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
+    the result once it succeeded."""
 
     id: str
     kind: Literal["import", "calibration"]
     pool: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    resumable: bool = Field(
+        default=False,
+        description="A failed job that POST /v1/jobs/{job_id}/resume continues (it failed "
+        "for want of storage space).",
+    )
     total: int
     done: int
     inserted: int
@@ -486,6 +493,11 @@ class Readiness(Model):
     ready: bool
     model_loaded: bool
     store_open: bool
+    storage_full: bool = Field(
+        default=False,
+        description="The last write found no space (writes answer 507 storage_full; reads "
+        "still work, so the replica stays ready).",
+    )
     message: str | None = None
 
 

@@ -14,6 +14,7 @@ different processes neither lose nor duplicate examples.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -23,11 +24,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 import numpy as np
 
-from app.errors import ApiError, not_found
+from app.errors import ApiError, not_found, storage_full
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -82,6 +83,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'import'",
         "ALTER TABLE jobs ADD COLUMN calibration TEXT",
     ),
+    # Durable jobs: the store that claimed a job and until when (its lease), a calibration's
+    # request, whether a failed job may be resumed, and import bodies
+    # kept in the database (PostgreSQL; SQLite spools them to data_dir/spool).
+    (
+        "ALTER TABLE jobs ADD COLUMN claimed_by BIGINT",
+        "ALTER TABLE jobs ADD COLUMN lease_until {real}",
+        "ALTER TABLE jobs ADD COLUMN request TEXT",
+        "ALTER TABLE jobs ADD COLUMN resumable INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE IF NOT EXISTS job_bodies (
+            job_id TEXT NOT NULL,
+            part INTEGER NOT NULL,
+            data {blob} NOT NULL,
+            PRIMARY KEY (job_id, part)
+        )""",
+        "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at)",
+    ),
 )
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"
@@ -89,9 +106,13 @@ _POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, calibration"
 _EXAMPLE_COLUMNS = "id, input, output, label, metadata, token_count"
 _JOB_COLUMNS = (
     "id, kind, pool, status, total, done, inserted, updated, duplicates, errors, message, "
-    "calibration, created_at, updated_at"
+    "calibration, resumable, created_at, updated_at"
 )
+_CLAIM_COLUMNS = f"{_JOB_COLUMNS}, request"
 MAX_STORED_LINE_ERRORS = 1_000
+BODY_PART_BYTES = 2**20
+"""An import body is kept (PostgreSQL) and read back in parts of this size."""
+UNFINISHED = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -189,7 +210,24 @@ def _job_dict(row: Row) -> dict[str, Any]:
         **dict(row),
         "errors": json.loads(row["errors"]),
         "calibration": _json_or_none(row["calibration"]),
+        "resumable": bool(row["resumable"]),
     }
+
+
+class ClaimLost(Exception):
+    """The job is no longer this store's to run: cancelled, or taken over by another store
+    after its lease expired. The write that found it out was rolled back."""
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One committed step of a running import: ``records`` more records settled (stored or
+    rejected), with the ``errors`` of the rejected ones; it commits with its chunk."""
+
+    id: str
+    owner: int
+    records: int
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Store:
@@ -201,16 +239,31 @@ class Store:
     FOR_UPDATE: ClassVar[str]
     """Appended to the pool read that starts a write: locks the pool row where the database
     does not already serialise writers."""
-    LIVE_OWNERS: ClassVar[str]
-    """A query of the owner ids whose stores are still running in other processes."""
+    SKIP_LOCKED: ClassVar[str]
+    """Appended to the read that claims a job: other stores claim other jobs meanwhile."""
     shared: ClassVar[bool]
     """Whether other processes (replicas) use the same database."""
     integrity_error: ClassVar[type[Exception]]
 
-    def __init__(self) -> None:
+    def __init__(self, spool_dir: Path, job_lease_s: float) -> None:
         # Random per process: marks the jobs this store runs (31 bits: one PostgreSQL
         # advisory-lock key, see store_postgres).
         self.owner = secrets.randbelow(2**31 - 1) + 1
+        self.spool_dir = spool_dir
+        self.job_lease_s = job_lease_s
+        self.storage_full: str | None = None
+        """Why the last write failed for want of space; None once a write succeeds again."""
+
+    def _live_owners(self) -> str:
+        """A query of the owner ids of the stores that are running."""
+        raise NotImplementedError
+
+    def note_storage_full(self, exc: Exception) -> ApiError:
+        """Remember (for ``/ready``) and return the 507 of a write that found no space."""
+        # An OSError's text names the file; its strerror does not.
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+        self.storage_full = f"out of storage space ({reason}); free some and retry"
+        return storage_full(self.storage_full)
 
     def close(self) -> None:
         raise NotImplementedError
@@ -290,8 +343,9 @@ class Store:
         self, name: str, created_at: float, calibration: dict[str, Any], job_id: str
     ) -> None:
         """Keep ``calibration`` (computed at ``calibration["pool_version"]``) with the pool and
-        finish its job, in one transaction. A pool deleted (or re-created) since is a 404; a
-        calibration already kept from a later pool version stays."""
+        finish its job (claimed by this store, else :class:`ClaimLost`), in one transaction.
+        A pool deleted (or re-created) since is a 404; a calibration already kept from a later
+        pool version stays."""
         with self._transaction() as db:
             pool = self._pool_row(db, name, for_update=True)
             if float(pool["created_at"]) != created_at:
@@ -300,10 +354,12 @@ class Store:
             text = json.dumps(calibration)
             if kept is None or kept["pool_version"] <= calibration["pool_version"]:
                 db.execute("UPDATE pools SET calibration = ? WHERE name = ?", (text, name))
-            db.execute(
-                "UPDATE jobs SET status = 'succeeded', done = total, calibration = ?, "
-                "updated_at = ? WHERE id = ?",
-                (text, time.time(), job_id),
+            self._update_claimed(
+                db,
+                job_id,
+                "status = 'succeeded', done = total, calibration = ?, claimed_by = NULL, "
+                "lease_until = NULL",
+                (text,),
             )
 
     def pool_version(self, name: str) -> int:
@@ -339,13 +395,14 @@ class Store:
         name: str,
         examples: Sequence[PreparedExample],
         positions: Sequence[int] | None = None,
-        job_id: str | None = None,
+        job: JobStep | None = None,
     ) -> UpsertOutcome:
         """Insert new examples, replace those whose id exists, report content duplicates.
 
         ``positions`` number the examples for the duplicate report (default 0, 1, ...). With
-        ``job_id`` the job's counters advance in the same transaction, so a job's ``done``
-        never counts an example that is not committed."""
+        ``job`` the job's progress advances in the same transaction, so a job's ``done``
+        never counts an example that is not committed, and a resumed job starts after it
+        (:class:`ClaimLost`, nothing committed, when the job is no longer ``job.owner``'s)."""
         positions = list(range(len(examples))) if positions is None else list(positions)
         with self._transaction() as db:
             pool = self._pool_row(db, name, for_update=True)
@@ -385,20 +442,8 @@ class Store:
                     outcome.inserted.append(example.id)
             if outcome.inserted or outcome.updated:
                 outcome.version = self._bump(db, name)
-            if job_id is not None:
-                db.execute(
-                    "UPDATE jobs SET done = done + ?, inserted = inserted + ?, "
-                    "updated = updated + ?, duplicates = duplicates + ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (
-                        len(examples),
-                        len(outcome.inserted),
-                        len(outcome.updated),
-                        len(outcome.duplicates),
-                        time.time(),
-                        job_id,
-                    ),
-                )
+            if job is not None:
+                self._advance_job(db, job, outcome)
         return outcome
 
     def get_example(self, name: str, example_id: str) -> dict[str, Any]:
@@ -465,68 +510,216 @@ class Store:
         )
 
     # --- jobs --------------------------------------------------------------------------------
+    #
+    # A job is queued, then claimed by one store (``claimed_by``) under a lease
+    # (``lease_until``) that its worker renews; a job whose lease ran out, or whose store is
+    # gone, is claimed again and resumes after its last committed step (``done`` records). Every
+    # write of a running job's worker checks the claim, so a job cancelled or taken over
+    # commits nothing more from its old worker.
 
-    def create_job(
+    def _insert_job(
         self,
+        db: Session,
         name: str,
-        total: int,
-        done: int,
-        errors: list[dict[str, Any]],
-        kind: str = "import",
+        kind: str,
+        total: int = 0,
+        request: str | None = None,
+        job_id: str | None = None,
     ) -> str:
-        """A queued job over ``total`` records (an import; a calibration: its settings) of
-        which ``done`` (the bad lines) are settled."""
-        job_id = uuid.uuid4().hex
+        self._pool_row(db, name)
+        job_id = job_id or uuid.uuid4().hex
         now = time.time()
-        with self._transaction() as db:
-            self._pool_row(db, name)
-            db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}, owner) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, 0, 0, 0, ?, NULL, NULL, ?, ?, ?)",
-                (
-                    job_id,
-                    kind,
-                    name,
-                    total,
-                    done,
-                    json.dumps(errors[:MAX_STORED_LINE_ERRORS]),
-                    now,
-                    now,
-                    self.owner,
-                ),
-            )
+        db.execute(
+            f"INSERT INTO jobs ({_JOB_COLUMNS}, owner, request) VALUES "
+            "(?, ?, ?, 'queued', ?, 0, 0, 0, 0, '[]', NULL, NULL, 0, ?, ?, ?, ?)",
+            (job_id, kind, name, total, now, now, self.owner, request),
+        )
         return job_id
 
-    def set_job_status(self, job_id: str, status: str, message: str | None = None) -> None:
+    def create_calibration_job(self, name: str, settings: int, request: str) -> str:
+        """A queued calibration of ``settings`` settings; ``request`` (JSON) is run later."""
+        with self._transaction() as db:
+            return self._insert_job(db, name, "calibration", settings, request)
+
+    def create_import_job(self, name: str, body: Path) -> str:
+        """A queued import of the spooled ``body`` (a file in :attr:`spool_dir`, written and
+        synced): the store takes it over, and commits the job only once the body is kept."""
+        raise NotImplementedError
+
+    def open_job_body(self, job_id: str) -> AbstractContextManager[BinaryIO]:
+        """The import body of ``job_id``, a binary file read from its start."""
+        raise NotImplementedError
+
+    def _spooled(self, job_id: str) -> Path:
+        return self.spool_dir / job_id
+
+    def clean_spool(self) -> None:
+        """Remove spooled files no job needs: unfinished uploads, and bodies of jobs that ended
+        (at startup, before the worker runs)."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        with self._reading() as db:
+            kept = {
+                row["id"]
+                for row in db.execute(
+                    "SELECT id FROM jobs WHERE status IN ('queued', 'running') "
+                    "OR (status = 'failed' AND resumable = 1)"
+                ).fetchall()
+            }
+        for path in self.spool_dir.iterdir():
+            if self.shared or path.name not in kept:
+                path.unlink(missing_ok=True)
+
+    def count_queued_jobs(self) -> int:
+        with self._reading() as db:
+            row = db.execute("SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued'").fetchone()
+        return int(row["n"])
+
+    def claim_job(self) -> dict[str, Any] | None:
+        """Claim the oldest job that waits (queued, or running under a lease that ran out or a
+        store that is gone) for this store; None when there is none."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' OR (status = 'running' AND "
+                f"(COALESCE(lease_until, 0) < ? OR claimed_by NOT IN ({self._live_owners()}))) "
+                f"ORDER BY created_at LIMIT 1{self.SKIP_LOCKED}",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET status = 'running', claimed_by = ?, lease_until = ?, "
+                "message = NULL, updated_at = ? WHERE id = ?",
+                (self.owner, now + self.job_lease_s, now, row["id"]),
+            )
+            claimed = db.execute(
+                f"SELECT {_CLAIM_COLUMNS} FROM jobs WHERE id = ?", (row["id"],)
+            ).fetchone()
+        return {**_job_dict(claimed), "request": claimed["request"]}
+
+    def _update_claimed(self, db: Session, job_id: str, sets: str, values: Sequence[Any]) -> None:
+        """``UPDATE jobs SET <sets>`` of a job this store runs, else :class:`ClaimLost`."""
+        changed = db.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? "
+            "WHERE id = ? AND status = 'running' AND claimed_by = ?",
+            (*values, time.time(), job_id, self.owner),
+        ).rowcount
+        if not changed:
+            raise ClaimLost(job_id)
+
+    def renew_claim(self, job_id: str, done: int | None = None) -> None:
+        """Extend the lease of a job this store runs (and set a calibration's ``done``);
+        :class:`ClaimLost` when it is no longer this store's."""
+        with self._transaction() as db:
+            self._update_claimed(
+                db,
+                job_id,
+                "lease_until = ?, done = COALESCE(?, done)",
+                (time.time() + self.job_lease_s, done),
+            )
+
+    def set_job_total(self, job_id: str, total: int) -> None:
+        with self._transaction() as db:
+            self._update_claimed(db, job_id, "total = ?", (total,))
+
+    def _advance_job(self, db: Session, step: JobStep, outcome: UpsertOutcome) -> None:
+        errors = json.loads(
+            db.execute("SELECT errors FROM jobs WHERE id = ?", (step.id,)).fetchone()["errors"]
+        )
+        errors = (errors + step.errors)[:MAX_STORED_LINE_ERRORS]
+        self._update_claimed(
+            db,
+            step.id,
+            "done = done + ?, inserted = inserted + ?, updated = updated + ?, "
+            "duplicates = duplicates + ?, errors = ?, lease_until = ?",
+            (
+                step.records,
+                len(outcome.inserted),
+                len(outcome.updated),
+                len(outcome.duplicates),
+                json.dumps(errors),
+                time.time() + self.job_lease_s,
+            ),
+        )
+
+    def release_job(self, job_id: str) -> None:
+        """Hand a running job back (queued, its progress kept) for any store to resume; a job
+        no longer this store's is left alone."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET status = ?, message = ?, updated_at = ? WHERE id = ?",
-                (status, message, time.time(), job_id),
+                "UPDATE jobs SET status = 'queued', claimed_by = NULL, lease_until = NULL, "
+                "updated_at = ? WHERE id = ? AND status = 'running' AND claimed_by = ?",
+                (time.time(), job_id, self.owner),
             )
+
+    def finish_job(
+        self, job_id: str, status: str, message: str | None = None, resumable: bool = False
+    ) -> None:
+        """End a job this store runs: ``succeeded``, or ``failed`` with ``message``. A
+        resumable failure keeps the body, for :meth:`resume_job`."""
+        with self._transaction() as db:
+            self._update_claimed(
+                db,
+                job_id,
+                "status = ?, message = ?, resumable = ?, claimed_by = NULL, lease_until = NULL",
+                (status, message, int(resumable)),
+            )
+            if not resumable:
+                db.execute("DELETE FROM job_bodies WHERE job_id = ?", (job_id,))
+        if not resumable:
+            self._spooled(job_id).unlink(missing_ok=True)
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job at once (a running one's worker commits nothing
+        more: its next write finds the claim gone); 409 for a job that already ended."""
+        with self._transaction() as db:
+            job = self._job_row(db, job_id)
+            if job["status"] not in UNFINISHED and not job["resumable"]:
+                raise ApiError(409, "conflict", f"job {job_id!r} already {job['status']}")
+            db.execute(
+                "UPDATE jobs SET status = 'cancelled', message = 'cancelled on request', "
+                "resumable = 0, claimed_by = NULL, lease_until = NULL, updated_at = ? "
+                "WHERE id = ?",
+                (time.time(), job_id),
+            )
+            db.execute("DELETE FROM job_bodies WHERE job_id = ?", (job_id,))
+        self._spooled(job_id).unlink(missing_ok=True)
+        return self.get_job(job_id)
+
+    def resume_job(self, job_id: str) -> dict[str, Any]:
+        """Queue again a job that failed resumably (e.g. the storage was full); it continues
+        after its last committed step. 409 for any other job."""
+        with self._transaction() as db:
+            job = self._job_row(db, job_id)
+            if not (job["status"] == "failed" and job["resumable"]):
+                raise ApiError(409, "conflict", f"job {job_id!r} is {job['status']}, not resumable")
+            db.execute(
+                "UPDATE jobs SET status = 'queued', resumable = 0, message = NULL, "
+                "updated_at = ? WHERE id = ?",
+                (time.time(), job_id),
+            )
+        return self.get_job(job_id)
+
+    @staticmethod
+    def _job_row(db: Session, job_id: str) -> Row:
+        row: Row | None = db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            raise not_found("job", job_id)
+        return row
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         with self._reading() as db:
-            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise not_found("job", job_id)
-        return _job_dict(row)
-
-    def fail_unfinished_jobs(self, message: str) -> int:
-        """Mark failed every queued or running job of this store, and those of stores that are
-        gone (at startup and shutdown: their worker is not coming back)."""
-        with self._transaction() as db:
-            return db.execute(
-                "UPDATE jobs SET status = 'failed', message = ?, updated_at = ? "
-                "WHERE status IN ('queued', 'running') "
-                f"AND (owner = ? OR owner NOT IN ({self.LIVE_OWNERS}))",
-                (message, time.time(), self.owner),
-            ).rowcount
+            return _job_dict(self._job_row(db, job_id))
 
 
 class SQLiteStore(Store):
     """The embedded default: ``data_dir/mmdshot.sqlite3`` (WAL, ``synchronous=FULL``). One
     connection serves all threads behind a lock: writes are short and SQLite serialises
-    writers anyway (``BEGIN IMMEDIATE``), so no row lock is needed."""
+    writers anyway (``BEGIN IMMEDIATE``), so no row lock is needed. Import bodies are files
+    in ``data_dir/spool``, one per job, synced before their job commits. ``max_bytes`` caps
+    the database (writes beyond it fail as a full disk would: 507 ``storage_full``)."""
 
     COLUMN_TYPES: ClassVar[dict[str, str]] = {
         "real": "REAL",
@@ -534,13 +727,14 @@ class SQLiteStore(Store):
         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
     }
     FOR_UPDATE = ""
-    # One process per data directory: no other store is running.
-    LIVE_OWNERS = "SELECT owner FROM jobs WHERE 0"
+    SKIP_LOCKED = ""
     shared = False
     integrity_error = sqlite3.IntegrityError
 
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__()
+    def __init__(
+        self, data_dir: Path, max_bytes: int | None = None, job_lease_s: float = 30.0
+    ) -> None:
+        super().__init__(data_dir / "spool", job_lease_s)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "mmdshot.sqlite3"
         self._lock = threading.RLock()
@@ -549,8 +743,15 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        if max_bytes is not None:
+            page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+            self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // page_size, 1)}")
         with self._transaction() as db:
             self._migrate(db)
+
+    def _live_owners(self) -> str:
+        # One process per data directory: only this store is running.
+        return f"SELECT {int(self.owner)}"
 
     def close(self) -> None:
         with self._lock:
@@ -564,13 +765,54 @@ class SQLiteStore(Store):
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (a full disk does that).
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                    raise self.note_storage_full(exc) from exc
                 raise
-            self._db.execute("COMMIT")
+            self.storage_full = None
+
+    def create_import_job(self, name: str, body: Path) -> str:
+        job_id = uuid.uuid4().hex
+        spooled = self._spooled(job_id)
+        # The body is in place (renamed, the folder synced) before its job commits; a crash
+        # in between leaves a file without a job, removed at the next start.
+        os.replace(body, spooled)
+        sync_folder(self.spool_dir)
+        try:
+            with self._transaction() as db:
+                self._insert_job(db, name, "import", job_id=job_id)
+        except BaseException:
+            spooled.unlink(missing_ok=True)
+            raise
+        return job_id
+
+    @contextmanager
+    def open_job_body(self, job_id: str) -> Iterator[BinaryIO]:
+        try:
+            body = self._spooled(job_id).open("rb")
+        except FileNotFoundError:
+            raise ApiError(404, "not_found", "the job's import body is gone") from None
+        with body:
+            yield body
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a file renamed into it stays there after a crash."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def open_store(settings: Settings) -> Store:
@@ -578,5 +820,12 @@ def open_store(settings: Settings) -> Store:
     if settings.database_url is not None:
         from app.store_postgres import PostgresStore
 
-        return PostgresStore(settings.database_url, connections=settings.database_connections)
-    return SQLiteStore(settings.data_dir)
+        return PostgresStore(
+            settings.database_url,
+            connections=settings.database_connections,
+            spool_dir=settings.data_dir / "spool",
+            job_lease_s=settings.job_lease_s,
+        )
+    return SQLiteStore(
+        settings.data_dir, max_bytes=settings.max_store_bytes, job_lease_s=settings.job_lease_s
+    )

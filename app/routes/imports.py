@@ -1,10 +1,12 @@
-"""Large imports as background jobs, and the progress of every job (imports, calibrations)."""
+"""Large imports as background jobs, and the progress of every job (imports, calibrations):
+get, cancel, resume."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import ReadAccess, WriteAccess
 from app.deps import JobsDep, PoolPath
@@ -29,6 +31,8 @@ _BODY = {
         },
     }
 }
+_WRITE_BYTES = 2**20
+JobPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id.")]
 
 
 @router.post(
@@ -37,12 +41,34 @@ _BODY = {
     response_model=Job,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Import examples in the background; bad lines are reported, good ones kept",
+    description="The body is written to the store as it arrives (at most `max_import_bytes`, "
+    "413 beyond) and parsed by the job, one line (or array element) at a time: `total` is "
+    "known once the job has counted the records. A body that is not a JSON array nor JSON "
+    "lines fails the job with a message; each bad line is one of its `errors`.",
     openapi_extra=_BODY,
     dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503, 507),
 )
 async def create_import(pool: PoolPath, request: Request, response: Response, jobs: JobsDep) -> Job:
-    job = Job(**jobs.submit(pool, await request.body()))
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    writer = await run_in_threadpool(jobs.check_import, pool, size)
+    try:
+        # Written off the event loop in blocks of about 1 MiB; never held whole.
+        pending: list[bytes] = []
+        buffered = 0
+        async for data in request.stream():
+            pending.append(data)
+            buffered += len(data)
+            if buffered >= _WRITE_BYTES:
+                await run_in_threadpool(writer.write, b"".join(pending))
+                pending, buffered = [], 0
+        await run_in_threadpool(writer.write, b"".join(pending))
+        spooled = await run_in_threadpool(writer.finish)
+    except BaseException:
+        await run_in_threadpool(writer.discard)
+        raise
+    job = Job(**await run_in_threadpool(jobs.submit_import, pool, spooled))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
 
@@ -55,5 +81,36 @@ async def create_import(pool: PoolPath, request: Request, response: Response, jo
     dependencies=[ReadAccess],
     responses=error_responses(401, 404, 422),
 )
-async def get_job(job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], jobs: JobsDep) -> Job:
+def get_job(job_id: JobPath, jobs: JobsDep) -> Job:
     return Job(**jobs.store.get_job(job_id))
+
+
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    name="cancel",
+    response_model=Job,
+    summary="Cancel a queued or running job",
+    description="A queued job never starts; a running one commits nothing after this answer "
+    "(what it committed before stays). 409 for a job that already ended.",
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 409, 422, 507),
+)
+def cancel_job(job_id: JobPath, jobs: JobsDep) -> Job:
+    return Job(**jobs.store.cancel_job(job_id))
+
+
+@router.post(
+    "/v1/jobs/{job_id}/resume",
+    name="resume",
+    response_model=Job,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue again a job that failed resumably (e.g. storage_full)",
+    description="The job continues after its last committed chunk. 409 for a job that is "
+    "not `resumable`.",
+    dependencies=[WriteAccess],
+    responses=error_responses(401, 403, 404, 409, 422, 507),
+)
+def resume_job(job_id: JobPath, jobs: JobsDep) -> Job:
+    job = Job(**jobs.store.resume_job(job_id))
+    jobs.wake()
+    return job

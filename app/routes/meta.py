@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 import app
@@ -27,11 +27,17 @@ async def health() -> Health:
     summary="The model is loaded and the store open",
     responses={503: {"model": Readiness, "description": "Not ready yet"}},
 )
-async def ready(engine: EngineDep) -> JSONResponse:
+async def ready(engine: EngineDep, request: Request) -> JSONResponse:
+    shutting_down = request.app.state.shutdown.draining
+    full = engine.store.storage_full
     state = Readiness(
-        ready=engine.ready, model_loaded=engine.ready, store_open=True, message=engine.load_error
+        ready=engine.ready and not shutting_down,
+        model_loaded=engine.ready,
+        store_open=True,
+        storage_full=full is not None,
+        message="shutting down" if shutting_down else engine.load_error or full,
     )
-    return JSONResponse(state.model_dump(), status_code=200 if engine.ready else 503)
+    return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
 
 
 @router.get(

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class Server:
         self.env.update({f"MMDSHOT_{name.upper()}": value for name, value in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.preexec_fn: Callable[[], None] | None = None
+        """Runs in the server process before it starts (e.g. to set a resource limit)."""
 
     def start(self, ready: bool = True) -> Server:
         """Start and wait until ``/ready`` answers 200 (only ``/health`` when not ``ready``)."""
@@ -57,6 +59,7 @@ class Server:
             env=self.env,
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
+            preexec_fn=self.preexec_fn,
         )
         if output is not None:
             output.close()  # the child holds its own copy
@@ -120,7 +123,7 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> di
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} did not finish")

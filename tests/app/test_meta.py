@@ -74,6 +74,8 @@ OPERATION_IDS = {
     ("delete", "/v1/pools/{pool}/examples/{example_id}"): "examples-delete",
     ("post", "/v1/pools/{pool}/imports"): "imports-create",
     ("get", "/v1/jobs/{job_id}"): "imports-get",
+    ("post", "/v1/jobs/{job_id}/cancel"): "imports-cancel",
+    ("post", "/v1/jobs/{job_id}/resume"): "imports-resume",
     ("post", "/v1/pools/{pool}/select"): "selection-select",
     ("post", "/v1/pools/{pool}/select/batch"): "selection-select_batch",
     ("post", "/v1/select"): "selection-select_inline",

@@ -109,7 +109,19 @@ def test_import_json_array(client: httpx.Client, pool: str) -> None:
 def test_import_errors(client: httpx.Client, pool: str) -> None:
     assert_error(client.post("/v1/pools/missing/imports", content=b"{}\n"), 404, "not_found")
     assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"\n\n"), 422, "invalid_input")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"[1, "), 422, "invalid_input")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"\xff\xfe"), 422)
+    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b""), 422, "invalid_input")
+    # The body is parsed by the job: a broken JSON array fails it, nothing stored; a line
+    # that is not UTF-8 (or nested too deeply) is one bad line.
+    for broken in (b"[1, ", b"[" * 5000 + b"]" * 5000, b'[{"input": "a"}] x'):
+        job = wait_for_job(
+            client, client.post(f"/v1/pools/{pool}/imports", content=broken).json()["id"]
+        )
+        assert job["status"] == "failed" and "not a JSON array" in job["message"], job
+        assert job["inserted"] == 0
+    lines = b"\xff\xfe\n" + b'{"input": ' * 3000 + b"\n" + jsonl(make_examples(1, start=900))
+    job = wait_for_job(client, client.post(f"/v1/pools/{pool}/imports", content=lines).json()["id"])
+    assert (job["status"], job["total"], job["inserted"]) == ("succeeded", 3, 1)
+    assert [error["line"] for error in job["errors"]] == [1, 2]
+    assert client.get(f"/v1/pools/{pool}").json()["size"] == 61
     assert_error(client.get("/v1/jobs/0123456789abcdef0123456789abcdef"), 404, "not_found")
     assert_error(client.get("/v1/jobs/not-a-job"), 422, "validation_error")

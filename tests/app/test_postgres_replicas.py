@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.test_durability import all_ids, wait_for_progress
 from tests.app.test_store import scratch_database
 
 
@@ -138,3 +139,43 @@ def test_concurrent_imports_through_both_keep_every_example_once(
             if (cursor := page["next_cursor"]) is None:
                 break
     assert sorted(ids) == sorted(example["id"] for example in examples)
+
+
+def test_sigterm_hands_a_running_import_to_the_other_replica(
+    replicas: tuple[Server, Server],
+) -> None:
+    """The replica that took the import (the one it was sent to: its worker is woken at
+    once, the other's polls) is stopped mid-import; the other resumes it from its last
+    committed chunk."""
+    first, second = replicas
+    total = 6000
+    with first.client() as a:
+        assert a.post("/v1/pools", json={"name": "handed"}).status_code == 201
+        job_id = a.post("/v1/pools/handed/imports", content=jsonl(make_examples(total)))
+        job_id = job_id.json()["id"]
+        wait_for_progress(a, job_id)
+    first.stop()
+    with second.client() as b:
+        stopped_at = b.get(f"/v1/jobs/{job_id}").json()
+        assert stopped_at["done"] < total, "the import finished before the stop; make it bigger"
+        job = wait_for_job(b, job_id, timeout=180)
+        assert (job["status"], job["done"], job["inserted"]) == ("succeeded", total, total)
+        assert job["duplicates"] == 0
+        assert all_ids(b, "handed") == [f"ex-{i}" for i in range(total)]
+
+
+def test_a_killed_replicas_import_is_taken_up_by_the_other(
+    replicas: tuple[Server, Server],
+) -> None:
+    first, second = replicas
+    total = 4000
+    with first.client() as a:
+        assert a.post("/v1/pools", json={"name": "orphan"}).status_code == 201
+        job_id = a.post("/v1/pools/orphan/imports", content=jsonl(make_examples(total)))
+        job_id = job_id.json()["id"]
+        wait_for_progress(a, job_id)
+    first.kill()  # its session ends, so its claim is known to be dead
+    with second.client() as b:
+        job = wait_for_job(b, job_id, timeout=180)
+        assert (job["status"], job["inserted"], job["duplicates"]) == ("succeeded", total, 0)
+        assert sorted(all_ids(b, "orphan")) == sorted(f"ex-{i}" for i in range(total))

@@ -20,7 +20,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from app.errors import ApiError
-from app.store import PreparedExample, SQLiteStore, Store
+from app.store import BODY_PART_BYTES, ClaimLost, JobStep, PreparedExample, SQLiteStore, Store
 from app.store_postgres import PostgresStore
 
 DIMENSION = 8
@@ -198,21 +198,142 @@ def test_pool_stamp_tells_a_recreated_pool_apart(store: Store) -> None:
     assert before[1] == after[1] == 1 and before != after
 
 
-def test_job_counters_commit_with_their_chunk(store: Store) -> None:
-    store.create_pool("p", "", "m", DIMENSION)
+def spooled(store: Store, body: bytes) -> Path:
+    """A body written to the store's spool folder, as the import route leaves it."""
+    store.spool_dir.mkdir(parents=True, exist_ok=True)
+    path = store.spool_dir / f"incoming-{uuid.uuid4().hex}"
+    path.write_bytes(body)
+    return path
+
+
+def read_body(store: Store, job_id: str) -> bytes:
+    with store.open_job_body(job_id) as body:
+        return body.read()
+
+
+def test_job_progress_commits_with_its_chunk(open_store: StoreFactory) -> None:
+    first, second = open_store(), open_store()
+    first.create_pool("p", "", "m", DIMENSION)
+    # Over two parts of a PostgreSQL body, and not the same bytes everywhere.
+    body = bytes(random.Random(0).randbytes(BODY_PART_BYTES + 12345))
+    job_id = first.create_import_job("p", spooled(first, body))
+    assert list(first.spool_dir.glob("incoming-*")) == []
+    job = second.get_job(job_id)
+    assert (job["status"], job["total"], job["done"], job["errors"]) == ("queued", 0, 0, [])
+    assert "owner" not in job and "claimed_by" not in job
+    assert read_body(second, job_id) == body  # any replica reads it
+    claimed = first.claim_job()
+    assert claimed is not None and claimed["id"] == job_id and claimed["status"] == "running"
+    assert first.claim_job() is None
+    first.set_job_total(job_id, 4)
     errors = [{"line": 4, "message": "input: missing"}]
-    job_id = store.create_job("p", total=4, done=1, errors=errors)
-    job = store.get_job(job_id)
-    assert job["status"] == "queued" and job["done"] == 1 and job["errors"] == errors
-    assert "owner" not in job
-    store.set_job_status(job_id, "running")
-    store.upsert("p", [example(1), example(2), example(1, "ex-9")], [1, 2, 3], job_id=job_id)
-    job = store.get_job(job_id)
+    step = JobStep(job_id, first.owner, records=4, errors=errors)
+    first.upsert("p", [example(1), example(2), example(1, "ex-9")], [1, 2, 3], job=step)
+    job = second.get_job(job_id)
     assert (job["status"], job["done"], job["inserted"], job["duplicates"]) == ("running", 4, 2, 1)
+    assert job["errors"] == errors
+    # Another store's step on it commits nothing, the examples included.
+    with pytest.raises(ClaimLost):
+        second.upsert("p", [example(5)], job=JobStep(job_id, second.owner, 1))
+    assert second.get_pool("p")["size"] == 2 and second.get_job(job_id)["done"] == 4
+    first.finish_job(job_id, "succeeded")
+    assert second.get_job(job_id)["status"] == "succeeded"
     with api_error(404):
-        store.get_job("unknown")
+        read_body(second, job_id)
     with api_error(404):
-        store.create_job("nowhere", 1, 0, [])
+        first.get_job("unknown")
+    with api_error(404):
+        first.create_import_job("nowhere", spooled(first, b"{}"))
+
+
+def test_a_handed_back_or_orphaned_job_is_claimed_again(open_store: StoreFactory) -> None:
+    first, second = open_store(), open_store()
+    first.create_pool("p", "", "m", DIMENSION)
+    job_id = first.create_import_job("p", spooled(first, b"{}\n"))
+    assert first.claim_job() is not None
+    first.upsert("p", [example(1)], job=JobStep(job_id, first.owner, 1))
+    # SQLite has one process per data directory: a second store is the same one restarted,
+    # and takes the job over at once. A PostgreSQL replica waits for the lease or the end of
+    # the first store.
+    if second.shared:
+        assert second.claim_job() is None
+        first.release_job(job_id)  # handed back at a chunk boundary (SIGTERM)
+        assert first.get_job(job_id)["status"] == "queued"
+    taken = second.claim_job()
+    assert taken is not None and (taken["id"], taken["done"]) == (job_id, 1)
+    with pytest.raises(ClaimLost):  # the first store's worker stops
+        first.renew_claim(job_id)
+    if second.shared:
+        second.job_lease_s = 0.0  # this claim's lease runs out at once
+        second.renew_claim(job_id)
+        again = first.claim_job()
+        assert again is not None and again["id"] == job_id
+        third = open_store()
+        first.close()  # its replica is gone: no lease to wait for
+        assert third.claim_job() is not None
+
+
+def test_cancel_and_resume(store: Store) -> None:
+    store.create_pool("p", "", "m", DIMENSION)
+    queued = store.create_import_job("p", spooled(store, b"{}\n"))
+    assert store.cancel_job(queued)["status"] == "cancelled"
+    assert store.claim_job() is None, "a cancelled job never starts"
+    with api_error(404):
+        read_body(store, queued)
+    running = store.create_import_job("p", spooled(store, b"{}\n"))
+    store.claim_job()
+    assert store.cancel_job(running)["status"] == "cancelled"
+    with pytest.raises(ClaimLost):
+        store.upsert("p", [example(1)], job=JobStep(running, store.owner, 1))
+    assert store.get_pool("p")["size"] == 0
+    with api_error(409):
+        store.cancel_job(running)
+    with api_error(409):
+        store.resume_job(running)
+
+    full = store.create_import_job("p", spooled(store, b"{}\n{}\n"))
+    store.claim_job()
+    store.upsert("p", [example(1)], job=JobStep(full, store.owner, 1))
+    store.finish_job(full, "failed", "out of space", resumable=True)
+    job = store.get_job(full)
+    assert (job["status"], job["resumable"], job["message"]) == ("failed", True, "out of space")
+    assert read_body(store, full) == b"{}\n{}\n", "a resumable job keeps its body"
+    assert store.resume_job(full)["status"] == "queued"
+    resumed = store.claim_job()
+    assert resumed is not None and (resumed["id"], resumed["done"]) == (full, 1)
+    store.finish_job(full, "failed", "bad")
+    with api_error(409):
+        store.resume_job(full)
+
+
+def test_the_spool_keeps_only_what_jobs_need(store: Store) -> None:
+    store.create_pool("p", "", "m", DIMENSION)
+    waiting = store.create_import_job("p", spooled(store, b"{}\n"))
+    upload = spooled(store, b"half an upl")  # a request that never finished
+    orphan = store.spool_dir / uuid.uuid4().hex  # spooled, its job never committed
+    orphan.write_bytes(b"{}\n")
+    store.clean_spool()
+    assert not upload.exists() and not orphan.exists()
+    assert read_body(store, waiting) == b"{}\n"
+
+
+def test_a_full_store_answers_storage_full_and_keeps_what_it_had(tmp_path: Path) -> None:
+    """A real SQLITE_FULL: the database capped at a few pages (``max_store_bytes``)."""
+    store = SQLiteStore(tmp_path, max_bytes=150_000)
+    try:
+        store.create_pool("p", "", "m", DIMENSION)
+        store.upsert("p", [example(n) for n in range(10)])
+        big = [example(n, text=f"{n} " + "x" * 20_000) for n in range(100, 120)]
+        with api_error(507) as refused:
+            store.upsert("p", big)
+        assert refused.value.type == "storage_full"
+        assert store.storage_full is not None and "full" in store.storage_full
+        # Nothing half-written, and the connection still works.
+        assert store.read_pool("p").ids == [f"ex-{n}" for n in range(10)]
+        assert store.delete_example("p", "ex-0") == 3
+        assert store.storage_full is None
+    finally:
+        store.close()
 
 
 def test_a_calibration_is_kept_with_its_pool(store: Store) -> None:
@@ -221,9 +342,10 @@ def test_a_calibration_is_kept_with_its_pool(store: Store) -> None:
     created_at = store.pool_stamp("p")[0]
     calibration = {"tau": 0.1, "kernel": "softmax", "scores": [{"tau": 0.1, "score": 0.5}]}
     calibration["pool_version"] = 2
-    job_id = store.create_job("p", 2, 0, [], kind="calibration")
+    job_id = store.create_calibration_job("p", 2, "{}")
+    store.claim_job()
     job = store.get_job(job_id)
-    assert (job["kind"], job["status"], job["calibration"]) == ("calibration", "queued", None)
+    assert (job["kind"], job["status"], job["calibration"]) == ("calibration", "running", None)
     assert store.get_pool("p")["calibration"] is None
     store.save_calibration("p", created_at, calibration, job_id)
     job = store.get_job(job_id)
@@ -237,8 +359,8 @@ def test_a_calibration_is_kept_with_its_pool(store: Store) -> None:
 
     # A calibration of an older version that finishes late leaves the newer one in place.
     newer = {**calibration, "tau": 0.5, "pool_version": 3}
-    store.save_calibration("p", created_at, newer, store.create_job("p", 2, 0, [], "calibration"))
-    late = store.create_job("p", 2, 0, [], kind="calibration")
+    store.save_calibration("p", created_at, newer, claimed_calibration(store))
+    late = claimed_calibration(store)
     store.save_calibration("p", created_at, calibration, late)
     assert store.get_pool("p")["calibration"] == {**newer, "stale": False}
     assert store.get_job(late)["calibration"] == calibration
@@ -247,28 +369,16 @@ def test_a_calibration_is_kept_with_its_pool(store: Store) -> None:
     store.delete_pool("p")
     store.create_pool("p", "", "m", DIMENSION)
     with api_error(404):
-        store.save_calibration("p", created_at, calibration, late)
+        store.save_calibration("p", created_at, calibration, claimed_calibration(store))
     assert store.get_pool("p")["calibration"] is None
-    assert store.get_job(store.create_job("p", 1, 0, []))["kind"] == "import"
+    assert store.get_job(store.create_import_job("p", spooled(store, b"{}")))["kind"] == "import"
 
 
-def test_only_jobs_of_stores_that_are_gone_are_failed(open_store: StoreFactory) -> None:
-    first = open_store()
-    first.create_pool("p", "", "m", DIMENSION)
-    running = first.create_job("p", 10, 0, [])
-    first.set_job_status(running, "running")
-    finished = first.create_job("p", 1, 0, [])
-    first.set_job_status(finished, "succeeded")
-    second = open_store()
-    # A replica starting beside a live one leaves its jobs alone; SQLite has one process per
-    # data directory, so there a second store takes over.
-    assert second.fail_unfinished_jobs("gone") == (0 if second.shared else 1)
-    first.close()
-    if second.shared:
-        assert second.fail_unfinished_jobs("gone") == 1
-    job = second.get_job(running)
-    assert job["status"] == "failed" and job["message"] == "gone"
-    assert second.get_job(finished)["status"] == "succeeded"
+def claimed_calibration(store: Store) -> str:
+    job_id = store.create_calibration_job("p", 2, "{}")
+    claimed = store.claim_job()
+    assert claimed is not None and claimed["id"] == job_id
+    return job_id
 
 
 def test_concurrent_writers_keep_every_example_exactly_once(open_store: StoreFactory) -> None:
@@ -315,7 +425,7 @@ def test_a_store_sees_changes_made_through_another(open_store: StoreFactory) -> 
 
 def test_a_legacy_sqlite_store_is_migrated(tmp_path: Path) -> None:
     """A data directory from before job owners (no ``schema_version``) opens, and its
-    unfinished jobs are failed as before."""
+    unfinished job is claimed again (its worker then finds it has no body and fails it)."""
     legacy = sqlite3.connect(tmp_path / "mmdshot.sqlite3")
     legacy.executescript(
         "CREATE TABLE jobs (id TEXT PRIMARY KEY, pool TEXT NOT NULL, status TEXT NOT NULL, "
@@ -328,9 +438,10 @@ def test_a_legacy_sqlite_store_is_migrated(tmp_path: Path) -> None:
     legacy.close()
     store = SQLiteStore(tmp_path)
     try:
-        assert store.fail_unfinished_jobs("interrupted") == 1
-        assert store.get_job("old")["status"] == "failed"
-        assert store.get_job("old")["kind"] == "import"
+        claimed = store.claim_job()
+        assert claimed is not None and claimed["id"] == "old" and claimed["kind"] == "import"
+        with api_error(404):
+            read_body(store, "old")
         store.create_pool("p", "", "m", DIMENSION)
     finally:
         store.close()

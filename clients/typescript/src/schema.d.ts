@@ -89,6 +89,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{job_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a queued or running job
+         * @description A queued job never starts; a running one commits nothing after this answer (what it committed before stays). 409 for a job that already ended.
+         */
+        post: operations["imports-cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{job_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue again a job that failed resumably (e.g. storage_full)
+         * @description The job continues after its last committed chunk. 409 for a job that is not `resumable`.
+         */
+        post: operations["imports-resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools": {
         parameters: {
             query?: never;
@@ -190,7 +230,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Import examples in the background; bad lines are reported, good ones kept */
+        /**
+         * Import examples in the background; bad lines are reported, good ones kept
+         * @description The body is written to the store as it arrives (at most `max_import_bytes`, 413 beyond) and parsed by the job, one line (or array element) at a time: `total` is known once the job has counted the records. A body that is not a JSON array nor JSON lines fails the job with a message; each bad line is one of its `errors`.
+         */
         post: operations["imports-create"];
         delete?: never;
         options?: never;
@@ -605,9 +648,11 @@ export interface components {
         };
         /**
          * Job
-         * @description A background job. An import: ``done`` of ``total`` records are committed or rejected.
-         *     A calibration: ``done`` of ``total`` settings (each tau, and knn) are scored, and
-         *     ``calibration`` holds the result once it succeeded.
+         * @description A background job, kept in the store: any replica may run it, and a job whose replica
+         *     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
+         *     are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+         *     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
+         *     the result once it succeeded.
          */
         Job: {
             calibration?: components["schemas"]["Calibration"] | null;
@@ -633,10 +678,16 @@ export interface components {
             /** Pool */
             pool: string;
             /**
+             * Resumable
+             * @description A failed job that POST /v1/jobs/{job_id}/resume continues (it failed for want of storage space).
+             * @default false
+             */
+            resumable?: boolean;
+            /**
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "succeeded" | "failed";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
             /** Total */
             total: number;
             /** Updated */
@@ -957,6 +1008,12 @@ export interface components {
             model_loaded: boolean;
             /** Ready */
             ready: boolean;
+            /**
+             * Storage Full
+             * @description The last write found no space (writes answer 507 storage_full; reads still work, so the replica stays ready).
+             * @default false
+             */
+            storage_full?: boolean;
             /** Store Open */
             store_open: boolean;
         };
@@ -1317,6 +1374,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Job id. */
                 job_id: string;
             };
             cookie?: never;
@@ -1352,6 +1410,160 @@ export interface operations {
             };
             /** @description Invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "imports-cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Job id. */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Out of storage space (storage_full); nothing was written */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "imports-resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Job id. */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Out of storage space (storage_full); nothing was written */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1448,7 +1660,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1645,7 +1857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1797,7 +2009,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2004,8 +2216,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Out of storage space (storage_full); nothing was written */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2094,7 +2315,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2184,7 +2405,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2271,7 +2492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description The model is not loaded yet, or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;

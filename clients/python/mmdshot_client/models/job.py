@@ -19,9 +19,11 @@ T = TypeVar("T", bound="Job")
 
 @_attrs_define
 class Job:
-    """A background job. An import: ``done`` of ``total`` records are committed or rejected.
-    A calibration: ``done`` of ``total`` settings (each tau, and knn) are scored, and
-    ``calibration`` holds the result once it succeeded.
+    """A background job, kept in the store: any replica may run it, and a job whose replica
+    stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
+    are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+    ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
+    the result once it succeeded.
 
         Attributes:
             created_at (float):
@@ -38,6 +40,8 @@ class Job:
             updated_at (float):
             calibration (Calibration | None | Unset):
             message (None | str | Unset):
+            resumable (bool | Unset): A failed job that POST /v1/jobs/{job_id}/resume continues (it failed for want of
+                storage space). Default: False.
     """
 
     created_at: float
@@ -54,6 +58,7 @@ class Job:
     updated_at: float
     calibration: Calibration | None | Unset = UNSET
     message: None | str | Unset = UNSET
+    resumable: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.calibration import Calibration  # noqa: PLC0415
@@ -99,6 +104,8 @@ class Job:
         else:
             message = self.message
 
+        resumable = self.resumable
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -121,6 +128,8 @@ class Job:
             field_dict["calibration"] = calibration
         if message is not UNSET:
             field_dict["message"] = message
+        if resumable is not UNSET:
+            field_dict["resumable"] = resumable
 
         return field_dict
 
@@ -185,6 +194,8 @@ class Job:
 
         message = _parse_message(d.pop("message", UNSET))
 
+        resumable = d.pop("resumable", UNSET)
+
         job = cls(
             created_at=created_at,
             done=done,
@@ -200,6 +211,7 @@ class Job:
             updated_at=updated_at,
             calibration=calibration,
             message=message,
+            resumable=resumable,
         )
 
         return job

@@ -1,8 +1,9 @@
 from typing import Literal
 
-JobStatus = Literal["failed", "queued", "running", "succeeded"]
+JobStatus = Literal["cancelled", "failed", "queued", "running", "succeeded"]
 
 JOB_STATUS_VALUES: set[JobStatus] = {
+    "cancelled",
     "failed",
     "queued",
     "running",

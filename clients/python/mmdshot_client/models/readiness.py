@@ -18,12 +18,15 @@ class Readiness:
         ready (bool):
         store_open (bool):
         message (None | str | Unset):
+        storage_full (bool | Unset): The last write found no space (writes answer 507 storage_full; reads still work, so
+            the replica stays ready). Default: False.
     """
 
     model_loaded: bool
     ready: bool
     store_open: bool
     message: None | str | Unset = UNSET
+    storage_full: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
         model_loaded = self.model_loaded
@@ -38,6 +41,8 @@ class Readiness:
         else:
             message = self.message
 
+        storage_full = self.storage_full
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -49,6 +54,8 @@ class Readiness:
         )
         if message is not UNSET:
             field_dict["message"] = message
+        if storage_full is not UNSET:
+            field_dict["storage_full"] = storage_full
 
         return field_dict
 
@@ -70,11 +77,14 @@ class Readiness:
 
         message = _parse_message(d.pop("message", UNSET))
 
+        storage_full = d.pop("storage_full", UNSET)
+
         readiness = cls(
             model_loaded=model_loaded,
             ready=ready,
             store_open=store_open,
             message=message,
+            storage_full=storage_full,
         )
 
         return readiness

@@ -78,6 +78,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_503
 
+    if response.status_code == 507:
+        response_507 = ErrorBody.from_dict(response.json())
+
+        return response_507
+
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
     else:
@@ -100,6 +105,11 @@ def sync_detailed(
     body: list[ExampleIn],
 ) -> Response[ErrorBody | Job]:
     """Import examples in the background; bad lines are reported, good ones kept
+
+     The body is written to the store as it arrives (at most `max_import_bytes`, 413 beyond) and parsed
+    by the job, one line (or array element) at a time: `total` is known once the job has counted the
+    records. A body that is not a JSON array nor JSON lines fails the job with a message; each bad line
+    is one of its `errors`.
 
     Args:
         pool (str): Pool name.
@@ -133,6 +143,11 @@ def sync(
 ) -> ErrorBody | Job | None:
     """Import examples in the background; bad lines are reported, good ones kept
 
+     The body is written to the store as it arrives (at most `max_import_bytes`, 413 beyond) and parsed
+    by the job, one line (or array element) at a time: `total` is known once the job has counted the
+    records. A body that is not a JSON array nor JSON lines fails the job with a message; each bad line
+    is one of its `errors`.
+
     Args:
         pool (str): Pool name.
         body (list[ExampleIn]):
@@ -159,6 +174,11 @@ async def asyncio_detailed(
     body: list[ExampleIn],
 ) -> Response[ErrorBody | Job]:
     """Import examples in the background; bad lines are reported, good ones kept
+
+     The body is written to the store as it arrives (at most `max_import_bytes`, 413 beyond) and parsed
+    by the job, one line (or array element) at a time: `total` is known once the job has counted the
+    records. A body that is not a JSON array nor JSON lines fails the job with a message; each bad line
+    is one of its `errors`.
 
     Args:
         pool (str): Pool name.
@@ -189,6 +209,11 @@ async def asyncio(
     body: list[ExampleIn],
 ) -> ErrorBody | Job | None:
     """Import examples in the background; bad lines are reported, good ones kept
+
+     The body is written to the store as it arrives (at most `max_import_bytes`, 413 beyond) and parsed
+    by the job, one line (or array element) at a time: `total` is known once the job has counted the
+    records. A body that is not a JSON array nor JSON lines fails the job with a message; each bad line
+    is one of its `errors`.
 
     Args:
         pool (str): Pool name.

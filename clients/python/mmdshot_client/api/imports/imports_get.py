@@ -69,7 +69,7 @@ def sync_detailed(
     """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
-        job_id (str):
+        job_id (str): Job id.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -98,7 +98,7 @@ def sync(
     """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
-        job_id (str):
+        job_id (str): Job id.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -122,7 +122,7 @@ async def asyncio_detailed(
     """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
-        job_id (str):
+        job_id (str): Job id.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -149,7 +149,7 @@ async def asyncio(
     """A job's status and progress: an import's per-line errors, a calibration's result
 
     Args:
-        job_id (str):
+        job_id (str): Job id.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
