@@ -17,10 +17,9 @@ POLL_SECONDS = 0.5
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.config import get_settings
     from app.main import create_app
+    from app.server import run
 
     updates = {
         name: value
@@ -28,9 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = get_settings().model_copy(update=updates)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
-    )
+    run(create_app(settings), settings, args.log_level)
     return 0
 
 

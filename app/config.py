@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.schemas import MAX_UPSERT_BATCH
 
 
 class Settings(BaseSettings):
@@ -65,7 +67,11 @@ class Settings(BaseSettings):
     )
     import_chunk_size: int = Field(default=256, ge=1, le=10_000, description="Examples per commit.")
     max_upsert_batch: int = Field(
-        default=1000, ge=1, le=10_000, description="Examples per upsert call."
+        default=MAX_UPSERT_BATCH,
+        ge=1,
+        le=MAX_UPSERT_BATCH,
+        description="Examples per upsert call (the schema's maxItems is the default; a lower "
+        "setting answers 413 above it).",
     )
     max_body_bytes: int = Field(default=16 * 2**20, ge=1024, description="Largest request body.")
     max_import_bytes: int = Field(default=512 * 2**20, ge=1024, description="Largest import body.")
@@ -77,12 +83,56 @@ class Settings(BaseSettings):
         "compute_workers threads; one torch thread each measured 4x faster embeddings "
         "than two on a busy 2-core machine (docs/benchmarks.md).",
     )
+    max_prompt_chars: int = Field(
+        default=1_000_000, ge=1, description="Characters of one rendered prompt; then 422."
+    )
+    max_response_chars: int = Field(
+        default=16_000_000,
+        ge=1,
+        description="Characters of text (prompts and examples) in one selection response, a "
+        "batch's results together; then 422.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection may take to send a request's headers (from its "
+        "start or the previous response); then it is closed.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the service waits for the next chunk of a request body; then 408.",
+    )
+    keep_alive_s: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive connection is kept open."
+    )
+    max_connections: int = Field(
+        default=1024,
+        ge=1,
+        description="Open connections (and requests in flight); beyond it new requests get 503.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (comma-separated, or *); empty: "
+        "no CORS headers, browsers refuse cross-site calls.",
+    )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="/metrics needs the metrics key; only then it lists each pool's name and size.",
+    )
     index_above: int = Field(
         default=50_000,
         ge=1,
         description="Pools larger than this get a faiss prefilter index (built in the "
         "background; selections are exact until it is ready).",
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
 
 @lru_cache

@@ -57,7 +57,7 @@ def parse_import(body: bytes) -> ParsedImport:
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ApiError(422, "invalid_input", f"the body is not a JSON array: {exc}") from exc
         records = list(enumerate(items, start=1))
     else:

@@ -11,16 +11,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app
 from app.config import Settings, get_settings
 from app.engine import Engine
-from app.errors import error_response, install_error_handlers
+from app.errors import ERROR_DESCRIPTIONS, error_response, install_error_handlers
 from app.jobs import JobWorker
 from app.metrics import Metrics, MetricsMiddleware
 from app.routes import ROUTERS
+from app.server import BodyTimeoutMiddleware
 
 DESCRIPTION = (
     "Few-shot demonstration selection by Maximum Mean Discrepancy: store pools of "
@@ -112,13 +114,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     service.dependency_overrides[get_settings] = lambda: settings
-    service.state.metrics = Metrics()
+    service.state.metrics = Metrics(pool_labels=settings.metrics_require_key)
     install_error_handlers(service)
     for router in ROUTERS:
         service.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if service.openapi_schema is None:
+            service.openapi_schema = declare_transport_errors(FastAPI.openapi(service))
+        return service.openapi_schema
+
+    service.openapi = openapi  # type: ignore[method-assign]
     service.add_middleware(BodyLimitMiddleware, settings=settings)
+    service.add_middleware(BodyTimeoutMiddleware, seconds=settings.body_timeout_s)
+    if settings.cors_origins:
+        service.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["Location", "Retry-After"],
+        )
     service.add_middleware(MetricsMiddleware, metrics=service.state.metrics)
     return service
+
+
+def declare_transport_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body can answer 400 (not JSON, not UTF-8, nested too
+    deeply) and 408 (the body stalled): declared once here rather than on each route."""
+    body_error = {"$ref": "#/components/schemas/ErrorBody"}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if "requestBody" not in operation:
+                continue
+            for status in (400, 408):
+                operation["responses"].setdefault(
+                    str(status),
+                    {
+                        "description": ERROR_DESCRIPTIONS[status],
+                        "content": {"application/json": {"schema": body_error}},
+                    },
+                )
+    return schema
 
 
 def openapi_schema() -> dict[str, Any]:

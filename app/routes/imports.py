@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from app.deps import JobsDep, PoolPath
-from app.errors import error_responses
+from app.errors import error_responses, require_media_type
 from app.schemas import Job
 
 router = APIRouter(tags=["imports"])
@@ -37,7 +37,8 @@ _BODY = {
     status_code=status.HTTP_202_ACCEPTED,
     summary="Import examples in the background; bad lines are reported, good ones kept",
     openapi_extra=_BODY,
-    responses=error_responses(404, 413, 422, 429, 503),
+    responses=error_responses(404, 413, 415, 422, 429, 503),
+    dependencies=[Depends(require_media_type("application/x-ndjson", "application/json"))],
 )
 async def create_import(pool: PoolPath, request: Request, response: Response, jobs: JobsDep) -> Job:
     job = Job(**jobs.submit(pool, await request.body()))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, Server, jsonl, make_examples, wait_for_job
 
 
 @pytest.fixture
@@ -24,7 +24,9 @@ def test_restart_keeps_pool_version_and_answer(fresh_server: Server) -> None:
     query = {"query": "trains negative", "k": 5, "num_subsets": 2}
     with fresh_server.start().client() as client:
         client.post("/v1/pools", json={"name": "kept"})
-        job = client.post("/v1/pools/kept/imports", content=jsonl(make_examples(200)))
+        job = client.post(
+            "/v1/pools/kept/imports", content=jsonl(make_examples(200)), headers=NDJSON
+        )
         assert wait_for_job(client, job.json()["id"])["status"] == "succeeded"
         client.delete("/v1/pools/kept/examples/ex-7")
         # The index is built in the background; selections are exact until it is ready.
@@ -54,9 +56,9 @@ def test_kill_during_import_keeps_exactly_the_acknowledged(fresh_server: Server)
     total = 30_000
     with fresh_server.start().client() as client:
         client.post("/v1/pools", json={"name": "crash"})
-        job_id = client.post("/v1/pools/crash/imports", content=jsonl(make_examples(total))).json()[
-            "id"
-        ]
+        job_id = client.post(
+            "/v1/pools/crash/imports", content=jsonl(make_examples(total)), headers=NDJSON
+        ).json()["id"]
         deadline = time.monotonic() + 60
         acknowledged = 0
         while acknowledged == 0 and time.monotonic() < deadline:
@@ -81,6 +83,8 @@ def test_kill_during_import_keeps_exactly_the_acknowledged(fresh_server: Server)
         result = client.post("/v1/pools/crash/select", json={"query": "cars", "k": 3})
         assert result.status_code == 200 and result.json()["pool_version"] == pool["version"]
         # The pool takes the rest of the import afterwards.
-        rest = client.post("/v1/pools/crash/imports", content=jsonl(make_examples(total)[:2000]))
+        rest = client.post(
+            "/v1/pools/crash/imports", content=jsonl(make_examples(total)[:2000]), headers=NDJSON
+        )
         resumed = wait_for_job(client, rest.json()["id"])
         assert resumed["inserted"] + resumed["duplicates"] == 2000

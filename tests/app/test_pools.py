@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from tests.app.conftest import assert_error, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, assert_error, jsonl, make_examples, wait_for_job
 
 
 def test_pool_lifecycle(client: httpx.Client) -> None:
@@ -88,7 +88,7 @@ def test_import_jsonl_keeps_good_lines_and_reports_bad_ones(
     good = make_examples(30, start=100)
     lines = jsonl(good[:10]) + b"{not json\n" + jsonl(good[10:20])
     lines += json.dumps({"input": ""}).encode() + b"\n" + jsonl(good[20:])
-    started = client.post(f"/v1/pools/{pool}/imports", content=lines)
+    started = client.post(f"/v1/pools/{pool}/imports", content=lines, headers=NDJSON)
     assert started.status_code == 202, started.text
     assert started.headers["location"] == f"/v1/jobs/{started.json()['id']}"
     job = wait_for_job(client, started.json()["id"])
@@ -107,9 +107,19 @@ def test_import_json_array(client: httpx.Client, pool: str) -> None:
 
 
 def test_import_errors(client: httpx.Client, pool: str) -> None:
-    assert_error(client.post("/v1/pools/missing/imports", content=b"{}\n"), 404, "not_found")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"\n\n"), 422, "invalid_input")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"[1, "), 422, "invalid_input")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"\xff\xfe"), 422)
+    assert_error(
+        client.post("/v1/pools/missing/imports", content=b"{}\n", headers=NDJSON), 404, "not_found"
+    )
+    assert_error(
+        client.post(f"/v1/pools/{pool}/imports", content=b"\n\n", headers=NDJSON),
+        422,
+        "invalid_input",
+    )
+    assert_error(
+        client.post(f"/v1/pools/{pool}/imports", content=b"[1, ", headers=NDJSON),
+        422,
+        "invalid_input",
+    )
+    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"\xff\xfe", headers=NDJSON), 422)
     assert_error(client.get("/v1/jobs/0123456789abcdef0123456789abcdef"), 404, "not_found")
     assert_error(client.get("/v1/jobs/not-a-job"), 422, "validation_error")

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, Server, jsonl, make_examples, wait_for_job
 from tests.app.test_store import scratch_database
 
 
@@ -48,7 +48,7 @@ def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) ->
     first, second = replicas
     with first.client() as a, second.client() as b:
         assert a.post("/v1/pools", json={"name": "shared"}).status_code == 201
-        job = a.post("/v1/pools/shared/imports", content=jsonl(make_examples(200)))
+        job = a.post("/v1/pools/shared/imports", content=jsonl(make_examples(200)), headers=NDJSON)
         assert wait_for_job(b, job.json()["id"])["status"] == "succeeded"  # jobs are shared
         version = a.get("/v1/pools/shared").json()["version"]
         seen = nearest(b, "shared", make_examples(200)[42]["input"])
@@ -73,7 +73,7 @@ def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) ->
         assert b.get("/v1/pools/shared").status_code == 404
         a.post("/v1/pools", json={"name": "shared"})
         renewed = make_examples(200, start=1000)
-        job = a.post("/v1/pools/shared/imports", content=jsonl(renewed))
+        job = a.post("/v1/pools/shared/imports", content=jsonl(renewed), headers=NDJSON)
         assert wait_for_job(a, job.json()["id"])["status"] == "succeeded"
         a.post("/v1/pools/shared/examples", json={"examples": make_examples(1, start=2000)})
         assert a.get("/v1/pools/shared").json()["version"] == version + 1
@@ -113,7 +113,7 @@ def test_concurrent_imports_through_both_keep_every_example_once(
 
     def run_import(server: Server, part: list[dict[str, Any]]) -> None:
         with server.client() as client:
-            started = client.post("/v1/pools/both/imports", content=jsonl(part))
+            started = client.post("/v1/pools/both/imports", content=jsonl(part), headers=NDJSON)
             jobs.append(wait_for_job(client, started.json()["id"], timeout=120))
 
     threads = [
