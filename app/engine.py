@@ -604,7 +604,12 @@ def render_prompt(
     counted against ``budget`` before the text is built."""
     rows = snapshot.rows
     example_parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
-    columns = {"id": rows.ids, "input": rows.inputs, "output": rows.outputs, "label": rows.labels}
+    columns: dict[str, Sequence[str | None]] = {
+        "id": rows.ids,
+        "input": rows.inputs,
+        "output": rows.outputs,
+        "label": rows.labels,
+    }
     blocks = [
         [
             (literal, None if name is None else columns[name][i] or "")

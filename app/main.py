@@ -121,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if service.openapi_schema is None:
-            service.openapi_schema = declare_transport_errors(FastAPI.openapi(service))
+            schema = declare_transport_errors(FastAPI.openapi(service))
+            service.openapi_schema = declare_links(schema)
         return service.openapi_schema
 
     service.openapi = openapi  # type: ignore[method-assign]
@@ -137,6 +138,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     service.add_middleware(MetricsMiddleware, metrics=service.state.metrics)
     return service
+
+
+_POOL = {"pool": "$response.body#/name"}
+_SAME_POOL = {"pool": "$request.path.pool"}
+_JOB = {"job_id": "$response.body#/id"}
+# OpenAPI links: what a response lets a client (or schemathesis' stateful phase) do next,
+# as (operation, status) -> {link name: (target operation, its parameters)}.
+LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("pools-create", "201"): {
+        "get": ("pools-get", _POOL),
+        "upsert": ("examples-upsert", _POOL),
+        "import": ("imports-create", _POOL),
+        "list-examples": ("examples-list", _POOL),
+        "select": ("selection-select", _POOL),
+        "select-batch": ("selection-select_batch", _POOL),
+        "calibrate": ("pools-calibrate", _POOL),
+        "delete": ("pools-delete", _POOL),
+    },
+    ("examples-upsert", "200"): {
+        "get": ("examples-get", {**_SAME_POOL, "example_id": "$response.body#/inserted/0"}),
+        "delete": ("examples-delete", {**_SAME_POOL, "example_id": "$response.body#/inserted/0"}),
+        "select": ("selection-select", _SAME_POOL),
+        "list": ("examples-list", _SAME_POOL),
+    },
+    ("examples-list", "200"): {
+        "next-page": ("examples-list", {**_SAME_POOL, "cursor": "$response.body#/next_cursor"}),
+        "get": ("examples-get", {**_SAME_POOL, "example_id": "$response.body#/examples/0/id"}),
+    },
+    ("imports-create", "202"): {"job": ("imports-get", _JOB)},
+    ("pools-calibrate", "202"): {"job": ("imports-get", _JOB)},
+}
+
+
+def declare_links(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add :data:`LINKS` to the responses they start from."""
+    operations = {
+        operation["operationId"]: operation
+        for methods in schema["paths"].values()
+        for operation in methods.values()
+    }
+    for (source, status), links in LINKS.items():
+        response = operations[source]["responses"][status]
+        response["links"] = {
+            name: {"operationId": target, "parameters": parameters}
+            for name, (target, parameters) in links.items()
+        }
+    return schema
 
 
 def declare_transport_errors(schema: dict[str, Any]) -> dict[str, Any]:
