@@ -310,6 +310,7 @@ export interface components {
             queries: string[];
             /**
              * Query Template
+             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
              * @default Input: {query}
              *     Output:
              */
@@ -326,11 +327,12 @@ export interface components {
             separator?: string;
             /**
              * Tau
-             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
              * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
              * @default Input: {input}
              *     Output: {output}
              */
@@ -860,6 +862,7 @@ export interface components {
             query?: string | null;
             /**
              * Query Template
+             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
              * @default Input: {query}
              *     Output:
              */
@@ -877,11 +880,12 @@ export interface components {
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
-             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
              * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
              * @default Input: {input}
              *     Output: {output}
              */
@@ -1085,6 +1089,7 @@ export interface components {
             query?: string | null;
             /**
              * Query Template
+             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
              * @default Input: {query}
              *     Output:
              */
@@ -1102,11 +1107,12 @@ export interface components {
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
-             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
              * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
              * @default Input: {input}
              *     Output: {output}
              */
@@ -1317,7 +1323,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1370,6 +1376,24 @@ export interface operations {
                     "application/json": components["schemas"]["PoolInfo"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
             409: {
                 headers: {
@@ -1379,7 +1403,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1429,7 +1453,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1468,7 +1492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1504,8 +1528,26 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1522,7 +1564,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1584,7 +1626,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1620,8 +1662,26 @@ export interface operations {
                     "application/json": components["schemas"]["UpsertResult"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1647,7 +1707,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1708,7 +1768,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1749,7 +1809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1791,8 +1851,26 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1809,7 +1887,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description The body's content type is not accepted (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1863,8 +1950,26 @@ export interface operations {
                     "application/json": components["schemas"]["PoolSelection"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1890,7 +1995,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1944,8 +2049,26 @@ export interface operations {
                     "application/json": components["schemas"]["BatchSelection"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1971,7 +2094,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2022,8 +2145,26 @@ export interface operations {
                     "application/json": components["schemas"]["Selection"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2049,7 +2190,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
