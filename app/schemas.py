@@ -537,6 +537,8 @@ class Limits(Model):
     max_upsert_batch: int
     max_body_bytes: int
     max_import_bytes: int
+    max_prompt_chars: int
+    max_response_chars: int
 
 
 class Info(Model):

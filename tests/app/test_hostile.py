@@ -344,6 +344,8 @@ def big_pool(guarded: Server) -> str:
 
 def test_prompt_size_is_capped(guarded: Server, big_pool: str) -> None:
     with guarded.client() as client:
+        limits = client.get("/v1/info").json()["limits"]
+        assert (limits["max_prompt_chars"], limits["max_response_chars"]) == (20000, 100000)
         template = "{input}" * 500
         body = {"query": "cars", "k": 8, "template": template}
         response = client.post(f"/v1/pools/{big_pool}/select", json=body)

@@ -669,6 +669,8 @@ export interface components {
              * @default 1000
              */
             max_page?: number;
+            /** Max Prompt Chars */
+            max_prompt_chars: number;
             /**
              * Max Queries
              * @default 256
@@ -679,6 +681,8 @@ export interface components {
              * @default 8192
              */
             max_query_chars?: number;
+            /** Max Response Chars */
+            max_response_chars: number;
             /**
              * Max Text Chars
              * @default 32768
