@@ -365,3 +365,32 @@ def test_response_size_is_capped(guarded: Server, big_pool: str) -> None:
             f"/v1/pools/{big_pool}/select/batch", json={**body, "queries": ["cars"], "k": 4}
         )
         assert small.status_code == 200, small.text
+
+
+@pytest.mark.parametrize("field", ["mmd2", "bound", "baselines", "subsets"])
+def test_a_non_finite_result_is_a_422_not_a_500(field: str) -> None:
+    """The response path: a result with an infinite or NaN number (a softmax median tau on
+    nearly identical points) is refused with a clear 422 instead of failing the response
+    model (the 500 of issue 13 item 3)."""
+    import dataclasses
+
+    import numpy as np
+
+    import selector
+    from app.engine import _finite
+    from app.errors import ApiError
+
+    vectors = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    result = selector.select(selector.Pool.from_arrays(vectors), vectors[:1], 4, tau=0.2)
+    _finite(result)  # a finite result passes
+    broken = {
+        "mmd2": {"mmd2": float("inf")},
+        "bound": {"bound": float("nan")},
+        "baselines": {"baselines": {"knn": float("inf")}},
+        "subsets": {"subsets": [dataclasses.replace(result.subsets[0], mmd=float("nan"))]},
+    }[field]
+    with pytest.raises(ApiError) as refused:
+        _finite(dataclasses.replace(result, **broken))
+    assert (refused.value.status, refused.value.type) == (422, "invalid_input")
+    assert "larger tau" in refused.value.message
