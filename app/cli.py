@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -19,11 +18,9 @@ POLL_SECONDS = 0.5
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.config import ApiKeyError, get_settings
     from app.main import create_app
-    from app.shutdown import DrainingServer
+    from app.server import run
 
     try:
         get_settings()
@@ -37,18 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = get_settings().model_copy(update=updates)
-    service = create_app(settings)
-    # The service's own loggers (app.*) print through uvicorn's handler, at the same level.
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["app"] = {"handlers": ["default"], "level": args.log_level.upper()}
-    config = uvicorn.Config(
-        service,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        log_config=log_config,
-    )
-    DrainingServer(config, service.state.shutdown).run()
+    run(create_app(settings), settings, args.log_level)
     return 0
 
 

@@ -6,10 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.schemas import MAX_UPSERT_BATCH
 
 ApiScope = Literal["read", "write"]
 SCOPES: tuple[ApiScope, ...] = ("read", "write")
@@ -106,7 +108,11 @@ class Settings(BaseSettings):
     )
     import_chunk_size: int = Field(default=256, ge=1, le=10_000, description="Examples per commit.")
     max_upsert_batch: int = Field(
-        default=1000, ge=1, le=10_000, description="Examples per upsert call."
+        default=MAX_UPSERT_BATCH,
+        ge=1,
+        le=MAX_UPSERT_BATCH,
+        description="Examples per upsert call (the schema's maxItems is the default; a lower "
+        "setting answers 413 above it).",
     )
     max_body_bytes: int = Field(default=16 * 2**20, ge=1024, description="Largest request body.")
     max_import_bytes: int = Field(default=512 * 2**20, ge=1024, description="Largest import body.")
@@ -156,6 +162,39 @@ class Settings(BaseSettings):
         description="On SIGTERM: how long in-flight requests may finish and the running "
         "job reach a chunk boundary to be handed back before the process exits.",
     )
+    max_prompt_chars: int = Field(
+        default=1_000_000, ge=1, description="Characters of one rendered prompt; then 422."
+    )
+    max_response_chars: int = Field(
+        default=16_000_000,
+        ge=1,
+        description="Characters of text (prompts and examples) in one selection response, a "
+        "batch's results together; then 422.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection may take to send a request's headers (from its "
+        "start or the previous response); then it is closed.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the service waits for the next chunk of a request body; then 408.",
+    )
+    keep_alive_s: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive connection is kept open."
+    )
+    max_connections: int = Field(
+        default=1024,
+        ge=1,
+        description="Open connections (and requests in flight); beyond it new requests get 503.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (comma-separated, or *); empty: "
+        "no CORS headers, browsers refuse cross-site calls.",
+    )
     index_above: int = Field(
         default=50_000,
         ge=1,
@@ -174,7 +213,9 @@ class Settings(BaseSettings):
         "`#` comments ignored), e.g. a mounted Kubernetes Secret; adds to api_keys.",
     )
     metrics_require_key: bool = Field(
-        default=False, description="/metrics needs a key (any scope) when keys are set."
+        default=False,
+        description="/metrics needs a key (any scope) when keys are set; only then it lists "
+        "each pool's name and size.",
     )
     _api_key_entries: tuple[ApiKey, ...] = PrivateAttr(default=())
 
@@ -202,6 +243,13 @@ class Settings(BaseSettings):
     def api_key_entries(self) -> tuple[ApiKey, ...]:
         """The keys of api_keys and api_keys_file (none: the service is open)."""
         return self._api_key_entries
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
 
 @lru_cache

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -146,7 +147,7 @@ class Engine:
             embedder = build_embedder(self.settings)
             self._token_counter = build_token_counter(self.settings)
         except selector.SelectorError as exc:
-            self.load_error = exc.message
+            self.load_error = public_load_error(exc.message)
             logger.error("model loading failed: %s", exc.message)
             return
         self._query_embedder = selector.CachedEmbedder(embedder, QUERY_CACHE_ENTRIES)
@@ -385,7 +386,10 @@ class Engine:
             target_weights=weights,
             **library_options(snapshot, request, tau),
         )
-        return report(snapshot, result, request, tau_source, query, embedded - started, started)
+        budget = ResponseBudget(self.settings)
+        return report(
+            snapshot, result, request, tau_source, query, embedded - started, started, budget
+        )
 
     def select_batch(
         self, name: str, request: schemas.BatchSelectRequest
@@ -401,11 +405,12 @@ class Engine:
             request.k or DEFAULT_K,
             **library_options(snapshot, request, tau),
         )
+        budget = ResponseBudget(self.settings)
         return schemas.BatchSelection(
             pool=name,
             pool_version=snapshot.version,
             results=[
-                report(snapshot, result, request, tau_source, query, embed_share, started)
+                report(snapshot, result, request, tau_source, query, embed_share, started, budget)
                 for result, query in zip(results, request.queries, strict=True)
             ],
         )
@@ -542,20 +547,114 @@ def library_options(
     return kwargs
 
 
+def public_load_error(message: str) -> str:
+    """What ``/ready`` and every 503 say about a failed model load: never a filesystem path
+    (the full message goes to the server log)."""
+    if message.startswith("model path ") and message.endswith(" is not a folder"):
+        return "the configured model path is not a folder"
+    if "/" in message or "\\" in message:
+        return "the embedding model failed to load; the server log says why"
+    return message
+
+
+class ResponseBudget:
+    """The text one response may carry: each rendered prompt at most ``max_prompt_chars``, the
+    prompts and examples of every result together at most ``max_response_chars``. Counted
+    before anything is rendered, so an oversized answer costs no memory: 422
+    ``response_too_large``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_prompt_chars = settings.max_prompt_chars
+        self.max_response_chars = settings.max_response_chars
+        self.used = 0
+
+    def take(self, chars: int) -> None:
+        self.used += chars
+        if self.used > self.max_response_chars:
+            raise ApiError(
+                422,
+                "response_too_large",
+                f"the response would exceed {self.max_response_chars} characters of text "
+                "(MMDSHOT_MAX_RESPONSE_CHARS): ask for fewer queries, a smaller k or a shorter "
+                "template",
+                {"max_response_chars": self.max_response_chars},
+            )
+
+    def take_prompt(self, chars: int) -> None:
+        if chars > self.max_prompt_chars:
+            raise ApiError(
+                422,
+                "response_too_large",
+                f"the prompt would exceed {self.max_prompt_chars} characters "
+                "(MMDSHOT_MAX_PROMPT_CHARS): ask for a smaller k or a shorter template",
+                {"max_prompt_chars": self.max_prompt_chars, "prompt_chars": chars},
+            )
+        self.take(chars)
+
+
 def render_prompt(
-    snapshot: Snapshot, order: Sequence[int], options: schemas.SelectionOptions, query: str | None
+    snapshot: Snapshot,
+    order: Sequence[int],
+    options: schemas.SelectionOptions,
+    query: str | None,
+    budget: ResponseBudget,
 ) -> str:
-    """The demonstrations in ``order`` through the template, then the query, if one."""
+    """The demonstrations in ``order`` through the template, then the query, if one. The
+    templates hold bare field names only (:func:`schemas.template_parts`); the length is
+    counted against ``budget`` before the text is built."""
     rows = snapshot.rows
+    example_parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
+    columns: dict[str, Sequence[str | None]] = {
+        "id": rows.ids,
+        "input": rows.inputs,
+        "output": rows.outputs,
+        "label": rows.labels,
+    }
     blocks = [
-        options.template.format(
-            id=rows.ids[i], input=rows.inputs[i], output=rows.outputs[i], label=rows.labels[i] or ""
-        )
+        [
+            (literal, None if name is None else columns[name][i] or "")
+            for literal, name in example_parts
+        ]
         for i in order
     ]
     if query is not None:
-        blocks.append(options.query_template.format(query=query))
-    return options.separator.join(blocks)
+        query_parts = schemas.template_parts(options.query_template, schemas.QUERY_FIELDS)
+        blocks.append([(literal, None if name is None else query) for literal, name in query_parts])
+    chars = len(options.separator) * max(len(blocks) - 1, 0)
+    chars += sum(len(literal) + len(value or "") for block in blocks for literal, value in block)
+    budget.take_prompt(chars)
+    return options.separator.join(
+        "".join(literal + (value or "") for literal, value in block) for block in blocks
+    )
+
+
+def _example_chars(rows: PoolRows, i: int) -> int:
+    metadata = sum(len(str(key)) + len(str(value)) for key, value in rows.metadata[i].items())
+    return (
+        len(rows.ids[i])
+        + len(rows.inputs[i])
+        + len(rows.outputs[i])
+        + len(rows.labels[i] or "")
+        + metadata
+    )
+
+
+def _finite(result: selector.SelectionResult) -> None:
+    """422 when the kernel under this tau gave an infinite or NaN MMD (a softmax median tau on
+    nearly identical points), rather than a response that fails its own model."""
+    numbers = [result.tau, result.mmd2, result.mmd, result.bias_bound, result.bound]
+    for subset in result.subsets:
+        numbers += [subset.mmd2, subset.mmd, subset.bias_bound, subset.bound]
+    numbers += list(result.baselines.values())
+    numbers += list((result.bounds_by_k or {}).values())
+    numbers += list((result.target_label_distribution or {}).values())
+    if not all(math.isfinite(float(number)) for number in numbers):
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"the MMD under tau {result.tau:g} is not finite; give a larger tau",
+            {"tau": result.tau if math.isfinite(result.tau) else None},
+        )
 
 
 def report(
@@ -566,10 +665,15 @@ def report(
     query: str | None,
     embed_seconds: float,
     started: float,
+    budget: ResponseBudget,
 ) -> schemas.Selection:
-    """The response for one :class:`selector.SelectionResult`."""
+    """The response for one :class:`selector.SelectionResult`: 422 when its numbers are not
+    finite or its text exceeds ``budget``."""
+    _finite(result)
     rows = snapshot.rows
     order = result.prompt_order if options.order == "relevance_last" else result.indices
+    budget.take(sum(_example_chars(rows, i) for i in order))
+    budget.take(sum(len(rows.ids[i]) for subset in result.subsets for i in subset.indices))
     rank = {index: position for position, index in enumerate(result.indices)}
     milliseconds = {name: 1000.0 * seconds for name, seconds in result.timings.items()}
     return schemas.Selection(
@@ -591,7 +695,7 @@ def report(
             )
             for i in order
         ],
-        prompt=render_prompt(snapshot, order, options, query),
+        prompt=render_prompt(snapshot, order, options, query, budget),
         mmd2=result.mmd2,
         mmd=result.mmd,
         bias_bound=result.bias_bound,

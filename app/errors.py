@@ -1,17 +1,20 @@
 """One JSON error body for every failure, and the mapping of library errors to status codes.
 
 Every error answers ``{"error": {"type": ..., "message": ..., "detail": ...}}``:
-422 invalid input (``validation_error``, ``invalid_input``, ``unknown_kernel``), 401
-``unauthorized`` (no or an unknown API key), 403 ``forbidden`` (a read key on a write route), 404
-``not_found``, 405 ``method_not_allowed``, 409 ``conflict`` and ``infeasible_constraint``
-(the constraints cannot be met by this pool), 413 ``payload_too_large``, 429 ``overloaded``,
-503 ``not_ready`` and ``shutting_down``, 507 ``storage_full``; anything unexpected is a 500
-``internal`` without internals in the body.
+400 ``bad_request`` (a body that is not JSON, not UTF-8 or nested too deeply), 422 invalid
+input (``validation_error``, ``invalid_input``, ``unknown_kernel``, ``response_too_large``),
+401 ``unauthorized`` (no or an unknown API key), 403 ``forbidden`` (a read key on a write route),
+404 ``not_found``, 405 ``method_not_allowed`` (with ``Allow``), 408 ``request_timeout``, 409
+``conflict`` and ``infeasible_constraint`` (the constraints cannot be met by this pool), 413
+``payload_too_large``, 415 ``unsupported_media_type``, 429 ``overloaded``, 503 ``not_ready`` and
+``shutting_down``, 507 ``storage_full``; anything unexpected is a 500 ``internal`` without
+internals in the body.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +22,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from selector.errors import (
     DeviceUnavailableError,
@@ -90,9 +94,28 @@ _STATUS_TYPES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+def require_media_type(*accepted: str) -> Callable[[Request], None]:
+    """A route dependency: 415 unless the request's content type (parameters such as
+    ``charset`` aside) is one of ``accepted``. A missing type is refused too, so no browser
+    form or text post from another site gets in."""
+
+    def check(request: Request) -> None:
+        given = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if given not in accepted:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send the body as {' or '.join(accepted)}, not {given or 'no content type'}",
+                {"accepted": list(accepted)},
+            )
+
+    return check
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -120,10 +143,35 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"{where}: {first['msg']}", problems)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included routers
+        yield from _leaf_routes(included.routes) if included is not None else [route]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (each route answers 405 with
+    its own methods only, so ``GET /v1/pools`` and ``POST /v1/pools`` each omit the other)."""
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     type_ = _STATUS_TYPES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, type_, str(exc.detail), None)
+    response = error_response(exc.status_code, type_, str(exc.detail), None)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+    return response
+
+
+async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
+    # Parsing a body nested thousands of levels deep exhausts the recursion limit.
+    return error_response(400, "bad_request", "the body is nested too deeply", None)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -137,16 +185,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SelectorError, _selector_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unexpected)
 
 
-_DESCRIPTIONS = {
+ERROR_DESCRIPTIONS = {
+    400: "The body is not valid JSON, not UTF-8, or nested too deeply (bad_request)",
     401: "No or an unknown API key (only when the service has keys)",
     403: "A read-only API key on a write route",
+    408: "The body did not arrive in time (request_timeout)",
+    415: "The body's content type is not accepted (unsupported_media_type)",
     404: "Unknown pool, example or job",
     409: "Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint)",
     413: "The body is too large",
-    422: "Invalid input",
+    422: "Invalid input, or a response over its size limit (response_too_large)",
     429: "Overloaded; retry later",
     503: "The model is not loaded yet, or the server is shutting down",
     507: "Out of storage space (storage_full); nothing was written",
@@ -158,5 +210,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     from app.schemas import ErrorBody
 
     return {
-        status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
+        status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
+        for status in statuses
     }

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,10 +19,11 @@ import app
 from app.auth import ApiKeys
 from app.config import Settings, get_settings
 from app.engine import Engine
-from app.errors import error_response, install_error_handlers
+from app.errors import ERROR_DESCRIPTIONS, error_response, install_error_handlers
 from app.jobs import JobWorker
 from app.metrics import Metrics, MetricsMiddleware
 from app.routes import ROUTERS
+from app.server import BodyTimeoutMiddleware
 from app.shutdown import Shutdown, ShutdownMiddleware
 
 DESCRIPTION = (
@@ -118,16 +120,99 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     service.dependency_overrides[get_settings] = lambda: settings
-    service.state.metrics = Metrics()
+    service.state.metrics = Metrics(pool_labels=settings.metrics_require_key)
     service.state.api_keys = ApiKeys(settings.api_key_entries)
     service.state.shutdown = shutdown
     install_error_handlers(service)
     for router in ROUTERS:
         service.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if service.openapi_schema is None:
+            schema = declare_transport_errors(FastAPI.openapi(service))
+            service.openapi_schema = declare_links(schema)
+        return service.openapi_schema
+
+    service.openapi = openapi  # type: ignore[method-assign]
     service.add_middleware(BodyLimitMiddleware, settings=settings)
+    service.add_middleware(BodyTimeoutMiddleware, seconds=settings.body_timeout_s)
+    if settings.cors_origins:
+        service.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["Location", "Retry-After"],
+        )
     service.add_middleware(MetricsMiddleware, metrics=service.state.metrics)
     service.add_middleware(ShutdownMiddleware, shutdown=shutdown)
     return service
+
+
+_POOL = {"pool": "$response.body#/name"}
+_SAME_POOL = {"pool": "$request.path.pool"}
+_JOB = {"job_id": "$response.body#/id"}
+# OpenAPI links: what a response lets a client (or schemathesis' stateful phase) do next,
+# as (operation, status) -> {link name: (target operation, its parameters)}.
+LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("pools-create", "201"): {
+        "get": ("pools-get", _POOL),
+        "upsert": ("examples-upsert", _POOL),
+        "import": ("imports-create", _POOL),
+        "list-examples": ("examples-list", _POOL),
+        "select": ("selection-select", _POOL),
+        "select-batch": ("selection-select_batch", _POOL),
+        "calibrate": ("pools-calibrate", _POOL),
+        "delete": ("pools-delete", _POOL),
+    },
+    ("examples-upsert", "200"): {
+        "get": ("examples-get", {**_SAME_POOL, "example_id": "$response.body#/inserted/0"}),
+        "delete": ("examples-delete", {**_SAME_POOL, "example_id": "$response.body#/inserted/0"}),
+        "select": ("selection-select", _SAME_POOL),
+        "list": ("examples-list", _SAME_POOL),
+    },
+    ("examples-list", "200"): {
+        "next-page": ("examples-list", {**_SAME_POOL, "cursor": "$response.body#/next_cursor"}),
+        "get": ("examples-get", {**_SAME_POOL, "example_id": "$response.body#/examples/0/id"}),
+    },
+    ("imports-create", "202"): {"job": ("imports-get", _JOB)},
+    ("pools-calibrate", "202"): {"job": ("imports-get", _JOB)},
+}
+
+
+def declare_links(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add :data:`LINKS` to the responses they start from."""
+    operations = {
+        operation["operationId"]: operation
+        for methods in schema["paths"].values()
+        for operation in methods.values()
+    }
+    for (source, status), links in LINKS.items():
+        response = operations[source]["responses"][status]
+        response["links"] = {
+            name: {"operationId": target, "parameters": parameters}
+            for name, (target, parameters) in links.items()
+        }
+    return schema
+
+
+def declare_transport_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body can answer 400 (not JSON, not UTF-8, nested too
+    deeply) and 408 (the body stalled): declared once here rather than on each route."""
+    body_error = {"$ref": "#/components/schemas/ErrorBody"}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if "requestBody" not in operation:
+                continue
+            for status in (400, 408):
+                operation["responses"].setdefault(
+                    str(status),
+                    {
+                        "description": ERROR_DESCRIPTIONS[status],
+                        "content": {"application/json": {"schema": body_error}},
+                    },
+                )
+    return schema
 
 
 def openapi_schema() -> dict[str, Any]:

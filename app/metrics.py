@@ -30,7 +30,9 @@ class _PoolSizes(Collector):
 class Metrics:
     """The service's metrics; ``render()`` gives the Prometheus text format."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool_labels: bool = False) -> None:
+        """``pool_labels``: report every pool's name and size (only behind the metrics key:
+        pool names are the tenants' data)."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "mmdshot_requests",
@@ -52,7 +54,8 @@ class Metrics:
             registry=self.registry,
         )
         self._pool_sizes = _PoolSizes()
-        self.registry.register(self._pool_sizes)
+        if pool_labels:
+            self.registry.register(self._pool_sizes)
 
     def bind_pool_sizes(self, sizes: Callable[[], dict[str, int]]) -> None:
         """Report ``sizes()`` (pool name -> examples) at every scrape."""

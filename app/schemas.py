@@ -18,11 +18,17 @@ MAX_TEXT_CHARS = 32_768
 MAX_QUERIES = 256
 MAX_TARGET_TEXTS = 1_024
 MAX_INLINE_CANDIDATES = 5_000
-MAX_UPSERT_CEILING = 10_000
+MAX_UPSERT_BATCH = 1_000
 MAX_PAGE = 1_000
 MAX_SUBSETS = 16
 MAX_TAUS = 16
 MAX_VALIDATION_SIZE = 10_000
+# The kernels stay finite and accurate down to MIN_TAU: the float32 rounding of <x, x> - 1
+# (about 1e-7) divided by tau is at most 1e-3 there, while at tau 1e-8 the softmax kernel's
+# exp(error / tau) already reaches e^10 and at 1e-11 overflows (mmd2 inf).
+MIN_TAU = 1e-4
+MAX_TAU = 1_000.0
+QUERY_FIELDS = frozenset({"query"})
 POOL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EXAMPLE_ID_PATTERN = r"^[^\s/][^/]{0,127}$"
 DEFAULT_TEMPLATE = "Input: {input}\nOutput: {output}"
@@ -108,7 +114,7 @@ class CalibrateRequest(Model):
     model_config = ConfigDict(json_schema_extra={"examples": [{"k": 8, "taus": [0.05, 0.1, 0.2]}]})
 
     k: int = Field(default=8, ge=1, le=MAX_K, description="Demonstrations per held-out example.")
-    taus: list[Annotated[float, Field(gt=0, le=1_000)]] = Field(
+    taus: list[Annotated[float, Field(ge=MIN_TAU, le=MAX_TAU)]] = Field(
         default=[0.05, 0.1, 0.2, 0.5], min_length=1, max_length=MAX_TAUS
     )
     validation_size: int = Field(
@@ -174,7 +180,7 @@ class Example(ExampleIn):
 
 
 class ExamplesUpsert(Model):
-    examples: list[ExampleIn] = Field(min_length=1, max_length=MAX_UPSERT_CEILING)
+    examples: list[ExampleIn] = Field(min_length=1, max_length=MAX_UPSERT_BATCH)
 
 
 class Duplicate(Model):
@@ -238,18 +244,46 @@ class Job(Model):
 # --- selection ---------------------------------------------------------------------------------
 
 
-def _check_template(template: str, fields: frozenset[str]) -> str:
+def template_parts(template: str, fields: frozenset[str]) -> list[tuple[str, str | None]]:
+    """``template`` as ``(literal text, field name or None)`` pairs; ``ValueError`` naming
+    the problem unless every replacement field is a bare name from ``fields``: no format spec
+    (``{input:>99999}``, ``{input:{output}}``), no conversion (``{input!r}``), no attribute or
+    index access (``{input.x}``, ``{input[0]}``), no positional field (``{}``, ``{0}``).
+    ``{{`` and ``}}`` stand for literal braces. Rendering joins the parts, never calls
+    ``str.format``, so stored text is never read as a spec."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"malformed template: {exc}") from exc
-    for _, name, _, _ in parsed:
-        if name is not None and name not in fields:
-            raise ValueError(f"template field {{{name}}} is not one of {sorted(fields)}")
-    try:  # format specs and conversions fail only when applied
-        template.format(**dict.fromkeys(fields, ""))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"malformed template: {exc}") from exc
+    parts: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in parsed:
+        if name is None:
+            parts.append((literal, None))
+            continue
+        shown = (
+            "{"
+            + name
+            + ("!" + conversion if conversion else "")
+            + (":" + spec if spec else "")
+            + "}"
+        )
+        if name == "" or name.isdigit():
+            raise ValueError(f"template field {shown}: positional fields are not allowed")
+        if conversion is not None:
+            raise ValueError(f"template field {shown}: a conversion is not allowed")
+        if spec:
+            raise ValueError(f"template field {shown}: a format spec is not allowed")
+        if name not in fields:
+            raise ValueError(
+                f"template field {name!r} is not one of {sorted(fields)} "
+                "(no attribute or index access)"
+            )
+        parts.append((literal, name))
+    return parts
+
+
+def _check_template(template: str, fields: frozenset[str]) -> str:
+    template_parts(template, fields)
     return template
 
 
@@ -287,9 +321,10 @@ class SelectionOptions(Model):
     k_min: int | None = Field(default=None, ge=1, le=MAX_K, description="Auto-k: smallest k tried.")
     k_max: int | None = Field(default=None, ge=1, le=MAX_K, description="Auto-k: largest k tried.")
     kernel: Kernel = "softmax"
-    tau: float | Literal["median"] | None = Field(
+    tau: Annotated[float, Field(ge=MIN_TAU, le=MAX_TAU)] | Literal["median"] | None = Field(
         None,
-        description="Bandwidth (>0); null: the pool's calibrated tau when it has one (for its "
+        description=f"Bandwidth in [{MIN_TAU:g}, {MAX_TAU:g}] (below it float32 rounding "
+        "distorts the kernel); null: the pool's calibrated tau when it has one (for its "
         "kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.",
     )
     method: Method = "mmd"
@@ -301,16 +336,19 @@ class SelectionOptions(Model):
     compare_baselines: bool = Field(default=True, description="Report the mmd2 of knn and random.")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     order: PromptOrder = "relevance_last"
-    template: str = Field(default=DEFAULT_TEMPLATE, max_length=4_096)
-    query_template: str = Field(default=DEFAULT_QUERY_TEMPLATE, max_length=4_096)
+    template: str = Field(
+        default=DEFAULT_TEMPLATE,
+        max_length=4_096,
+        description="Each demonstration: bare fields {id} {input} {output} {label} only (no "
+        "format spec, conversion, attribute or index); {{ and }} are literal braces.",
+    )
+    query_template: str = Field(
+        default=DEFAULT_QUERY_TEMPLATE,
+        max_length=4_096,
+        description="The query after the demonstrations (with query only): the bare field "
+        "{query}; {{ and }} are literal braces.",
+    )
     separator: str = Field(default="\n\n", max_length=64)
-
-    @field_validator("tau")
-    @classmethod
-    def _positive_tau(cls, tau: float | str | None) -> float | str | None:
-        if isinstance(tau, float | int) and not 0 < tau <= 1_000:
-            raise ValueError("tau must lie in (0, 1000]")
-        return tau
 
     @field_validator("template")
     @classmethod
@@ -320,7 +358,7 @@ class SelectionOptions(Model):
     @field_validator("query_template")
     @classmethod
     def _query_template(cls, template: str) -> str:
-        return _check_template(template, frozenset({"query"}))
+        return _check_template(template, QUERY_FIELDS)
 
     @model_validator(mode="after")
     def _one_size(self) -> SelectionOptions:
@@ -511,6 +549,8 @@ class Limits(Model):
     max_upsert_batch: int
     max_body_bytes: int
     max_import_bytes: int
+    max_prompt_chars: int
+    max_response_chars: int
 
 
 class Info(Model):

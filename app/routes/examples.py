@@ -20,10 +20,15 @@ def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
 
 
+MAX_SEQ = 2**63 - 1  # the stores' sequence is a signed 64-bit integer
+
+
 def decode_cursor(cursor: str) -> int:
+    """The sequence number after which the page starts; 422 for anything but ``seq:N`` with
+    ``0 <= N < 2**63`` (a larger N overflows the store's integer)."""
     try:
         kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "seq":
+        if kind == "seq" and value.isdigit() and int(value) <= MAX_SEQ:
             return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

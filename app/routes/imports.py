@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import ReadAccess, WriteAccess
 from app.deps import JobsDep, PoolPath
-from app.errors import error_responses
+from app.errors import error_responses, require_media_type
 from app.schemas import Job
 
 router = APIRouter(tags=["imports"])
@@ -46,8 +46,11 @@ JobPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id.")]
     "known once the job has counted the records. A body that is not a JSON array nor JSON "
     "lines fails the job with a message; each bad line is one of its `errors`.",
     openapi_extra=_BODY,
-    dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 404, 413, 422, 429, 503, 507),
+    dependencies=[
+        WriteAccess,
+        Depends(require_media_type("application/x-ndjson", "application/json")),
+    ],
+    responses=error_responses(401, 403, 404, 413, 415, 422, 429, 503, 507),
 )
 async def create_import(pool: PoolPath, request: Request, response: Response, jobs: JobsDep) -> Job:
     declared = request.headers.get("content-length")

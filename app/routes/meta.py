@@ -59,6 +59,8 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
             max_upsert_batch=settings.max_upsert_batch,
             max_body_bytes=settings.max_body_bytes,
             max_import_bytes=settings.max_import_bytes,
+            max_prompt_chars=settings.max_prompt_chars,
+            max_response_chars=settings.max_response_chars,
         ),
         auth="api_key" if settings.api_key_entries else "none",
     )

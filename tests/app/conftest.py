@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 120.0
 TOPICS = ("cars", "trains", "boats", "planes")
 LABELS = ("positive", "negative", "neutral")
+NDJSON = {"content-type": "application/x-ndjson"}  # what an import body is sent as
 
 
 def free_port() -> int:
@@ -46,8 +47,8 @@ class Server:
         self.preexec_fn: Callable[[], None] | None = None
         """Runs in the server process before it starts (e.g. to set a resource limit)."""
 
-    def start(self, ready: bool = True) -> Server:
-        """Start and wait until ``/ready`` answers 200 (only ``/health`` when not ``ready``)."""
+    def start(self, probe: str = "/ready") -> Server:
+        """Start, and wait until ``probe`` answers 200 (``/health``: alive, model or not)."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
@@ -67,7 +68,6 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited during startup"
             try:
-                probe = "/ready" if ready else "/health"
                 if httpx.get(f"{self.url}{probe}", timeout=2.0).status_code == 200:
                     return self
             except httpx.TransportError:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, Server, jsonl, make_examples, wait_for_job
 
 
 @pytest.fixture
@@ -25,7 +25,9 @@ def test_restart_keeps_pool_version_and_answer(fresh_server: Server) -> None:
     query = {"query": "trains negative", "k": 5, "num_subsets": 2}
     with fresh_server.start().client() as client:
         client.post("/v1/pools", json={"name": "kept"})
-        job = client.post("/v1/pools/kept/imports", content=jsonl(make_examples(200)))
+        job = client.post(
+            "/v1/pools/kept/imports", content=jsonl(make_examples(200)), headers=NDJSON
+        )
         assert wait_for_job(client, job.json()["id"])["status"] == "succeeded"
         client.delete("/v1/pools/kept/examples/ex-7")
         # The index is built in the background; selections are exact until it is ready.
@@ -90,7 +92,7 @@ def test_kill_during_import_resumes_it_after_the_restart(fresh_server: Server) -
     body, bad_lines = import_with_bad_lines(total)
     with fresh_server.start().client() as client:
         client.post("/v1/pools", json={"name": "crash"})
-        job_id = client.post("/v1/pools/crash/imports", content=body).json()["id"]
+        job_id = client.post("/v1/pools/crash/imports", content=body, headers=NDJSON).json()["id"]
         acknowledged = wait_for_progress(client, job_id)
         fresh_server.kill()
     assert 0 < acknowledged < total, "the import finished before the kill; make it bigger"

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.app.conftest import Server, assert_error, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, Server, assert_error, jsonl, make_examples, wait_for_job
 from tests.app.test_durability import all_ids, wait_for_progress
 
 
@@ -47,8 +47,12 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 
 def test_cancel_a_running_and_a_queued_import(client: httpx.Client) -> None:
     client.post("/v1/pools", json={"name": "cancelled"})
-    running = client.post("/v1/pools/cancelled/imports", content=jsonl(make_examples(6000)))
-    waiting = client.post("/v1/pools/cancelled/imports", content=jsonl(make_examples(10, 9000)))
+    running = client.post(
+        "/v1/pools/cancelled/imports", content=jsonl(make_examples(6000)), headers=NDJSON
+    )
+    waiting = client.post(
+        "/v1/pools/cancelled/imports", content=jsonl(make_examples(10, 9000)), headers=NDJSON
+    )
     running_id, waiting_id = running.json()["id"], waiting.json()["id"]
     wait_for_progress(client, running_id)
     assert client.get(f"/v1/jobs/{waiting_id}").json()["status"] == "queued"
@@ -66,7 +70,9 @@ def test_cancel_a_running_and_a_queued_import(client: httpx.Client) -> None:
     assert_error(client.post(f"/v1/jobs/{'0' * 32}/cancel"), 404, "not_found")
     assert_error(client.post("/v1/jobs/nope/cancel"), 422, "validation_error")
     # The worker goes on with the next job.
-    after = client.post("/v1/pools/cancelled/imports", content=jsonl(make_examples(5, 7000)))
+    after = client.post(
+        "/v1/pools/cancelled/imports", content=jsonl(make_examples(5, 7000)), headers=NDJSON
+    )
     assert wait_for_job(client, after.json()["id"])["inserted"] == 5
 
 
@@ -113,7 +119,9 @@ def test_a_full_store_fails_the_import_resumably_and_loses_nothing(tmp_path: Pat
     try:
         with capped.start().client() as client:
             client.post("/v1/pools", json={"name": "full"})
-            job_id = client.post("/v1/pools/full/imports", content=jsonl(make_examples(total)))
+            job_id = client.post(
+                "/v1/pools/full/imports", content=jsonl(make_examples(total)), headers=NDJSON
+            )
             job = wait_for_job(client, job_id.json()["id"], timeout=120)
             assert (job["status"], job["resumable"]) == ("failed", True), job
             assert "out of storage space" in job["message"]
@@ -150,7 +158,7 @@ def slow_upload(url: str, pieces: int, results: list[Any]) -> None:
 
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
-            results.append(client.post("/v1/pools/drain/imports", content=body()))
+            results.append(client.post("/v1/pools/drain/imports", content=body(), headers=NDJSON))
     except httpx.TransportError as exc:
         results.append(exc)
 
@@ -159,7 +167,9 @@ def test_sigterm_drains_hands_the_job_back_and_exits_in_time(fresh_server: Serve
     total = 6000
     with fresh_server.start().client() as client:
         client.post("/v1/pools", json={"name": "drain"})
-        job_id = client.post("/v1/pools/drain/imports", content=jsonl(make_examples(total)))
+        job_id = client.post(
+            "/v1/pools/drain/imports", content=jsonl(make_examples(total)), headers=NDJSON
+        )
         job_id = job_id.json()["id"]
         wait_for_progress(client, job_id)
         finishing: list[Any] = []
@@ -211,14 +221,16 @@ def test_a_spool_write_that_finds_no_space_answers_507(tmp_path: Path) -> None:
             client.post("/v1/pools", json={"name": "tight"})
             body = jsonl(make_examples(60_000))  # about 11 MB
             assert len(body) > 8 * 2**20
-            refused = client.post("/v1/pools/tight/imports", content=body)
+            refused = client.post("/v1/pools/tight/imports", content=body, headers=NDJSON)
             assert_error(refused, 507, "storage_full")
             assert "File too large" in refused.json()["error"]["message"]
             assert str(tmp_path) not in refused.text, "no paths in answers"
             assert client.get("/ready").json()["storage_full"] is True
             assert list((limited.data_dir / "spool").iterdir()) == [], "the partial body is gone"
             # Nothing else broke: a smaller import goes through, and clears the state.
-            small = client.post("/v1/pools/tight/imports", content=jsonl(make_examples(20)))
+            small = client.post(
+                "/v1/pools/tight/imports", content=jsonl(make_examples(20)), headers=NDJSON
+            )
             assert wait_for_job(client, small.json()["id"])["inserted"] == 20
             assert client.get("/ready").json()["storage_full"] is False
     finally:

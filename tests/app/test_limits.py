@@ -20,7 +20,7 @@ def test_not_ready_until_the_model_loads(tmp_path: Path) -> None:
     model-backed routes answer 503, routes that only read the store still answer."""
     server = Server(tmp_path / "data", embedder="minilm", model_path=str(tmp_path / "absent"))
     try:
-        server.start(ready=False)
+        server.start(probe="/health")
         with server.client() as client:
             deadline = time.monotonic() + STARTUP_SECONDS
             while (ready := client.get("/ready")).json()["message"] is None:

@@ -42,7 +42,17 @@ def test_metrics(client: httpx.Client, pool: str) -> None:
         'mmdshot_requests_total{method="POST",route="/v1/pools/{pool}/select",status="200"}' in text
     )
     assert 'mmdshot_selection_seconds_count{endpoint="pool"}' in text
-    assert f'mmdshot_pool_examples{{pool="{pool}"}} 60.0' in text
+    assert pool not in text  # pool names only behind the metrics key
+
+
+def test_metrics_pool_labels_only_when_asked() -> None:
+    from app.metrics import Metrics
+
+    labelled, plain = Metrics(pool_labels=True), Metrics()
+    for metrics in (labelled, plain):
+        metrics.bind_pool_sizes(lambda: {"tenant-pool": 60})
+    assert b'mmdshot_pool_examples{pool="tenant-pool"} 60.0' in labelled.render()
+    assert b"tenant-pool" not in plain.render()
 
 
 def test_unknown_routes_and_methods(client: httpx.Client) -> None:

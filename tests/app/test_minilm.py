@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, Server, jsonl, make_examples, wait_for_job
 
 
 @pytest.fixture
@@ -23,7 +23,9 @@ def test_minilm_import_and_select(minilm_server: Server) -> None:
         info = client.get("/v1/info").json()
         assert info["model"] == "all-MiniLM-L6-v2" and info["dimension"] == 384
         client.post("/v1/pools", json={"name": "real"})
-        job = client.post("/v1/pools/real/imports", content=jsonl(make_examples(50)))
+        job = client.post(
+            "/v1/pools/real/imports", content=jsonl(make_examples(50)), headers=NDJSON
+        )
         assert wait_for_job(client, job.json()["id"])["inserted"] == 50
         result = client.post(
             "/v1/pools/real/select", json={"query": "the boats felt neutral", "k": 4}

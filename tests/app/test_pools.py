@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from tests.app.conftest import assert_error, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, assert_error, jsonl, make_examples, wait_for_job
 
 
 def test_pool_lifecycle(client: httpx.Client) -> None:
@@ -88,7 +88,7 @@ def test_import_jsonl_keeps_good_lines_and_reports_bad_ones(
     good = make_examples(30, start=100)
     lines = jsonl(good[:10]) + b"{not json\n" + jsonl(good[10:20])
     lines += json.dumps({"input": ""}).encode() + b"\n" + jsonl(good[20:])
-    started = client.post(f"/v1/pools/{pool}/imports", content=lines)
+    started = client.post(f"/v1/pools/{pool}/imports", content=lines, headers=NDJSON)
     assert started.status_code == 202, started.text
     assert started.headers["location"] == f"/v1/jobs/{started.json()['id']}"
     job = wait_for_job(client, started.json()["id"])
@@ -107,19 +107,30 @@ def test_import_json_array(client: httpx.Client, pool: str) -> None:
 
 
 def test_import_errors(client: httpx.Client, pool: str) -> None:
-    assert_error(client.post("/v1/pools/missing/imports", content=b"{}\n"), 404, "not_found")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b"\n\n"), 422, "invalid_input")
-    assert_error(client.post(f"/v1/pools/{pool}/imports", content=b""), 422, "invalid_input")
+    assert_error(
+        client.post("/v1/pools/missing/imports", content=b"{}\n", headers=NDJSON), 404, "not_found"
+    )
+    assert_error(
+        client.post(f"/v1/pools/{pool}/imports", content=b"\n\n", headers=NDJSON),
+        422,
+        "invalid_input",
+    )
+    assert_error(
+        client.post(f"/v1/pools/{pool}/imports", content=b"", headers=NDJSON), 422, "invalid_input"
+    )
     # The body is parsed by the job: a broken JSON array fails it, nothing stored; a line
     # that is not UTF-8 (or nested too deeply) is one bad line.
     for broken in (b"[1, ", b"[" * 5000 + b"]" * 5000, b'[{"input": "a"}] x'):
         job = wait_for_job(
-            client, client.post(f"/v1/pools/{pool}/imports", content=broken).json()["id"]
+            client,
+            client.post(f"/v1/pools/{pool}/imports", content=broken, headers=NDJSON).json()["id"],
         )
         assert job["status"] == "failed" and "not a JSON array" in job["message"], job
         assert job["inserted"] == 0
     lines = b"\xff\xfe\n" + b'{"input": ' * 3000 + b"\n" + jsonl(make_examples(1, start=900))
-    job = wait_for_job(client, client.post(f"/v1/pools/{pool}/imports", content=lines).json()["id"])
+    job = wait_for_job(
+        client, client.post(f"/v1/pools/{pool}/imports", content=lines, headers=NDJSON).json()["id"]
+    )
     assert (job["status"], job["total"], job["inserted"]) == ("succeeded", 3, 1)
     assert [error["line"] for error in job["errors"]] == [1, 2]
     assert client.get(f"/v1/pools/{pool}").json()["size"] == 61

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.app.conftest import Server, jsonl, make_examples, wait_for_job
+from tests.app.conftest import NDJSON, Server, jsonl, make_examples, wait_for_job
 from tests.app.test_durability import all_ids, wait_for_progress
 from tests.app.test_store import scratch_database
 
@@ -49,7 +49,7 @@ def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) ->
     first, second = replicas
     with first.client() as a, second.client() as b:
         assert a.post("/v1/pools", json={"name": "shared"}).status_code == 201
-        job = a.post("/v1/pools/shared/imports", content=jsonl(make_examples(200)))
+        job = a.post("/v1/pools/shared/imports", content=jsonl(make_examples(200)), headers=NDJSON)
         assert wait_for_job(b, job.json()["id"])["status"] == "succeeded"  # jobs are shared
         version = a.get("/v1/pools/shared").json()["version"]
         seen = nearest(b, "shared", make_examples(200)[42]["input"])
@@ -74,7 +74,7 @@ def test_a_replica_serves_what_another_wrote(replicas: tuple[Server, Server]) ->
         assert b.get("/v1/pools/shared").status_code == 404
         a.post("/v1/pools", json={"name": "shared"})
         renewed = make_examples(200, start=1000)
-        job = a.post("/v1/pools/shared/imports", content=jsonl(renewed))
+        job = a.post("/v1/pools/shared/imports", content=jsonl(renewed), headers=NDJSON)
         assert wait_for_job(a, job.json()["id"])["status"] == "succeeded"
         a.post("/v1/pools/shared/examples", json={"examples": make_examples(1, start=2000)})
         assert a.get("/v1/pools/shared").json()["version"] == version + 1
@@ -114,7 +114,7 @@ def test_concurrent_imports_through_both_keep_every_example_once(
 
     def run_import(server: Server, part: list[dict[str, Any]]) -> None:
         with server.client() as client:
-            started = client.post("/v1/pools/both/imports", content=jsonl(part))
+            started = client.post("/v1/pools/both/imports", content=jsonl(part), headers=NDJSON)
             jobs.append(wait_for_job(client, started.json()["id"], timeout=120))
 
     threads = [
@@ -151,7 +151,9 @@ def test_sigterm_hands_a_running_import_to_the_other_replica(
     total = 6000
     with first.client() as a:
         assert a.post("/v1/pools", json={"name": "handed"}).status_code == 201
-        job_id = a.post("/v1/pools/handed/imports", content=jsonl(make_examples(total)))
+        job_id = a.post(
+            "/v1/pools/handed/imports", content=jsonl(make_examples(total)), headers=NDJSON
+        )
         job_id = job_id.json()["id"]
         wait_for_progress(a, job_id)
     first.stop()
@@ -171,7 +173,9 @@ def test_a_killed_replicas_import_is_taken_up_by_the_other(
     total = 4000
     with first.client() as a:
         assert a.post("/v1/pools", json={"name": "orphan"}).status_code == 201
-        job_id = a.post("/v1/pools/orphan/imports", content=jsonl(make_examples(total)))
+        job_id = a.post(
+            "/v1/pools/orphan/imports", content=jsonl(make_examples(total)), headers=NDJSON
+        )
         job_id = job_id.json()["id"]
         wait_for_progress(a, job_id)
     first.kill()  # its session ends, so its claim is known to be dead

@@ -353,6 +353,7 @@ export interface components {
             queries: string[];
             /**
              * Query Template
+             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
              * @default Input: {query}
              *     Output:
              */
@@ -369,11 +370,12 @@ export interface components {
             separator?: string;
             /**
              * Tau
-             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
              * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
              * @default Input: {input}
              *     Output: {output}
              */
@@ -724,6 +726,8 @@ export interface components {
              * @default 1000
              */
             max_page?: number;
+            /** Max Prompt Chars */
+            max_prompt_chars: number;
             /**
              * Max Queries
              * @default 256
@@ -734,6 +738,8 @@ export interface components {
              * @default 8192
              */
             max_query_chars?: number;
+            /** Max Response Chars */
+            max_response_chars: number;
             /**
              * Max Text Chars
              * @default 32768
@@ -917,6 +923,7 @@ export interface components {
             query?: string | null;
             /**
              * Query Template
+             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
              * @default Input: {query}
              *     Output:
              */
@@ -934,11 +941,12 @@ export interface components {
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
-             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
              * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
              * @default Input: {input}
              *     Output: {output}
              */
@@ -1148,6 +1156,7 @@ export interface components {
             query?: string | null;
             /**
              * Query Template
+             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
              * @default Input: {query}
              *     Output:
              */
@@ -1165,11 +1174,12 @@ export interface components {
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
-             * @description Bandwidth (>0); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
              */
             tau?: number | "median" | null;
             /**
              * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
              * @default Input: {input}
              *     Output: {output}
              */
@@ -1408,7 +1418,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1476,7 +1486,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1553,7 +1563,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1624,6 +1634,15 @@ export interface operations {
                     "application/json": components["schemas"]["PoolInfo"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -1642,6 +1661,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
             409: {
                 headers: {
@@ -1651,7 +1679,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1710,7 +1738,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1767,7 +1795,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1803,6 +1831,15 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -1830,6 +1867,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
             409: {
                 headers: {
@@ -1839,7 +1885,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1910,7 +1956,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1946,6 +1992,15 @@ export interface operations {
                     "application/json": components["schemas"]["UpsertResult"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -1973,6 +2028,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
             409: {
                 headers: {
@@ -1991,7 +2055,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2061,7 +2125,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2120,7 +2184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2162,6 +2226,15 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -2189,6 +2262,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The body is too large */
             413: {
                 headers: {
@@ -2198,7 +2280,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description The body's content type is not accepted (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2261,6 +2352,15 @@ export interface operations {
                     "application/json": components["schemas"]["PoolSelection"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -2272,6 +2372,15 @@ export interface operations {
             };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2297,7 +2406,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2351,6 +2460,15 @@ export interface operations {
                     "application/json": components["schemas"]["BatchSelection"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -2362,6 +2480,15 @@ export interface operations {
             };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2387,7 +2514,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2438,6 +2565,15 @@ export interface operations {
                     "application/json": components["schemas"]["Selection"];
                 };
             };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No or an unknown API key (only when the service has keys) */
             401: {
                 headers: {
@@ -2449,6 +2585,15 @@ export interface operations {
             };
             /** @description Unknown pool, example or job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2474,7 +2619,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input */
+            /** @description Invalid input, or a response over its size limit (response_too_large) */
             422: {
                 headers: {
                     [name: string]: unknown;

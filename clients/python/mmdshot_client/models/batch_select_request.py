@@ -33,12 +33,15 @@ class BatchSelectRequest:
         method (Method | Unset):
         num_subsets (int | Unset):  Default: 1.
         order (PromptOrder | Unset):
-        query_template (str | Unset):  Default: 'Input: {query}\\nOutput:'.
+        query_template (str | Unset): The query after the demonstrations (with query only): the bare field {query}; {{
+            and }} are literal braces. Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
-        tau (float | Literal['median'] | None | Unset): Bandwidth (>0); null: the pool's calibrated tau when it has one
-            (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
-        template (str | Unset):  Default: 'Input: {input}\\nOutput: {output}'.
+        tau (float | Literal['median'] | None | Unset): Bandwidth in [0.0001, 1000] (below it float32 rounding distorts
+            the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax
+            and the median heuristic otherwise.
+        template (str | Unset): Each demonstration: bare fields {id} {input} {output} {label} only (no format spec,
+            conversion, attribute or index); {{ and }} are literal braces. Default: 'Input: {input}\\nOutput: {output}'.
     """
 
     queries: list[str]

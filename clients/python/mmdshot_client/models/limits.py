@@ -16,6 +16,8 @@ class Limits:
     Attributes:
         max_body_bytes (int):
         max_import_bytes (int):
+        max_prompt_chars (int):
+        max_response_chars (int):
         max_upsert_batch (int):
         max_inline_candidates (int | Unset):  Default: 5000.
         max_k (int | Unset):  Default: 256.
@@ -27,6 +29,8 @@ class Limits:
 
     max_body_bytes: int
     max_import_bytes: int
+    max_prompt_chars: int
+    max_response_chars: int
     max_upsert_batch: int
     max_inline_candidates: int | Unset = 5000
     max_k: int | Unset = 256
@@ -39,6 +43,10 @@ class Limits:
         max_body_bytes = self.max_body_bytes
 
         max_import_bytes = self.max_import_bytes
+
+        max_prompt_chars = self.max_prompt_chars
+
+        max_response_chars = self.max_response_chars
 
         max_upsert_batch = self.max_upsert_batch
 
@@ -60,6 +68,8 @@ class Limits:
             {
                 "max_body_bytes": max_body_bytes,
                 "max_import_bytes": max_import_bytes,
+                "max_prompt_chars": max_prompt_chars,
+                "max_response_chars": max_response_chars,
                 "max_upsert_batch": max_upsert_batch,
             }
         )
@@ -85,6 +95,10 @@ class Limits:
 
         max_import_bytes = d.pop("max_import_bytes")
 
+        max_prompt_chars = d.pop("max_prompt_chars")
+
+        max_response_chars = d.pop("max_response_chars")
+
         max_upsert_batch = d.pop("max_upsert_batch")
 
         max_inline_candidates = d.pop("max_inline_candidates", UNSET)
@@ -102,6 +116,8 @@ class Limits:
         limits = cls(
             max_body_bytes=max_body_bytes,
             max_import_bytes=max_import_bytes,
+            max_prompt_chars=max_prompt_chars,
+            max_response_chars=max_response_chars,
             max_upsert_batch=max_upsert_batch,
             max_inline_candidates=max_inline_candidates,
             max_k=max_k,
