@@ -83,18 +83,24 @@ def page(console_server: Server) -> Iterator[tuple[playwright.Page, Offline]]:
         assert errors == [], errors
 
 
+def ask(browser: playwright.Page, url: str, query: str, k: int, template: str = "") -> None:
+    """Opens the console at ``url``, waits for the pools, and submits a selection."""
+    browser.goto(url)
+    browser.locator("#pools li[data-pool=tweets]").wait_for()
+    browser.fill("#query", query)
+    browser.fill("#k", str(k))
+    browser.fill("#template", template)
+    browser.click("button[type=submit]")
+
+
 def test_console_selects_offline(
     console_server: Server, page: tuple[playwright.Page, Offline]
 ) -> None:
     browser, offline = page
-    browser.goto(f"{console_server.url}/console")
-    browser.locator("#pools li[data-pool=tweets]").wait_for()
+    template = r"Tweet: {input}\nSentiment: {output}"
+    ask(browser, f"{console_server.url}/console", "the autopilot braked at nothing", 3, template)
     assert "9 examples" in browser.locator("#pools li").first.inner_text()
     browser.locator("#examples tbody tr").nth(8).wait_for()
-    browser.fill("#query", "the autopilot braked at nothing")
-    browser.fill("#k", "3")
-    browser.fill("#template", r"Tweet: {input}\nSentiment: {output}")
-    browser.click("button[type=submit]")
     browser.locator("#chosen tbody tr").nth(2).wait_for()
     assert browser.locator("#chosen tbody tr").count() == 3
     with httpx.Client(base_url=console_server.url) as client:
@@ -124,11 +130,7 @@ def test_console_shows_service_errors(
     console_server: Server, page: tuple[playwright.Page, Offline]
 ) -> None:
     browser, offline = page
-    browser.goto(f"{console_server.url}/console/")
-    browser.locator("#pools li[data-pool=tweets]").wait_for()
-    browser.fill("#query", "anything")
-    browser.fill("#k", "20")
-    browser.click("button[type=submit]")
+    ask(browser, f"{console_server.url}/console/", "anything", 20)
     browser.locator("#error").wait_for()
     assert "(422 invalid_input)" in browser.locator("#error").inner_text()
     assert offline.refused == []
