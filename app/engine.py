@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import shutil
+import string
 import tempfile
 import threading
 import time
@@ -479,7 +481,7 @@ class Engine:
                 "calibrated_at": time.time(),
             }
         )
-        return calibration.model_dump()
+        return calibration.model_dump(exclude_computed_fields=True)  # stored: epoch only
 
 
 def chosen_tau(
@@ -514,6 +516,8 @@ def library_options(
         "num_subsets": options.num_subsets,
         "compare_baselines": options.compare_baselines,
         "seed": options.seed,
+        "bias_constant": options.bias_constant,
+        "complexity_constant": options.complexity_constant,
     }
     if options.k_min is not None and options.k_max is not None:
         kwargs["k_range"] = (options.k_min, options.k_max)
@@ -542,6 +546,30 @@ def library_options(
     return kwargs
 
 
+def query_template_for(options: schemas.SelectionOptions) -> str:
+    """The request's query_template; when it left that unset, one that follows its template:
+    the template's text up to ``{output}``, with ``{input}`` as ``{query}`` (``Tweet:
+    {input}\nSentiment: {output}`` gives ``Tweet: {query}\nSentiment:``). The default when
+    the template has no ``{input}`` before ``{output}``, or other fields there."""
+    if "query_template" in options.model_fields_set or "template" not in options.model_fields_set:
+        return options.query_template
+    pieces: list[str] = []
+    found_input = False
+    for literal, name, spec, conversion in string.Formatter().parse(options.template):
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:  # a literal only (escaped braces, or the end)
+            continue
+        if name == "output":
+            break
+        if name != "input" or spec or conversion:
+            return options.query_template
+        found_input = True
+        pieces.append("{query}")
+    else:
+        return options.query_template
+    return "".join(pieces).rstrip() if found_input else options.query_template
+
+
 def render_prompt(
     snapshot: Snapshot, order: Sequence[int], options: schemas.SelectionOptions, query: str | None
 ) -> str:
@@ -554,7 +582,7 @@ def render_prompt(
         for i in order
     ]
     if query is not None:
-        blocks.append(options.query_template.format(query=query))
+        blocks.append(query_template_for(options).format(query=query))
     return options.separator.join(blocks)
 
 
@@ -606,7 +634,10 @@ def report(
             )
             for subset in result.subsets
         ],
-        baselines=result.baselines,
+        baselines={
+            name: schemas.BaselineScore(mmd=math.sqrt(max(mmd2, 0.0)), mmd2=mmd2)
+            for name, mmd2 in result.baselines.items()
+        },
         target_label_distribution=(
             None
             if result.target_label_distribution is None

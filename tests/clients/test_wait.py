@@ -49,6 +49,8 @@ def job_body(status: str, done: int, message: str | None = None) -> dict[str, ob
         "calibration": None,
         "created_at": 0.0,
         "updated_at": 0.0,
+        "created_at_iso": "1970-01-01T00:00:00+00:00",
+        "updated_at_iso": "1970-01-01T00:00:00+00:00",
     }
 
 

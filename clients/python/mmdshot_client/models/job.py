@@ -24,23 +24,26 @@ class Job:
     ``calibration`` holds the result once it succeeded.
 
         Attributes:
-            created_at (float):
-            done (int):
-            duplicates (int):
-            errors (list[LineError]):
-            id (str):
-            inserted (int):
-            kind (JobKind):
-            pool (str):
-            status (JobStatus):
-            total (int):
-            updated (int):
-            updated_at (float):
-            calibration (Calibration | None | Unset):
-            message (None | str | Unset):
+            created_at (float): Seconds since the epoch.
+            created_at_iso (str): created_at as an ISO-8601 UTC timestamp.
+            done (int): Of total, processed so far.
+            duplicates (int): Import: records whose content the pool held.
+            errors (list[LineError]): Import: the records refused.
+            id (str): The job's id (GET /v1/jobs/{id}).
+            inserted (int): Import: new examples stored.
+            kind (JobKind): What it does.
+            pool (str): The pool it works on.
+            status (JobStatus): queued and running are not final.
+            total (int): Records (import) or settings (calibration) to process.
+            updated (int): Import: examples whose content was replaced.
+            updated_at (float): Seconds since the epoch: the last change.
+            updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
+            calibration (Calibration | None | Unset): Calibration: the result, once it succeeded.
+            message (None | str | Unset): Why it failed, when it did.
     """
 
     created_at: float
+    created_at_iso: str
     done: int
     duplicates: int
     errors: list[LineError]
@@ -52,6 +55,7 @@ class Job:
     total: int
     updated: int
     updated_at: float
+    updated_at_iso: str
     calibration: Calibration | None | Unset = UNSET
     message: None | str | Unset = UNSET
 
@@ -59,6 +63,8 @@ class Job:
         from ..models.calibration import Calibration  # noqa: PLC0415
 
         created_at = self.created_at
+
+        created_at_iso = self.created_at_iso
 
         done = self.done
 
@@ -85,6 +91,8 @@ class Job:
 
         updated_at = self.updated_at
 
+        updated_at_iso = self.updated_at_iso
+
         calibration: dict[str, Any] | None | Unset
         if isinstance(self.calibration, Unset):
             calibration = UNSET
@@ -104,6 +112,7 @@ class Job:
         field_dict.update(
             {
                 "created_at": created_at,
+                "created_at_iso": created_at_iso,
                 "done": done,
                 "duplicates": duplicates,
                 "errors": errors,
@@ -115,6 +124,7 @@ class Job:
                 "total": total,
                 "updated": updated,
                 "updated_at": updated_at,
+                "updated_at_iso": updated_at_iso,
             }
         )
         if calibration is not UNSET:
@@ -131,6 +141,8 @@ class Job:
 
         d = dict(src_dict)
         created_at = d.pop("created_at")
+
+        created_at_iso = d.pop("created_at_iso")
 
         done = d.pop("done")
 
@@ -158,6 +170,8 @@ class Job:
         updated = d.pop("updated")
 
         updated_at = d.pop("updated_at")
+
+        updated_at_iso = d.pop("updated_at_iso")
 
         def _parse_calibration(data: object) -> Calibration | None | Unset:
             if data is None:
@@ -187,6 +201,7 @@ class Job:
 
         job = cls(
             created_at=created_at,
+            created_at_iso=created_at_iso,
             done=done,
             duplicates=duplicates,
             errors=errors,
@@ -198,6 +213,7 @@ class Job:
             total=total,
             updated=updated,
             updated_at=updated_at,
+            updated_at_iso=updated_at_iso,
             calibration=calibration,
             message=message,
         )
