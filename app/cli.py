@@ -1,4 +1,7 @@
-"""The ``mmdshot`` command: ``serve``, ``import``, ``calibrate``, ``select`` and ``openapi``."""
+"""The mmdshot command: serve runs the service; import, calibrate, wait and
+select talk to a running one over HTTP (--url, or MMDSHOT_URL); openapi prints
+the schema. Errors are one line on stderr and exit status 1; --json prints the answer as
+JSON on stdout, for scripts."""
 
 from __future__ import annotations
 
@@ -14,7 +17,14 @@ from typing import Any
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+URL_VARIABLE = "MMDSHOT_URL"
 POLL_SECONDS = 0.5
+TIMEOUT_SECONDS = 60.0
+RUNNING = ("queued", "running")
+
+
+class CliError(Exception):
+    """An error the command reports as one line (and exit status 1)."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -38,84 +48,89 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
-    """A client of ``args.url`` that sends ``args.api_key`` (or ``MMDSHOT_API_KEY``) as its
-    bearer token when there is one."""
+def client(args: argparse.Namespace) -> httpx.Client:
+    """The HTTP client of every command that talks to the service: its one place for the
+    base URL and the headers. It sends ``args.api_key`` (or ``MMDSHOT_API_KEY``) as its bearer
+    token when there is one."""
     key = args.api_key or os.environ.get("MMDSHOT_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=args.url, timeout=60.0, headers=headers)
+    return httpx.Client(base_url=args.url, timeout=TIMEOUT_SECONDS, headers=headers)
 
 
-def _fail(response: httpx.Response) -> int:
-    print(f"error {response.status_code}: {response.text}", file=sys.stderr)
-    return 1
+def _check(response: httpx.Response, *expected: int) -> dict[str, Any]:
+    """The answer's JSON when its status is one of ``expected``; else a :class:`CliError`
+    with the service's one-line message."""
+    if response.status_code in expected:
+        body: dict[str, Any] = response.json()
+        return body
+    try:
+        error = response.json()["error"]
+        message = f"{error['message']} ({response.status_code} {error['type']})"
+    except (ValueError, KeyError, TypeError):
+        message = f"{response.status_code} {response.reason_phrase}: {response.text[:200]}"
+    raise CliError(f"{response.request.method} {response.request.url.path}: {message}")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _follow(
+    api: httpx.Client,
+    job: dict[str, Any],
+    desc: str,
+    unit: str,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Polls ``job`` until it ends, with a progress bar of its ``done`` of ``total`` on
+    stderr (none when ``quiet``); returns its last state."""
+    from tqdm import tqdm
+
+    # An import's total is 0 until its job has counted the records: an open-ended bar till then.
+    with tqdm(total=job["total"] or None, unit=unit, desc=desc, disable=quiet, leave=False) as bar:
+        while True:
+            bar.total = job["total"] or None
+            bar.update(job["done"] - bar.n)
+            if job["status"] not in RUNNING:
+                return job
+            time.sleep(POLL_SECONDS)
+            job = _check(api.get(f"/v1/jobs/{job['id']}"), 200)
 
 
 def _import(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    with _client(args) as client:
-        created = client.post("/v1/pools", json={"name": args.pool})
-        if created.status_code not in (201, 409):
-            return _fail(created)
-        started = client.post(
+    with client(args) as api:
+        _check(api.post("/v1/pools", json={"name": args.pool}), 201, 409)
+        started = api.post(
             f"/v1/pools/{args.pool}/imports",
             content=args.file.read_bytes(),
             headers={"content-type": "application/x-ndjson"},
         )
-        if started.status_code != 202:
-            return _fail(started)
-        with tqdm(total=None, unit="ex", desc=f"import {args.pool}") as bar:
-
-            def progress(job: dict[str, Any]) -> None:
-                bar.total = job["total"] or None  # known once the job has counted the records
-                bar.update(job["done"] - bar.n)
-
-            job = _follow(client, started, progress)
-    if isinstance(job, int):
-        return job
-    for error in job["errors"]:
-        print(f"line {error['line']}: {error['message']}", file=sys.stderr)
-    print(
-        f"{job['status']}: {job['inserted']} inserted, {job['updated']} updated, "
-        f"{job['duplicates']} duplicates, {len(job['errors'])} bad lines"
-    )
+        job = _follow(api, _check(started, 202), f"import {args.pool}", "ex", args.json)
+    if args.json:
+        _print_json(job)
+    else:
+        for error in job["errors"]:
+            print(f"line {error['line']}: {error['message']}", file=sys.stderr)
+        print(
+            f"{job['status']}: {job['inserted']} inserted, {job['updated']} updated, "
+            f"{job['duplicates']} duplicates, {len(job['errors'])} bad lines"
+            + (f" ({job['message']})" if job.get("message") else "")
+        )
     return 0 if job["status"] == "succeeded" else 1
-
-
-def _follow(
-    client: httpx.Client,
-    started: httpx.Response,
-    progress: Callable[[dict[str, Any]], object] = lambda job: None,
-) -> dict[str, Any] | int:
-    """Poll the job that ``started`` answered until it ends; returns it, or the exit status
-    of a failed poll."""
-    job: dict[str, Any] = started.json()
-    while True:
-        progress(job)
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(POLL_SECONDS)
-        polled = client.get(f"/v1/jobs/{job['id']}")
-        if polled.status_code != 200:
-            return _fail(polled)
-        job = polled.json()
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"k": args.k, "validation_size": args.validation_size, "seed": args.seed}
     if args.taus:
         body["taus"] = args.taus
-    with _client(args) as client:
-        started = client.post(f"/v1/pools/{args.pool}/calibrate", json=body)
-        if started.status_code != 202:
-            return _fail(started)
-        job = _follow(client, started)
-    if isinstance(job, int):
-        return job
+    with client(args) as api:
+        started = _check(api.post(f"/v1/pools/{args.pool}/calibrate", json=body), 202)
+        job = _follow(api, started, f"calibrate {args.pool}", "setting", args.json)
+    if args.json:
+        _print_json(job)
+        return 0 if job["status"] == "succeeded" else 1
     if job["status"] != "succeeded":
-        print(f"failed: {job['message']}", file=sys.stderr)
-        return 1
+        raise CliError(f"calibration {job['status']}: {job['message']}")
     result = job["calibration"]
     for entry in result["scores"]:
         chosen = "  <- chosen" if entry["tau"] == result["tau"] else ""
@@ -129,13 +144,43 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        job = _check(api.get(f"/v1/jobs/{args.job}"), 200)
+        job = _follow(api, job, f"{job['kind']} {job['pool']}", "", args.json)
+    if args.json:
+        _print_json(job)
+    else:
+        print(f"{job['kind']} {job['id']} {job['status']}: {job['done']}/{job['total']} done")
+    return 0 if job["status"] == "succeeded" else 1
+
+
+def unescape(text: str) -> str:
+    r"""A template as typed in a shell: ``\n`` and ``\t`` become a newline and a tab."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def _select(args: argparse.Namespace) -> int:
-    body = {"query": args.query, "k": args.k, "kernel": args.kernel, "method": args.method}
-    with _client(args) as client:
-        response = client.post(f"/v1/pools/{args.pool}/select", json=body)
-    if response.status_code != 200:
-        return _fail(response)
-    print(json.dumps(response.json(), indent=2) if args.json else response.json()["prompt"])
+    body: dict[str, Any] = {
+        "query": args.query,
+        "k": args.k,
+        "kernel": args.kernel,
+        "method": args.method,
+        "order": args.order,
+        "seed": args.seed,
+    }
+    if args.tau is not None:
+        body["tau"] = args.tau
+    for name in ("template", "query_template", "separator"):
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = unescape(value)
+    with client(args) as api:
+        answer = _check(api.post(f"/v1/pools/{args.pool}/select", json=body), 200)
+    if args.json:
+        _print_json(answer)
+    else:
+        print(answer["prompt"])
     return 0
 
 
@@ -146,17 +191,26 @@ def _openapi(_: argparse.Namespace) -> int:
     return 0
 
 
-def _remote(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--url", default=DEFAULT_URL)
-    command.add_argument(
-        "--api-key", help="the service's API key (default: $MMDSHOT_API_KEY; none: no header)"
-    )
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one worth showing (not None, not a flag's False,
+    not one its help already names)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False
+        if hidden or action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _tau(text: str) -> float | str:
+    return text if text == "median" else float(text)
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     root = argparse.ArgumentParser(prog="mmdshot", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host")
@@ -165,32 +219,89 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
 
-    load = commands.add_parser("import", help="import a JSONL file into a pool (via HTTP)")
-    load.add_argument("pool")
-    load.add_argument("file", type=Path)
-    _remote(load)
-    load.set_defaults(run=_import)
-
-    tune = commands.add_parser(
-        "calibrate", help="choose a pool's tau on a validation split of it (via HTTP)"
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--url",
+        default=os.environ.get(URL_VARIABLE, DEFAULT_URL),
+        help=f"the service's base URL (${URL_VARIABLE} when set)",
     )
-    tune.add_argument("pool")
-    tune.add_argument("--k", type=int, default=8)
-    tune.add_argument("--taus", type=float, nargs="+", help="default: 0.05 0.1 0.2 0.5")
-    tune.add_argument("--validation-size", type=int, default=300)
-    tune.add_argument("--seed", type=int, default=0)
-    _remote(tune)
-    tune.set_defaults(run=_calibrate)
+    remote.add_argument(
+        "--api-key", help="the service's API key ($MMDSHOT_API_KEY when set; none: no header)"
+    )
+    remote.add_argument(
+        "--json", action="store_true", help="print the whole answer as JSON, and no progress bar"
+    )
 
-    choose = commands.add_parser("select", help="select demonstrations for a query (via HTTP)")
-    choose.add_argument("pool")
-    choose.add_argument("query")
-    choose.add_argument("--k", type=int, default=8)
-    choose.add_argument("--kernel", default="softmax")
-    choose.add_argument("--method", default="mmd")
-    choose.add_argument("--json", action="store_true", help="print the whole response")
-    _remote(choose)
-    choose.set_defaults(run=_select)
+    def command(name: str, summary: str, run: Callable[[argparse.Namespace], int]) -> Any:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            parents=[remote],
+            formatter_class=_Help,
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    load = command("import", "import a JSONL file into a pool (created if missing)", _import)
+    load.add_argument("pool", help="the pool's name")
+    load.add_argument("file", type=Path, help="JSON lines of {id?, input, output?, label?}")
+
+    tune = command("calibrate", "choose a pool's tau on a validation split of it", _calibrate)
+    tune.add_argument("pool", help="the pool's name")
+    tune.add_argument("--k", type=int, default=8, help="demonstrations per held-out example")
+    tune.add_argument(
+        "--taus", type=float, nargs="+", help="candidate bandwidths (default: 0.05 0.1 0.2 0.5)"
+    )
+    tune.add_argument(
+        "--validation-size",
+        type=int,
+        default=300,
+        help="examples held out as queries; at most the pool's size minus k",
+    )
+    tune.add_argument("--seed", type=int, default=0, help="draws the validation split")
+
+    wait = command("wait", "wait for a job (import or calibration) to end", _wait)
+    wait.add_argument("job", help="the job's id (the 202 answer's id)")
+
+    choose = command("select", "select demonstrations for a query; prints the prompt", _select)
+    choose.add_argument("pool", help="the pool's name")
+    choose.add_argument("query", help="the query to choose demonstrations for")
+    choose.add_argument("--k", type=int, default=8, help="how many demonstrations")
+    choose.add_argument(
+        "--kernel",
+        default="softmax",
+        choices=["softmax", "rbf", "laplace", "cosine"],
+        help="similarity kernel",
+    )
+    choose.add_argument(
+        "--method",
+        default="mmd",
+        choices=["mmd", "knn", "mmr", "random"],
+        help="mmd, or one of the baselines",
+    )
+    choose.add_argument(
+        "--tau",
+        type=_tau,
+        help="kernel bandwidth, or 'median' (default: the pool's calibrated tau, else 0.2)",
+    )
+    choose.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
+    choose.add_argument(
+        "--order",
+        default="relevance_last",
+        choices=["relevance_last", "selection"],
+        help="prompt order: most relevant example last, or the order chosen",
+    )
+    choose.add_argument(
+        "--template",
+        help="each demonstration, with {id} {input} {output} {label}; \\n is a newline "
+        "(default: the service's, 'Input: {input}\\nOutput: {output}')",
+    )
+    choose.add_argument(
+        "--query-template",
+        help="the query, with {query} (default: the service's, 'Input: {query}\\nOutput:')",
+    )
+    choose.add_argument("--separator", help="between demonstrations (default: a blank line)")
 
     schema = commands.add_parser("openapi", help="print the OpenAPI schema")
     schema.set_defaults(run=_openapi)
@@ -199,7 +310,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    status: int = args.run(args)
+    try:
+        status: int = args.run(args)
+    except httpx.TransportError as exc:
+        url = getattr(args, "url", DEFAULT_URL)
+        if isinstance(exc, httpx.ConnectError):
+            message = f"no server at {url}; use --url or {URL_VARIABLE}"
+        else:
+            message = f"{url}: {type(exc).__name__}: {exc or 'no answer'}"
+        print(f"mmdshot: {message}", file=sys.stderr)
+        return 1
+    except (CliError, OSError) as exc:
+        print(f"mmdshot: {exc}", file=sys.stderr)
+        return 1
     return status
 
 

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import string
 import tempfile
 import threading
 import time
@@ -484,7 +485,7 @@ class Engine:
                 "calibrated_at": time.time(),
             }
         )
-        return calibration.model_dump()
+        return calibration.model_dump(exclude_computed_fields=True)  # stored: epoch only
 
 
 def chosen_tau(
@@ -519,6 +520,8 @@ def library_options(
         "num_subsets": options.num_subsets,
         "compare_baselines": options.compare_baselines,
         "seed": options.seed,
+        "bias_constant": options.bias_constant,
+        "complexity_constant": options.complexity_constant,
     }
     if options.k_min is not None and options.k_max is not None:
         kwargs["k_range"] = (options.k_min, options.k_max)
@@ -592,6 +595,30 @@ class ResponseBudget:
         self.take(chars)
 
 
+def query_template_for(options: schemas.SelectionOptions) -> str:
+    """The request's query_template; when it left that unset, one that follows its template:
+    the template's text up to ``{output}``, with ``{input}`` as ``{query}`` (``Tweet:
+    {input}\nSentiment: {output}`` gives ``Tweet: {query}\nSentiment:``). The default when
+    the template has no ``{input}`` before ``{output}``, or other fields there."""
+    if "query_template" in options.model_fields_set or "template" not in options.model_fields_set:
+        return options.query_template
+    pieces: list[str] = []
+    found_input = False
+    for literal, name, spec, conversion in string.Formatter().parse(options.template):
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:  # a literal only (escaped braces, or the end)
+            continue
+        if name == "output":
+            break
+        if name != "input" or spec or conversion:
+            return options.query_template
+        found_input = True
+        pieces.append("{query}")
+    else:
+        return options.query_template
+    return "".join(pieces).rstrip() if found_input else options.query_template
+
+
 def render_prompt(
     snapshot: Snapshot,
     order: Sequence[int],
@@ -618,7 +645,7 @@ def render_prompt(
         for i in order
     ]
     if query is not None:
-        query_parts = schemas.template_parts(options.query_template, schemas.QUERY_FIELDS)
+        query_parts = schemas.template_parts(query_template_for(options), schemas.QUERY_FIELDS)
         blocks.append([(literal, None if name is None else query) for literal, name in query_parts])
     chars = len(options.separator) * max(len(blocks) - 1, 0)
     chars += sum(len(literal) + len(value or "") for block in blocks for literal, value in block)
@@ -710,7 +737,10 @@ def report(
             )
             for subset in result.subsets
         ],
-        baselines=result.baselines,
+        baselines={
+            name: schemas.BaselineScore(mmd=math.sqrt(max(mmd2, 0.0)), mmd2=mmd2)
+            for name, mmd2 in result.baselines.items()
+        },
         target_label_distribution=(
             None
             if result.target_label_distribution is None

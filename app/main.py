@@ -8,11 +8,16 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app
@@ -26,6 +31,8 @@ from app.routes import ROUTERS
 from app.server import BodyTimeoutMiddleware
 from app.shutdown import Shutdown, ShutdownMiddleware
 
+CONSOLE = Path(__file__).parent / "console"  # static HTML, JS and CSS (package data)
+
 DESCRIPTION = (
     "Few-shot demonstration selection by Maximum Mean Discrepancy: store pools of "
     "demonstrations, and for a query (or a target distribution) get the k examples whose "
@@ -37,8 +44,9 @@ DESCRIPTION = (
 def operation_id(route: APIRoute) -> str:
     """``tag-name`` operation ids from each route's short ``name`` (``pools-create``,
     ``selection-select``): generators group operations by tag, so they read as
-    ``pools.create`` in a generated client."""
-    return f"{route.tags[0]}-{route.name}"
+    ``pools.create`` in a generated client. Untagged routes (/docs, /redoc, /console) are
+    not in the schema."""
+    return f"{route.tags[0] if route.tags else 'untagged'}-{route.name}"
 
 
 class BodyLimitMiddleware:
@@ -89,6 +97,21 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+def _redoc() -> HTMLResponse:
+    """ReDoc from the packaged bundle. Its side menu shows a logo from cdn.redoc.ly (with a
+    fallback when it fails); the page's Content-Security-Policy keeps images on this origin,
+    so the browser never asks for it."""
+    page = get_redoc_html(
+        openapi_url="/openapi.json",
+        title="mmdshot - ReDoc",
+        redoc_js_url="/static-offline-docs/redoc.standalone.js",
+        redoc_favicon_url="/static-offline-docs/favicon.png",
+        with_google_fonts=False,
+    )
+    page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+    return page
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (default: :func:`get_settings`)."""
     settings = settings or get_settings()
@@ -112,7 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs.stop(shutdown.remaining())
             engine.close()
 
-    service = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc, below) from the assets fastapi-offline ships.
+    service = FastAPIOffline(
+        redoc_url=None,
         title="mmdshot",
         version=app.__version__,
         description=DESCRIPTION,
@@ -134,6 +159,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return service.openapi_schema
 
     service.openapi = openapi  # type: ignore[method-assign]
+    service.add_api_route("/redoc", _redoc, include_in_schema=False)
+    service.add_api_route(
+        "/console", lambda: RedirectResponse("/console/"), include_in_schema=False
+    )
+    service.mount("/console/", StaticFiles(directory=CONSOLE, html=True), name="console")
     service.add_middleware(BodyLimitMiddleware, settings=settings)
     service.add_middleware(BodyTimeoutMiddleware, seconds=settings.body_timeout_s)
     if settings.cors_origins:

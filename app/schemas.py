@@ -4,9 +4,17 @@ validation (422) before any compute; the body-size limit (413) lives in the sett
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import TypeAliasType
 
 from selector.kernels import KERNEL_NAMES
@@ -58,24 +66,38 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def iso8601(epoch: float) -> str:
+    """Seconds since the epoch as an ISO-8601 UTC timestamp."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
 class ErrorInfo(Model):
-    type: str = Field(examples=["not_found"])
-    message: str = Field(examples=["pool 'tweets' does not exist"])
-    detail: Any = None
+    type: str = Field(
+        description="Machine-readable kind (docs/api.md lists them).", examples=["not_found"]
+    )
+    message: str = Field(
+        description="What went wrong, for a person.", examples=["pool 'tweets' does not exist"]
+    )
+    detail: Any = Field(
+        default=None, description="Structured context: the invalid fields, the names, ..."
+    )
 
 
 class ErrorBody(Model):
     """The body of every error response."""
 
-    error: ErrorInfo
+    error: ErrorInfo = Field(description="The error.")
 
 
 # --- pools and examples -------------------------------------------------------------------
 
 
 class TauScore(Model):
-    tau: float = Field(examples=[0.1])
-    score: float = Field(examples=[0.71])
+    tau: float = Field(description="A candidate bandwidth.", examples=[0.1])
+    score: float = Field(
+        description="Its score on the held-out examples (0 to 1; higher is better).",
+        examples=[0.71],
+    )
 
 
 class Calibration(Model):
@@ -85,7 +107,7 @@ class Calibration(Model):
     kept (ties: the larger)."""
 
     tau: float = Field(description="The chosen bandwidth.", examples=[0.1])
-    kernel: Kernel
+    kernel: Kernel = Field(description="The kernel calibrated (softmax).")
     scores: list[TauScore] = Field(description="The score of every candidate tau, ascending tau.")
     knn_score: float = Field(description="knn's score on the same held-out examples.")
     beats_knn: bool = Field(description="Whether the chosen tau scores higher than knn.")
@@ -94,11 +116,16 @@ class Calibration(Model):
         "example's (labelled pools); output_similarity: the mean cosine similarity of their "
         "outputs' embeddings to the held-out example's output (unlabelled pools)."
     )
-    k: int
-    validation_size: int
-    seed: int
+    k: int = Field(description="Demonstrations chosen per held-out example.")
+    validation_size: int = Field(description="Examples held out as queries.")
+    seed: int = Field(description="The seed that drew the validation split.")
     pool_version: int = Field(description="The pool version it was computed at.")
-    calibrated_at: float
+    calibrated_at: float = Field(description="When it finished, in seconds since the epoch.")
+
+    @computed_field(description="calibrated_at as an ISO-8601 UTC timestamp.")  # type: ignore[prop-decorator]
+    @property
+    def calibrated_at_iso(self) -> str:
+        return iso8601(self.calibrated_at)
 
 
 class PoolCalibration(Calibration):
@@ -131,27 +158,45 @@ class PoolCreate(Model):
     description: str = Field(default="", max_length=1_000, examples=["support tickets, 3 labels"])
 
 
-class PoolInfo(Model):
+class Stamped(Model):
+    """When a pool or job was created and last changed: seconds since the epoch, and the same
+    as ISO-8601 UTC timestamps."""
+
+    created_at: float = Field(description="Seconds since the epoch.")
+    updated_at: float = Field(description="Seconds since the epoch: the last change.")
+
+    @computed_field(description="created_at as an ISO-8601 UTC timestamp.")  # type: ignore[prop-decorator]
+    @property
+    def created_at_iso(self) -> str:
+        return iso8601(self.created_at)
+
+    @computed_field(description="updated_at as an ISO-8601 UTC timestamp.")  # type: ignore[prop-decorator]
+    @property
+    def updated_at_iso(self) -> str:
+        return iso8601(self.updated_at)
+
+
+class PoolInfo(Stamped):
     """A pool: its size, version (bumped by every change) and the model that embedded it."""
 
-    name: str = Field(examples=["tweets"])
-    description: str
-    version: int = Field(examples=[3])
-    size: int = Field(examples=[1200])
+    name: str = Field(description="The pool's name.", examples=["tweets"])
+    description: str = Field(description="Free text given at creation.")
+    version: int = Field(
+        description="Bumped by one by every call that changes the pool.", examples=[3]
+    )
+    size: int = Field(description="Examples stored.", examples=[1200])
     labelled: bool = Field(
         description="Every example has a label: selection uses the joint kernel."
     )
-    model: str = Field(examples=["all-MiniLM-L6-v2"])
-    dimension: int = Field(examples=[384])
-    created_at: float
-    updated_at: float
+    model: str = Field(description="The embedding model.", examples=["all-MiniLM-L6-v2"])
+    dimension: int = Field(description="The embeddings' dimension.", examples=[384])
     calibration: PoolCalibration | None = Field(
         default=None, description="The last calibration (POST /v1/pools/{pool}/calibrate)."
     )
 
 
 class PoolList(Model):
-    pools: list[PoolInfo]
+    pools: list[PoolInfo] = Field(description="Every pool, by name.")
 
 
 class ExampleIn(Model):
@@ -165,17 +210,27 @@ class ExampleIn(Model):
         }
     )
 
-    id: ExampleId | None = None
-    input: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    output: str = Field(default="", max_length=MAX_TEXT_CHARS)
-    label: str | None = Field(default=None, min_length=1, max_length=256)
-    metadata: Metadata = Field(default_factory=dict)
+    id: ExampleId | None = Field(
+        default=None, description="Its id; default: 16 hex digits of its content's hash."
+    )
+    input: str = Field(
+        min_length=1, max_length=MAX_TEXT_CHARS, description="The demonstration's input."
+    )
+    output: str = Field(
+        default="", max_length=MAX_TEXT_CHARS, description="The answer it demonstrates."
+    )
+    label: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Its class, if any."
+    )
+    metadata: Metadata = Field(
+        default_factory=dict, description="Free fields (constraints.metadata_filter)."
+    )
 
 
 class Example(ExampleIn):
     """A stored demonstration."""
 
-    id: str
+    id: str = Field(description="Its id.")
     token_count: int = Field(description="Tokens of input and output (bundled tokenizer).")
 
 
@@ -187,19 +242,19 @@ class Duplicate(Model):
     """An example of the request not stored because the pool holds the same content."""
 
     position: int = Field(description="Index of the example in the request (or line number).")
-    existing_id: str
+    existing_id: str = Field(description="The id of the stored example with that content.")
 
 
 class UpsertResult(Model):
-    pool: str
-    version: int
-    inserted: list[str]
-    updated: list[str]
-    duplicates: list[Duplicate]
+    pool: str = Field(description="The pool's name.")
+    version: int = Field(description="The pool's version after the call.")
+    inserted: list[str] = Field(description="Ids of the new examples.")
+    updated: list[str] = Field(description="Ids whose content was replaced.")
+    duplicates: list[Duplicate] = Field(description="Examples not stored: content already held.")
 
 
 class ExamplePage(Model):
-    examples: list[Example]
+    examples: list[Example] = Field(description="In insertion order.")
     next_cursor: str | None = Field(
         description="Pass as ?cursor= for the next page; null at the end."
     )
@@ -210,35 +265,40 @@ class ExamplePage(Model):
 
 class LineError(Model):
     line: int = Field(description="1-based line (JSONL) or element (JSON array) number.")
-    message: str
+    message: str = Field(description="Why the record was refused.")
 
 
-class Job(Model):
+class Job(Stamped):
     """A background job, kept in the store: any replica may run it, and a job whose replica
     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
     are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
     the result once it succeeded."""
 
-    id: str
-    kind: Literal["import", "calibration"]
-    pool: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    id: str = Field(description="The job's id (GET /v1/jobs/{id}).")
+    kind: Literal["import", "calibration"] = Field(description="What it does.")
+    pool: str = Field(description="The pool it works on.")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] = Field(
+        description="queued and running are not final; cancelled: POST /v1/jobs/{id}/cancel."
+    )
     resumable: bool = Field(
         default=False,
         description="A failed job that POST /v1/jobs/{job_id}/resume continues (it failed "
         "for want of storage space).",
     )
-    total: int
-    done: int
-    inserted: int
-    updated: int
-    duplicates: int
-    errors: list[LineError]
-    message: str | None = None
-    calibration: Calibration | None = None
-    created_at: float
-    updated_at: float
+    total: int = Field(
+        description="Records (import; 0 until the job has counted them) or settings "
+        "(calibration) to process."
+    )
+    done: int = Field(description="Of total, processed so far.")
+    inserted: int = Field(description="Import: new examples stored.")
+    updated: int = Field(description="Import: examples whose content was replaced.")
+    duplicates: int = Field(description="Import: records whose content the pool held.")
+    errors: list[LineError] = Field(description="Import: the records refused.")
+    message: str | None = Field(default=None, description="Why it failed, when it did.")
+    calibration: Calibration | None = Field(
+        default=None, description="Calibration: the result, once it succeeded."
+    )
 
 
 # --- selection ---------------------------------------------------------------------------------
@@ -345,8 +405,25 @@ class SelectionOptions(Model):
     query_template: str = Field(
         default=DEFAULT_QUERY_TEMPLATE,
         max_length=4_096,
-        description="The query after the demonstrations (with query only): the bare field "
-        "{query}; {{ and }} are literal braces.",
+        description="The query after the demonstrations: the bare field {query}; {{ and }} are "
+        "literal braces. When unset it follows template: its text up to {output} with {input} "
+        "as {query} ('Tweet: {input}\\nSentiment: {output}' gives 'Tweet: {query}\\nSentiment:'); "
+        "this default when the template has no {input} before {output}, or other fields there.",
+    )
+    bias_constant: float = Field(
+        default=1.0,
+        gt=0,
+        le=1_000_000,
+        description="C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the "
+        "Lipschitz constant of what the model distils from its prompt, in units of the task's "
+        "loss per unit of MMD. 1 reads the bounds in units of MMD.",
+    )
+    complexity_constant: float = Field(
+        default=1.0,
+        ge=0,
+        le=1_000_000,
+        description="R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term "
+        "(auto-k trades it against mmd). 0 leaves the bias bound alone.",
     )
     separator: str = Field(default="\n\n", max_length=64)
 
@@ -447,35 +524,44 @@ class StatelessSelectRequest(TargetChoice):
 
 
 class SelectedExample(Model):
-    id: str
-    input: str
-    output: str
-    label: str | None
-    metadata: dict[str, MetadataValue]
+    id: str = Field(description="The example's id.")
+    input: str = Field(description="Its input.")
+    output: str = Field(description="Its output.")
+    label: str | None = Field(description="Its label, if any.")
+    metadata: dict[str, MetadataValue] = Field(description="Its metadata.")
     selection_rank: int = Field(description="0 for the first example the greedy chose.")
 
 
 class Subset(Model):
     """A ranked subset: squared MMD to the target and the paper's bounds."""
 
-    ids: list[str]
-    mmd2: float
-    mmd: float
-    bias_bound: float = Field(description="C * mmd.")
-    bound: float = Field(description="C * mmd + R / sqrt(k).")
+    ids: list[str] = Field(description="The subset's example ids, in selection order.")
+    mmd2: float = Field(description="Squared MMD to the target (kernel units, >= 0).")
+    mmd: float = Field(description="MMD to the target: sqrt(mmd2); lower is closer.")
+    bias_bound: float = Field(description="C * mmd (C: bias_constant).")
+    bound: float = Field(description="C * mmd + R / sqrt(k) (R: complexity_constant).")
 
 
 class Timings(Model):
     """Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement."""
 
-    embed_ms: float
-    scan_ms: float
-    select_ms: float
-    refine_ms: float
-    total_ms: float
+    embed_ms: float = Field(description="Embedding the query or target texts (ms).")
+    scan_ms: float = Field(
+        description="Scoring the pool against the target, or its prefilter (ms)."
+    )
+    select_ms: float = Field(description="The greedy (or baseline) choice (ms).")
+    refine_ms: float = Field(description="Swap refinement (ms).")
+    total_ms: float = Field(description="The whole request inside the service (ms).")
 
 
-Baselines = TypeAliasType("Baselines", dict[str, float])
+class BaselineScore(Model):
+    """How close a baseline's subset of the same size comes to the target."""
+
+    mmd: float = Field(description="Its MMD to the target: compare with the selection's mmd.")
+    mmd2: float = Field(description="Its squared MMD: compare with the selection's mmd2.")
+
+
+Baselines = TypeAliasType("Baselines", dict[str, BaselineScore])
 LabelDistribution = TypeAliasType("LabelDistribution", dict[str, float])
 BoundsByK = TypeAliasType("BoundsByK", dict[str, float])
 
@@ -483,84 +569,103 @@ BoundsByK = TypeAliasType("BoundsByK", dict[str, float])
 class Selection(Model):
     """The chosen examples in prompt order, the rendered prompt, and how good the set is."""
 
-    k: int
-    method: str
-    kernel: str
-    tau: float
+    k: int = Field(description="Demonstrations chosen.")
+    method: str = Field(description="How they were chosen (mmd, knn, mmr, random).")
+    kernel: str = Field(description="The kernel that measured the MMD.")
+    tau: float = Field(description="The kernel's bandwidth used.")
     tau_source: TauSource = Field(
         description="request: the request's tau; calibrated: the pool's calibrated tau (the "
         "request left tau unset, with the calibrated kernel and method mmd); default: the "
         "kernel's default."
     )
-    joint: bool
-    prefiltered: bool
-    examples: list[SelectedExample]
-    prompt: str
-    mmd2: float
-    mmd: float
-    bias_bound: float
-    bound: float
-    subsets: list[Subset]
-    baselines: Baselines = Field(
-        description="mmd2 of knn and random at the same k.", examples=[{"knn": 0.8, "random": 1.1}]
+    joint: bool = Field(description="Matched the joint (input, label) distribution.")
+    prefiltered: bool = Field(description="Chose among a prefilter's candidates (large pools).")
+    examples: list[SelectedExample] = Field(description="The demonstrations, in prompt order.")
+    prompt: str = Field(
+        description="The demonstrations through template, joined by separator, then the "
+        "query through query_template (query only)."
     )
-    target_label_distribution: LabelDistribution | None = None
+    mmd2: float = Field(
+        description="Squared MMD between the chosen set and the target (kernel units, >= 0)."
+    )
+    mmd: float = Field(description="MMD: sqrt(mmd2), lower is closer; what bias_bound scales.")
+    bias_bound: float = Field(
+        description="C * mmd (C: bias_constant): the bound on the bias of what the model "
+        "distils from this prompt, in the units of C."
+    )
+    bound: float = Field(
+        description="C * mmd + R / sqrt(k) (R: complexity_constant): bias plus the finite-k term."
+    )
+    subsets: list[Subset] = Field(
+        description="The best num_subsets subsets, best first (the first is this selection)."
+    )
+    baselines: Baselines = Field(
+        description="What knn and random reach at the same k (compare_baselines): mmd and mmd2.",
+        examples=[{"knn": {"mmd": 0.9, "mmd2": 0.81}, "random": {"mmd": 1.05, "mmd2": 1.1}}],
+    )
+    target_label_distribution: LabelDistribution | None = Field(
+        default=None, description="Labelled pools: the label distribution estimated for the target."
+    )
     bounds_by_k: BoundsByK | None = Field(default=None, description="Auto-k: bound of each k.")
-    timings: Timings
+    timings: Timings = Field(description="Where the time went (ms).")
 
 
 class PoolSelection(Selection):
-    pool: str
-    pool_version: int
+    pool: str = Field(description="The pool selected from.")
+    pool_version: int = Field(description="Its version when selected.")
 
 
 class BatchSelection(Model):
-    pool: str
-    pool_version: int
-    results: list[Selection]
+    pool: str = Field(description="The pool selected from.")
+    pool_version: int = Field(description="Its version when selected.")
+    results: list[Selection] = Field(description="One selection per query, in request order.")
 
 
 # --- meta ----------------------------------------------------------------------------------
 
 
 class Health(Model):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok"] = Field(default="ok", description="Always ok: the process answers.")
 
 
 class Readiness(Model):
-    ready: bool
-    model_loaded: bool
-    store_open: bool
+    ready: bool = Field(description="Selections can be served.")
+    model_loaded: bool = Field(description="The embedding model is loaded.")
+    store_open: bool = Field(description="The store is open.")
     storage_full: bool = Field(
         default=False,
         description="The last write found no space (writes answer 507 storage_full; reads "
         "still work, so the replica stays ready).",
     )
-    message: str | None = None
+    message: str | None = Field(default=None, description="Why not ready, when it is not.")
 
 
 class Limits(Model):
-    max_k: int = MAX_K
-    max_query_chars: int = MAX_QUERY_CHARS
-    max_text_chars: int = MAX_TEXT_CHARS
-    max_queries: int = MAX_QUERIES
-    max_inline_candidates: int = MAX_INLINE_CANDIDATES
-    max_page: int = MAX_PAGE
-    max_upsert_batch: int
-    max_body_bytes: int
-    max_import_bytes: int
-    max_prompt_chars: int
-    max_response_chars: int
+    max_k: int = Field(default=MAX_K, description="Largest k.")
+    max_query_chars: int = Field(default=MAX_QUERY_CHARS, description="Longest query.")
+    max_text_chars: int = Field(default=MAX_TEXT_CHARS, description="Longest input or output.")
+    max_queries: int = Field(default=MAX_QUERIES, description="Most queries in one request.")
+    max_inline_candidates: int = Field(
+        default=MAX_INLINE_CANDIDATES, description="Most candidates in POST /v1/select."
+    )
+    max_page: int = Field(default=MAX_PAGE, description="Largest page of examples.")
+    max_upsert_batch: int = Field(description="Most examples in one upsert.")
+    max_body_bytes: int = Field(description="Largest request body (bytes), imports aside.")
+    max_import_bytes: int = Field(description="Largest import body (bytes).")
+    max_prompt_chars: int = Field(description="Longest rendered prompt (characters).")
+    max_response_chars: int = Field(
+        description="Most characters of text (prompts and examples) in one selection response."
+    )
 
 
 class Info(Model):
-    version: str
-    model: str | None
-    dimension: int | None
-    device: str
-    kernels: list[str]
-    methods: list[str]
-    limits: Limits
+    version: str = Field(description="The service's version.")
+    model: str | None = Field(description="The embedding model; null until loaded.")
+    dimension: int | None = Field(description="Its embedding dimension; null until loaded.")
+    device: str = Field(description="Where the kernels run (cpu, cuda:0).")
+    kernels: list[str] = Field(description="The kernels a selection may name.")
+    methods: list[str] = Field(description="The methods a selection may name.")
+    limits: Limits = Field(description="The hard limits of requests.")
     auth: Literal["none", "api_key"] = Field(
         description="api_key: every /v1 route needs `Authorization: Bearer <key>`; "
         "none: the service is open (no MMDSHOT_API_KEYS)."

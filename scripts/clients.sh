@@ -3,18 +3,32 @@
 # openapi-python-client with clients/openapi-python-client.yaml) and the TypeScript types
 # (clients/typescript/src/schema.d.ts, openapi-typescript). With --check it changes nothing:
 # it regenerates both into a temporary folder, fails if the committed ones differ, and
-# type-checks the TypeScript example (npm ci, tsc --noEmit).
+# type-checks the TypeScript example (npm ci, tsc --noEmit). The hand-written modules in
+# HANDWRITTEN (mmdshot_client/wait.py) are kept across regenerations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ]; then
     . .venv/bin/activate
 fi
 
+# Hand-written modules inside the generated package: --overwrite deletes the folder, so they
+# are copied aside and put back (and, for --check, into the fresh copy).
+HANDWRITTEN=(mmdshot_client/wait.py)
+
 generate_python() {
     # The import endpoint's application/x-ndjson body is unsupported by the generator (it
     # warns); the generated function sends the JSON-array form of the same body.
+    local kept
+    kept=$(mktemp -d)
+    for file in "${HANDWRITTEN[@]}"; do
+        cp "clients/python/$file" "$kept/$(basename "$file")"
+    done
     openapi-python-client generate --path openapi.json --output-path "$1" \
         --config clients/openapi-python-client.yaml --meta pdm --overwrite >/dev/null
+    for file in "${HANDWRITTEN[@]}"; do
+        cp "$kept/$(basename "$file")" "$1/$file"
+    done
+    rm -rf "$kept"
 }
 
 generate_typescript() {

@@ -10,6 +10,11 @@ ruff format --check selector app tests bench mmdshot_integrations
 mypy
 # The generated clients match openapi.json, and the TypeScript example type-checks.
 ./scripts/clients.sh --check
+# Debian's chromium for the browser test of /console, /docs and /redoc (tests/app/test_console.py).
+if ! command -v chromium >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 # PostgreSQL on loopback for the store and replica tests (installs Debian's postgresql if missing).
 MMDSHOT_TEST_DATABASE_URL=$(./scripts/postgres.sh start)
 export MMDSHOT_TEST_DATABASE_URL

@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +146,44 @@ def test_cli_openapi_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> No
 
     assert main(["openapi"]) == 0
     assert capsys.readouterr().out == Path(REPO / "openapi.json").read_text()
+
+
+def response_schemas(schema: dict[str, Any]) -> set[str]:
+    """Every component a 2xx response reaches, through $refs."""
+    components = schema["components"]["schemas"]
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                name = ref.rsplit("/", 1)[1]
+                if name not in found:
+                    found.add(name)
+                    walk(components[name])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    walk(response)
+    return found
+
+
+def test_every_response_field_is_described() -> None:
+    schema = json.loads((REPO / "openapi.json").read_text())
+    reached = response_schemas(schema)
+    assert {"PoolSelection", "Selection", "Subset", "BaselineScore", "Job", "PoolInfo"} <= reached
+    components = schema["components"]["schemas"]
+    undescribed = [
+        f"{name}.{field}"
+        for name in sorted(reached)
+        for field, spec in components[name].get("properties", {}).items()
+        if not spec.get("description")
+    ]
+    assert undescribed == []

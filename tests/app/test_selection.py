@@ -73,7 +73,7 @@ def test_select_one_query(client: httpx.Client, pool: str) -> None:
     assert result["mmd"] == pytest.approx(result["mmd2"] ** 0.5)
     assert result["bound"] == pytest.approx(result["bias_bound"] + 0.5)  # R / sqrt(4)
     assert set(result["baselines"]) == {"knn", "random"}
-    assert result["mmd2"] <= result["baselines"]["knn"] + 1e-9
+    assert result["mmd2"] <= result["baselines"]["knn"]["mmd2"] + 1e-9
     assert set(result["timings"]) == {"embed_ms", "scan_ms", "select_ms", "refine_ms", "total_ms"}
     blocks = result["prompt"].split("\n\n")
     assert blocks[-1] == "Input: the cars felt positive\nOutput:"
@@ -345,3 +345,61 @@ def test_bad_pools(client: httpx.Client) -> None:
     )
     assert_error(client.post("/v1/pools/missing/select/batch", json={"queries": ["x"]}), 404)
     assert_error(client.post("/v1/pools/empty-pool/select/batch", json={"queries": []}), 422)
+
+
+def test_baselines_give_mmd_and_mmd2(client: httpx.Client, pool: str) -> None:
+    result = select(client, pool, query="the boats felt neutral", k=3)
+    for name in ("knn", "random"):
+        baseline = result["baselines"][name]
+        assert set(baseline) == {"mmd", "mmd2"}
+        assert baseline["mmd"] == pytest.approx(max(baseline["mmd2"], 0.0) ** 0.5)
+    assert result["mmd"] <= result["baselines"]["knn"]["mmd"] + 1e-9
+
+
+def test_bound_constants_are_set_per_request(client: httpx.Client, pool: str) -> None:
+    plain = select(client, pool, query="the planes felt negative", k=4)
+    scaled = select(
+        client,
+        pool,
+        query="the planes felt negative",
+        k=4,
+        bias_constant=3.0,
+        complexity_constant=0.0,
+    )
+    assert [e["id"] for e in scaled["examples"]] == [e["id"] for e in plain["examples"]]
+    assert scaled["bias_bound"] == pytest.approx(3.0 * plain["mmd"])
+    assert scaled["bound"] == pytest.approx(3.0 * plain["mmd"])  # R = 0
+    assert plain["bound"] == pytest.approx(plain["mmd"] + 0.5)  # the defaults: C = R = 1
+    for bad in ({"bias_constant": 0}, {"complexity_constant": -1}):
+        response = client.post(f"/v1/pools/{pool}/select", json={"query": "x", "k": 2, **bad})
+        assert_error(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("template", "query_line"),
+    [
+        ("Tweet: {input}\nSentiment: {output}", "Tweet: the cars\nSentiment:"),
+        ("Q: {input} A: {output} [{label}]", "Q: the cars A:"),
+        ("{label}: {input} => {output}", "Input: the cars\nOutput:"),  # a field before output
+        ("{{x}} {input} -> {output}", "{x} the cars ->"),
+    ],
+    ids=["two-lines", "label-after", "label-before", "escaped-braces"],
+)
+def test_query_template_follows_the_template_when_unset(
+    client: httpx.Client, pool: str, template: str, query_line: str
+) -> None:
+    result = select(client, pool, query="the cars", k=2, template=template)
+    assert result["prompt"].split("\n\n")[-1] == query_line
+    given = select(
+        client, pool, query="the cars", k=2, template=template, query_template="{query}?"
+    )
+    assert given["prompt"].split("\n\n")[-1] == "the cars?"
+
+
+def test_timestamps_come_in_iso_8601_too(client: httpx.Client, pool: str) -> None:
+    from datetime import datetime
+
+    info = client.get(f"/v1/pools/{pool}").json()
+    for name in ("created_at", "updated_at"):
+        parsed = datetime.fromisoformat(info[f"{name}_iso"])
+        assert parsed.utcoffset() is not None and parsed.timestamp() == pytest.approx(info[name])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from mmdshot_client import AuthenticatedClient, Client
 from mmdshot_client.api.examples import examples_upsert
-from mmdshot_client.api.imports import imports_create, imports_get
+from mmdshot_client.api.imports import imports_create
 from mmdshot_client.api.meta import meta_info
 from mmdshot_client.api.pools import pools_calibrate, pools_create, pools_get
 from mmdshot_client.api.selection import selection_select
@@ -20,20 +18,10 @@ from mmdshot_client.models import (
     PoolInfo,
     PoolSelectRequest,
 )
+from mmdshot_client.wait import wait_for_job
 
 from tests.app.conftest import Server, make_examples
 from tests.clients.conftest import READ_KEY
-
-
-def wait_for(api: AuthenticatedClient, job: Job) -> Job:
-    deadline = time.monotonic() + 60.0
-    while job.status not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, "the job did not finish"
-        time.sleep(0.05)
-        polled = imports_get.sync(job.id, client=api)
-        assert isinstance(polled, Job)
-        job = polled
-    return job
 
 
 def test_create_import_select(api: AuthenticatedClient) -> None:
@@ -44,7 +32,7 @@ def test_create_import_select(api: AuthenticatedClient) -> None:
     records = [ExampleIn.from_dict(example) for example in make_examples(40)]
     started = imports_create.sync("generated", client=api, body=records)
     assert isinstance(started, Job)
-    finished = wait_for(api, started)
+    finished = wait_for_job(api, started.id, timeout=60)
     assert (finished.status, finished.inserted, finished.errors) == ("succeeded", 40, [])
 
     request = PoolSelectRequest(query="the trains felt negative", k=4, kernel="rbf")
@@ -63,7 +51,7 @@ def test_calibrate(api: AuthenticatedClient) -> None:
     request = CalibrateRequest(k=2, taus=[0.1, 0.4], validation_size=6)
     started = pools_calibrate.sync("generated-calibration", client=api, body=request)
     assert isinstance(started, Job) and started.kind == "calibration"
-    finished = wait_for(api, started)
+    finished = wait_for_job(api, started.id, timeout=60)
     assert finished.status == "succeeded" and finished.calibration
     pool = pools_get.sync("generated-calibration", client=api)
     assert isinstance(pool, PoolInfo) and pool.calibration and not pool.calibration.stale

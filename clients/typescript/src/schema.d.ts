@@ -296,8 +296,24 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * BaselineScore
+         * @description How close a baseline's subset of the same size comes to the target.
+         */
+        BaselineScore: {
+            /**
+             * Mmd
+             * @description Its MMD to the target: compare with the selection's mmd.
+             */
+            mmd: number;
+            /**
+             * Mmd2
+             * @description Its squared MMD: compare with the selection's mmd2.
+             */
+            mmd2: number;
+        };
         Baselines: {
-            [key: string]: number;
+            [key: string]: components["schemas"]["BaselineScore"];
         };
         /**
          * BatchSelectRequest
@@ -312,11 +328,23 @@ export interface components {
          */
         BatchSelectRequest: {
             /**
+             * Bias Constant
+             * @description C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the bounds in units of MMD.
+             * @default 1
+             */
+            bias_constant?: number;
+            /**
              * Compare Baselines
              * @description Report the mmd2 of knn and random.
              * @default true
              */
             compare_baselines?: boolean;
+            /**
+             * Complexity Constant
+             * @description R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k trades it against mmd). 0 leaves the bias bound alone.
+             * @default 1
+             */
+            complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
              * Joint
@@ -353,7 +381,7 @@ export interface components {
             queries: string[];
             /**
              * Query Template
-             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
+             * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
              * @default Input: {query}
              *     Output:
              */
@@ -383,11 +411,20 @@ export interface components {
         };
         /** BatchSelection */
         BatchSelection: {
-            /** Pool */
+            /**
+             * Pool
+             * @description The pool selected from.
+             */
             pool: string;
-            /** Pool Version */
+            /**
+             * Pool Version
+             * @description Its version when selected.
+             */
             pool_version: number;
-            /** Results */
+            /**
+             * Results
+             * @description One selection per query, in request order.
+             */
             results: components["schemas"]["Selection"][];
         };
         BoundsByK: {
@@ -448,10 +485,22 @@ export interface components {
              * @description Whether the chosen tau scores higher than knn.
              */
             beats_knn: boolean;
-            /** Calibrated At */
+            /**
+             * Calibrated At
+             * @description When it finished, in seconds since the epoch.
+             */
             calibrated_at: number;
-            /** K */
+            /**
+             * Calibrated At Iso
+             * @description calibrated_at as an ISO-8601 UTC timestamp.
+             */
+            readonly calibrated_at_iso: string;
+            /**
+             * K
+             * @description Demonstrations chosen per held-out example.
+             */
             k: number;
+            /** @description The kernel calibrated (softmax). */
             kernel: components["schemas"]["Kernel"];
             /**
              * Knn Score
@@ -470,7 +519,10 @@ export interface components {
              * @description The score of every candidate tau, ascending tau.
              */
             scores: components["schemas"]["TauScore"][];
-            /** Seed */
+            /**
+             * Seed
+             * @description The seed that drew the validation split.
+             */
             seed: number;
             /**
              * Tau
@@ -478,7 +530,10 @@ export interface components {
              * @example 0.1
              */
             tau: number;
-            /** Validation Size */
+            /**
+             * Validation Size
+             * @description Examples held out as queries.
+             */
             validation_size: number;
         };
         /** @enum {string} */
@@ -521,7 +576,10 @@ export interface components {
          * @description An example of the request not stored because the pool holds the same content.
          */
         Duplicate: {
-            /** Existing Id */
+            /**
+             * Existing Id
+             * @description The id of the stored example with that content.
+             */
             existing_id: string;
             /**
              * Position
@@ -534,19 +592,25 @@ export interface components {
          * @description The body of every error response.
          */
         ErrorBody: {
+            /** @description The error. */
             error: components["schemas"]["ErrorInfo"];
         };
         /** ErrorInfo */
         ErrorInfo: {
-            /** Detail */
+            /**
+             * Detail
+             * @description Structured context: the invalid fields, the names, ...
+             */
             detail?: unknown;
             /**
              * Message
+             * @description What went wrong, for a person.
              * @example pool 'tweets' does not exist
              */
             message: string;
             /**
              * Type
+             * @description Machine-readable kind (docs/api.md lists them).
              * @example not_found
              */
             type: string;
@@ -561,15 +625,26 @@ export interface components {
          *     }
          */
         Example: {
-            /** Id */
+            /**
+             * Id
+             * @description Its id.
+             */
             id: string;
-            /** Input */
+            /**
+             * Input
+             * @description The demonstration's input.
+             */
             input: string;
-            /** Label */
+            /**
+             * Label
+             * @description Its class, if any.
+             */
             label?: string | null;
+            /** @description Free fields (constraints.metadata_filter). */
             metadata?: components["schemas"]["Metadata"];
             /**
              * Output
+             * @description The answer it demonstrates.
              * @default
              */
             output?: string;
@@ -589,22 +664,36 @@ export interface components {
          *     }
          */
         ExampleIn: {
-            /** Id */
+            /**
+             * Id
+             * @description Its id; default: 16 hex digits of its content's hash.
+             */
             id?: string | null;
-            /** Input */
+            /**
+             * Input
+             * @description The demonstration's input.
+             */
             input: string;
-            /** Label */
+            /**
+             * Label
+             * @description Its class, if any.
+             */
             label?: string | null;
+            /** @description Free fields (constraints.metadata_filter). */
             metadata?: components["schemas"]["Metadata"];
             /**
              * Output
+             * @description The answer it demonstrates.
              * @default
              */
             output?: string;
         };
         /** ExamplePage */
         ExamplePage: {
-            /** Examples */
+            /**
+             * Examples
+             * @description In insertion order.
+             */
             examples: components["schemas"]["Example"][];
             /**
              * Next Cursor
@@ -621,6 +710,7 @@ export interface components {
         Health: {
             /**
              * Status
+             * @description Always ok: the process answers.
              * @default ok
              * @constant
              */
@@ -634,18 +724,37 @@ export interface components {
              * @enum {string}
              */
             auth: "none" | "api_key";
-            /** Device */
+            /**
+             * Device
+             * @description Where the kernels run (cpu, cuda:0).
+             */
             device: string;
-            /** Dimension */
+            /**
+             * Dimension
+             * @description Its embedding dimension; null until loaded.
+             */
             dimension: number | null;
-            /** Kernels */
+            /**
+             * Kernels
+             * @description The kernels a selection may name.
+             */
             kernels: string[];
+            /** @description The hard limits of requests. */
             limits: components["schemas"]["Limits"];
-            /** Methods */
+            /**
+             * Methods
+             * @description The methods a selection may name.
+             */
             methods: string[];
-            /** Model */
+            /**
+             * Model
+             * @description The embedding model; null until loaded.
+             */
             model: string | null;
-            /** Version */
+            /**
+             * Version
+             * @description The service's version.
+             */
             version: string;
         };
         /**
@@ -657,27 +766,58 @@ export interface components {
          *     the result once it succeeded.
          */
         Job: {
+            /** @description Calibration: the result, once it succeeded. */
             calibration?: components["schemas"]["Calibration"] | null;
-            /** Created At */
+            /**
+             * Created At
+             * @description Seconds since the epoch.
+             */
             created_at: number;
-            /** Done */
+            /**
+             * Created At Iso
+             * @description created_at as an ISO-8601 UTC timestamp.
+             */
+            readonly created_at_iso: string;
+            /**
+             * Done
+             * @description Of total, processed so far.
+             */
             done: number;
-            /** Duplicates */
+            /**
+             * Duplicates
+             * @description Import: records whose content the pool held.
+             */
             duplicates: number;
-            /** Errors */
+            /**
+             * Errors
+             * @description Import: the records refused.
+             */
             errors: components["schemas"]["LineError"][];
-            /** Id */
+            /**
+             * Id
+             * @description The job's id (GET /v1/jobs/{id}).
+             */
             id: string;
-            /** Inserted */
+            /**
+             * Inserted
+             * @description Import: new examples stored.
+             */
             inserted: number;
             /**
              * Kind
+             * @description What it does.
              * @enum {string}
              */
             kind: "import" | "calibration";
-            /** Message */
+            /**
+             * Message
+             * @description Why it failed, when it did.
+             */
             message?: string | null;
-            /** Pool */
+            /**
+             * Pool
+             * @description The pool it works on.
+             */
             pool: string;
             /**
              * Resumable
@@ -687,15 +827,30 @@ export interface components {
             resumable?: boolean;
             /**
              * Status
+             * @description queued and running are not final; cancelled: POST /v1/jobs/{id}/cancel.
              * @enum {string}
              */
             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-            /** Total */
+            /**
+             * Total
+             * @description Records (import; 0 until the job has counted them) or settings (calibration) to process.
+             */
             total: number;
-            /** Updated */
+            /**
+             * Updated
+             * @description Import: examples whose content was replaced.
+             */
             updated: number;
-            /** Updated At */
+            /**
+             * Updated At
+             * @description Seconds since the epoch: the last change.
+             */
             updated_at: number;
+            /**
+             * Updated At Iso
+             * @description updated_at as an ISO-8601 UTC timestamp.
+             */
+            readonly updated_at_iso: string;
         };
         /** @enum {string} */
         Kernel: "softmax" | "rbf" | "laplace" | "cosine";
@@ -707,45 +862,66 @@ export interface components {
         };
         /** Limits */
         Limits: {
-            /** Max Body Bytes */
+            /**
+             * Max Body Bytes
+             * @description Largest request body (bytes), imports aside.
+             */
             max_body_bytes: number;
-            /** Max Import Bytes */
+            /**
+             * Max Import Bytes
+             * @description Largest import body (bytes).
+             */
             max_import_bytes: number;
             /**
              * Max Inline Candidates
+             * @description Most candidates in POST /v1/select.
              * @default 5000
              */
             max_inline_candidates?: number;
             /**
              * Max K
+             * @description Largest k.
              * @default 256
              */
             max_k?: number;
             /**
              * Max Page
+             * @description Largest page of examples.
              * @default 1000
              */
             max_page?: number;
-            /** Max Prompt Chars */
+            /**
+             * Max Prompt Chars
+             * @description Longest rendered prompt (characters).
+             */
             max_prompt_chars: number;
             /**
              * Max Queries
+             * @description Most queries in one request.
              * @default 256
              */
             max_queries?: number;
             /**
              * Max Query Chars
+             * @description Longest query.
              * @default 8192
              */
             max_query_chars?: number;
-            /** Max Response Chars */
+            /**
+             * Max Response Chars
+             * @description Most characters of text (prompts and examples) in one selection response.
+             */
             max_response_chars: number;
             /**
              * Max Text Chars
+             * @description Longest input or output.
              * @default 32768
              */
             max_text_chars?: number;
-            /** Max Upsert Batch */
+            /**
+             * Max Upsert Batch
+             * @description Most examples in one upsert.
+             */
             max_upsert_batch: number;
         };
         /** LineError */
@@ -755,7 +931,10 @@ export interface components {
              * @description 1-based line (JSONL) or element (JSON array) number.
              */
             line: number;
-            /** Message */
+            /**
+             * Message
+             * @description Why the record was refused.
+             */
             message: string;
         };
         Metadata: {
@@ -770,10 +949,22 @@ export interface components {
              * @description Whether the chosen tau scores higher than knn.
              */
             beats_knn: boolean;
-            /** Calibrated At */
+            /**
+             * Calibrated At
+             * @description When it finished, in seconds since the epoch.
+             */
             calibrated_at: number;
-            /** K */
+            /**
+             * Calibrated At Iso
+             * @description calibrated_at as an ISO-8601 UTC timestamp.
+             */
+            readonly calibrated_at_iso: string;
+            /**
+             * K
+             * @description Demonstrations chosen per held-out example.
+             */
             k: number;
+            /** @description The kernel calibrated (softmax). */
             kernel: components["schemas"]["Kernel"];
             /**
              * Knn Score
@@ -792,7 +983,10 @@ export interface components {
              * @description The score of every candidate tau, ascending tau.
              */
             scores: components["schemas"]["TauScore"][];
-            /** Seed */
+            /**
+             * Seed
+             * @description The seed that drew the validation split.
+             */
             seed: number;
             /**
              * Stale
@@ -805,7 +999,10 @@ export interface components {
              * @example 0.1
              */
             tau: number;
-            /** Validation Size */
+            /**
+             * Validation Size
+             * @description Examples held out as queries.
+             */
             validation_size: number;
         };
         /** PoolCreate */
@@ -829,12 +1026,24 @@ export interface components {
         PoolInfo: {
             /** @description The last calibration (POST /v1/pools/{pool}/calibrate). */
             calibration?: components["schemas"]["PoolCalibration"] | null;
-            /** Created At */
+            /**
+             * Created At
+             * @description Seconds since the epoch.
+             */
             created_at: number;
-            /** Description */
+            /**
+             * Created At Iso
+             * @description created_at as an ISO-8601 UTC timestamp.
+             */
+            readonly created_at_iso: string;
+            /**
+             * Description
+             * @description Free text given at creation.
+             */
             description: string;
             /**
              * Dimension
+             * @description The embeddings' dimension.
              * @example 384
              */
             dimension: number;
@@ -845,30 +1054,45 @@ export interface components {
             labelled: boolean;
             /**
              * Model
+             * @description The embedding model.
              * @example all-MiniLM-L6-v2
              */
             model: string;
             /**
              * Name
+             * @description The pool's name.
              * @example tweets
              */
             name: string;
             /**
              * Size
+             * @description Examples stored.
              * @example 1200
              */
             size: number;
-            /** Updated At */
+            /**
+             * Updated At
+             * @description Seconds since the epoch: the last change.
+             */
             updated_at: number;
             /**
+             * Updated At Iso
+             * @description updated_at as an ISO-8601 UTC timestamp.
+             */
+            readonly updated_at_iso: string;
+            /**
              * Version
+             * @description Bumped by one by every call that changes the pool.
              * @example 3
              */
             version: number;
         };
         /** PoolList */
         PoolList: {
-            /** Pools */
+            /**
+             * Pools
+             * @description Every pool, by name.
+             */
             pools: components["schemas"]["PoolInfo"][];
         };
         /**
@@ -880,11 +1104,23 @@ export interface components {
          */
         PoolSelectRequest: {
             /**
+             * Bias Constant
+             * @description C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the bounds in units of MMD.
+             * @default 1
+             */
+            bias_constant?: number;
+            /**
              * Compare Baselines
              * @description Report the mmd2 of knn and random.
              * @default true
              */
             compare_baselines?: boolean;
+            /**
+             * Complexity Constant
+             * @description R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k trades it against mmd). 0 leaves the bias bound alone.
+             * @default 1
+             */
+            complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
              * Joint
@@ -923,7 +1159,7 @@ export interface components {
             query?: string | null;
             /**
              * Query Template
-             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
+             * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
              * @default Input: {query}
              *     Output:
              */
@@ -955,48 +1191,101 @@ export interface components {
         /** PoolSelection */
         PoolSelection: {
             /**
-             * @description mmd2 of knn and random at the same k.
+             * @description What knn and random reach at the same k (compare_baselines): mmd and mmd2.
              * @example {
-             *       "knn": 0.8,
-             *       "random": 1.1
+             *       "knn": {
+             *         "mmd": 0.9,
+             *         "mmd2": 0.81
+             *       },
+             *       "random": {
+             *         "mmd": 1.05,
+             *         "mmd2": 1.1
+             *       }
              *     }
              */
             baselines: components["schemas"]["Baselines"];
-            /** Bias Bound */
+            /**
+             * Bias Bound
+             * @description C * mmd (C: bias_constant): the bound on the bias of what the model distils from this prompt, in the units of C.
+             */
             bias_bound: number;
-            /** Bound */
+            /**
+             * Bound
+             * @description C * mmd + R / sqrt(k) (R: complexity_constant): bias plus the finite-k term.
+             */
             bound: number;
             /** @description Auto-k: bound of each k. */
             bounds_by_k?: components["schemas"]["BoundsByK"] | null;
-            /** Examples */
+            /**
+             * Examples
+             * @description The demonstrations, in prompt order.
+             */
             examples: components["schemas"]["SelectedExample"][];
-            /** Joint */
+            /**
+             * Joint
+             * @description Matched the joint (input, label) distribution.
+             */
             joint: boolean;
-            /** K */
+            /**
+             * K
+             * @description Demonstrations chosen.
+             */
             k: number;
-            /** Kernel */
+            /**
+             * Kernel
+             * @description The kernel that measured the MMD.
+             */
             kernel: string;
-            /** Method */
+            /**
+             * Method
+             * @description How they were chosen (mmd, knn, mmr, random).
+             */
             method: string;
-            /** Mmd */
+            /**
+             * Mmd
+             * @description MMD: sqrt(mmd2), lower is closer; what bias_bound scales.
+             */
             mmd: number;
-            /** Mmd2 */
+            /**
+             * Mmd2
+             * @description Squared MMD between the chosen set and the target (kernel units, >= 0).
+             */
             mmd2: number;
-            /** Pool */
+            /**
+             * Pool
+             * @description The pool selected from.
+             */
             pool: string;
-            /** Pool Version */
+            /**
+             * Pool Version
+             * @description Its version when selected.
+             */
             pool_version: number;
-            /** Prefiltered */
+            /**
+             * Prefiltered
+             * @description Chose among a prefilter's candidates (large pools).
+             */
             prefiltered: boolean;
-            /** Prompt */
+            /**
+             * Prompt
+             * @description The demonstrations through template, joined by separator, then the query through query_template (query only).
+             */
             prompt: string;
-            /** Subsets */
+            /**
+             * Subsets
+             * @description The best num_subsets subsets, best first (the first is this selection).
+             */
             subsets: components["schemas"]["Subset"][];
+            /** @description Labelled pools: the label distribution estimated for the target. */
             target_label_distribution?: components["schemas"]["LabelDistribution"] | null;
-            /** Tau */
+            /**
+             * Tau
+             * @description The kernel's bandwidth used.
+             */
             tau: number;
             /** @description request: the request's tau; calibrated: the pool's calibrated tau (the request left tau unset, with the calibrated kernel and method mmd); default: the kernel's default. */
             tau_source: components["schemas"]["TauSource"];
+            /** @description Where the time went (ms). */
             timings: components["schemas"]["Timings"];
         };
         /** @enum {string} */
@@ -1010,11 +1299,20 @@ export interface components {
         };
         /** Readiness */
         Readiness: {
-            /** Message */
+            /**
+             * Message
+             * @description Why not ready, when it is not.
+             */
             message?: string | null;
-            /** Model Loaded */
+            /**
+             * Model Loaded
+             * @description The embedding model is loaded.
+             */
             model_loaded: boolean;
-            /** Ready */
+            /**
+             * Ready
+             * @description Selections can be served.
+             */
             ready: boolean;
             /**
              * Storage Full
@@ -1022,22 +1320,40 @@ export interface components {
              * @default false
              */
             storage_full?: boolean;
-            /** Store Open */
+            /**
+             * Store Open
+             * @description The store is open.
+             */
             store_open: boolean;
         };
         /** SelectedExample */
         SelectedExample: {
-            /** Id */
+            /**
+             * Id
+             * @description The example's id.
+             */
             id: string;
-            /** Input */
+            /**
+             * Input
+             * @description Its input.
+             */
             input: string;
-            /** Label */
+            /**
+             * Label
+             * @description Its label, if any.
+             */
             label: string | null;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Its metadata.
+             */
             metadata: {
                 [key: string]: string | number | boolean | null;
             };
-            /** Output */
+            /**
+             * Output
+             * @description Its output.
+             */
             output: string;
             /**
              * Selection Rank
@@ -1051,44 +1367,91 @@ export interface components {
          */
         Selection: {
             /**
-             * @description mmd2 of knn and random at the same k.
+             * @description What knn and random reach at the same k (compare_baselines): mmd and mmd2.
              * @example {
-             *       "knn": 0.8,
-             *       "random": 1.1
+             *       "knn": {
+             *         "mmd": 0.9,
+             *         "mmd2": 0.81
+             *       },
+             *       "random": {
+             *         "mmd": 1.05,
+             *         "mmd2": 1.1
+             *       }
              *     }
              */
             baselines: components["schemas"]["Baselines"];
-            /** Bias Bound */
+            /**
+             * Bias Bound
+             * @description C * mmd (C: bias_constant): the bound on the bias of what the model distils from this prompt, in the units of C.
+             */
             bias_bound: number;
-            /** Bound */
+            /**
+             * Bound
+             * @description C * mmd + R / sqrt(k) (R: complexity_constant): bias plus the finite-k term.
+             */
             bound: number;
             /** @description Auto-k: bound of each k. */
             bounds_by_k?: components["schemas"]["BoundsByK"] | null;
-            /** Examples */
+            /**
+             * Examples
+             * @description The demonstrations, in prompt order.
+             */
             examples: components["schemas"]["SelectedExample"][];
-            /** Joint */
+            /**
+             * Joint
+             * @description Matched the joint (input, label) distribution.
+             */
             joint: boolean;
-            /** K */
+            /**
+             * K
+             * @description Demonstrations chosen.
+             */
             k: number;
-            /** Kernel */
+            /**
+             * Kernel
+             * @description The kernel that measured the MMD.
+             */
             kernel: string;
-            /** Method */
+            /**
+             * Method
+             * @description How they were chosen (mmd, knn, mmr, random).
+             */
             method: string;
-            /** Mmd */
+            /**
+             * Mmd
+             * @description MMD: sqrt(mmd2), lower is closer; what bias_bound scales.
+             */
             mmd: number;
-            /** Mmd2 */
+            /**
+             * Mmd2
+             * @description Squared MMD between the chosen set and the target (kernel units, >= 0).
+             */
             mmd2: number;
-            /** Prefiltered */
+            /**
+             * Prefiltered
+             * @description Chose among a prefilter's candidates (large pools).
+             */
             prefiltered: boolean;
-            /** Prompt */
+            /**
+             * Prompt
+             * @description The demonstrations through template, joined by separator, then the query through query_template (query only).
+             */
             prompt: string;
-            /** Subsets */
+            /**
+             * Subsets
+             * @description The best num_subsets subsets, best first (the first is this selection).
+             */
             subsets: components["schemas"]["Subset"][];
+            /** @description Labelled pools: the label distribution estimated for the target. */
             target_label_distribution?: components["schemas"]["LabelDistribution"] | null;
-            /** Tau */
+            /**
+             * Tau
+             * @description The kernel's bandwidth used.
+             */
             tau: number;
             /** @description request: the request's tau; calibrated: the pool's calibrated tau (the request left tau unset, with the calibrated kernel and method mmd); default: the kernel's default. */
             tau_source: components["schemas"]["TauSource"];
+            /** @description Where the time went (ms). */
             timings: components["schemas"]["Timings"];
         };
         /**
@@ -1110,6 +1473,12 @@ export interface components {
          *     }
          */
         StatelessSelectRequest: {
+            /**
+             * Bias Constant
+             * @description C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the bounds in units of MMD.
+             * @default 1
+             */
+            bias_constant?: number;
             /** Candidates */
             candidates: components["schemas"]["ExampleIn"][];
             /**
@@ -1118,6 +1487,12 @@ export interface components {
              * @default true
              */
             compare_baselines?: boolean;
+            /**
+             * Complexity Constant
+             * @description R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k trades it against mmd). 0 leaves the bias bound alone.
+             * @default 1
+             */
+            complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
              * Joint
@@ -1156,7 +1531,7 @@ export interface components {
             query?: string | null;
             /**
              * Query Template
-             * @description The query after the demonstrations (with query only): the bare field {query}; {{ and }} are literal braces.
+             * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
              * @default Input: {query}
              *     Output:
              */
@@ -1192,19 +1567,28 @@ export interface components {
         Subset: {
             /**
              * Bias Bound
-             * @description C * mmd.
+             * @description C * mmd (C: bias_constant).
              */
             bias_bound: number;
             /**
              * Bound
-             * @description C * mmd + R / sqrt(k).
+             * @description C * mmd + R / sqrt(k) (R: complexity_constant).
              */
             bound: number;
-            /** Ids */
+            /**
+             * Ids
+             * @description The subset's example ids, in selection order.
+             */
             ids: string[];
-            /** Mmd */
+            /**
+             * Mmd
+             * @description MMD to the target: sqrt(mmd2); lower is closer.
+             */
             mmd: number;
-            /** Mmd2 */
+            /**
+             * Mmd2
+             * @description Squared MMD to the target (kernel units, >= 0).
+             */
             mmd2: number;
         };
         /**
@@ -1223,11 +1607,13 @@ export interface components {
         TauScore: {
             /**
              * Score
+             * @description Its score on the held-out examples (0 to 1; higher is better).
              * @example 0.71
              */
             score: number;
             /**
              * Tau
+             * @description A candidate bandwidth.
              * @example 0.1
              */
             tau: number;
@@ -1239,28 +1625,58 @@ export interface components {
          * @description Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
          */
         Timings: {
-            /** Embed Ms */
+            /**
+             * Embed Ms
+             * @description Embedding the query or target texts (ms).
+             */
             embed_ms: number;
-            /** Refine Ms */
+            /**
+             * Refine Ms
+             * @description Swap refinement (ms).
+             */
             refine_ms: number;
-            /** Scan Ms */
+            /**
+             * Scan Ms
+             * @description Scoring the pool against the target, or its prefilter (ms).
+             */
             scan_ms: number;
-            /** Select Ms */
+            /**
+             * Select Ms
+             * @description The greedy (or baseline) choice (ms).
+             */
             select_ms: number;
-            /** Total Ms */
+            /**
+             * Total Ms
+             * @description The whole request inside the service (ms).
+             */
             total_ms: number;
         };
         /** UpsertResult */
         UpsertResult: {
-            /** Duplicates */
+            /**
+             * Duplicates
+             * @description Examples not stored: content already held.
+             */
             duplicates: components["schemas"]["Duplicate"][];
-            /** Inserted */
+            /**
+             * Inserted
+             * @description Ids of the new examples.
+             */
             inserted: string[];
-            /** Pool */
+            /**
+             * Pool
+             * @description The pool's name.
+             */
             pool: string;
-            /** Updated */
+            /**
+             * Updated
+             * @description Ids whose content was replaced.
+             */
             updated: string[];
-            /** Version */
+            /**
+             * Version
+             * @description The pool's version after the call.
+             */
             version: number;
         };
     };

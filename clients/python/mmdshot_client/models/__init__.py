@@ -1,5 +1,6 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .baseline_score import BaselineScore
 from .baselines import Baselines
 from .batch_select_request import BatchSelectRequest
 from .batch_selection import BatchSelection
@@ -50,6 +51,7 @@ from .upsert_result import UpsertResult
 
 __all__ = (
     "Baselines",
+    "BaselineScore",
     "BatchSelection",
     "BatchSelectRequest",
     "BoundsByK",

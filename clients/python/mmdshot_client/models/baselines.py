@@ -1,41 +1,54 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+if TYPE_CHECKING:
+    from ..models.baseline_score import BaselineScore
+
 
 T = TypeVar("T", bound="Baselines")
 
 
 @_attrs_define
 class Baselines:
-    additional_properties: dict[str, float] = _attrs_field(init=False, factory=dict)
+    additional_properties: dict[str, BaselineScore] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+        for prop_name, prop in self.additional_properties.items():
+            field_dict[prop_name] = prop.to_dict()
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.baseline_score import BaselineScore  # noqa: PLC0415
+
         d = dict(src_dict)
         baselines = cls()
 
-        baselines.additional_properties = d
+        additional_properties = {}
+        for prop_name, prop_dict in d.items():
+            additional_property = BaselineScore.from_dict(prop_dict)
+
+            additional_properties[prop_name] = additional_property
+
+        baselines.additional_properties = additional_properties
         return baselines
 
     @property
     def additional_keys(self) -> list[str]:
         return list(self.additional_properties.keys())
 
-    def __getitem__(self, key: str) -> float:
+    def __getitem__(self, key: str) -> BaselineScore:
         return self.additional_properties[key]
 
-    def __setitem__(self, key: str, value: float) -> None:
+    def __setitem__(self, key: str, value: BaselineScore) -> None:
         self.additional_properties[key] = value
 
     def __delitem__(self, key: str) -> None:

@@ -23,7 +23,12 @@ class BatchSelectRequest:
 
     Attributes:
         queries (list[str]):
+        bias_constant (float | Unset): C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz
+            constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the
+            bounds in units of MMD. Default: 1.0.
         compare_baselines (bool | Unset): Report the mmd2 of knn and random. Default: True.
+        complexity_constant (float | Unset): R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k
+            trades it against mmd). 0 leaves the bias bound alone. Default: 1.0.
         constraints (ConstraintsIn | None | Unset):
         joint (bool | None | Unset): Match the joint (input, label) distribution; default: when labelled.
         k (int | None | Unset): Subset size (default 8).
@@ -33,8 +38,10 @@ class BatchSelectRequest:
         method (Method | Unset):
         num_subsets (int | Unset):  Default: 1.
         order (PromptOrder | Unset):
-        query_template (str | Unset): The query after the demonstrations (with query only): the bare field {query}; {{
-            and }} are literal braces. Default: 'Input: {query}\\nOutput:'.
+        query_template (str | Unset): The query after the demonstrations: the bare field {query}; {{ and }} are literal
+            braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet:
+            {input}\\nSentiment: {output}' gives 'Tweet: {query}\\nSentiment:'); this default when the template has no
+            {input} before {output}, or other fields there. Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
         tau (float | Literal['median'] | None | Unset): Bandwidth in [0.0001, 1000] (below it float32 rounding distorts
@@ -45,7 +52,9 @@ class BatchSelectRequest:
     """
 
     queries: list[str]
+    bias_constant: float | Unset = 1.0
     compare_baselines: bool | Unset = True
+    complexity_constant: float | Unset = 1.0
     constraints: ConstraintsIn | None | Unset = UNSET
     joint: bool | None | Unset = UNSET
     k: int | None | Unset = UNSET
@@ -66,7 +75,11 @@ class BatchSelectRequest:
 
         queries = self.queries
 
+        bias_constant = self.bias_constant
+
         compare_baselines = self.compare_baselines
+
+        complexity_constant = self.complexity_constant
 
         constraints: dict[str, Any] | None | Unset
         if isinstance(self.constraints, Unset):
@@ -135,8 +148,12 @@ class BatchSelectRequest:
                 "queries": queries,
             }
         )
+        if bias_constant is not UNSET:
+            field_dict["bias_constant"] = bias_constant
         if compare_baselines is not UNSET:
             field_dict["compare_baselines"] = compare_baselines
+        if complexity_constant is not UNSET:
+            field_dict["complexity_constant"] = complexity_constant
         if constraints is not UNSET:
             field_dict["constraints"] = constraints
         if joint is not UNSET:
@@ -175,7 +192,11 @@ class BatchSelectRequest:
         d = dict(src_dict)
         queries = cast(list[str], d.pop("queries"))
 
+        bias_constant = d.pop("bias_constant", UNSET)
+
         compare_baselines = d.pop("compare_baselines", UNSET)
+
+        complexity_constant = d.pop("complexity_constant", UNSET)
 
         def _parse_constraints(data: object) -> ConstraintsIn | None | Unset:
             if data is None:
@@ -276,7 +297,9 @@ class BatchSelectRequest:
 
         batch_select_request = cls(
             queries=queries,
+            bias_constant=bias_constant,
             compare_baselines=compare_baselines,
+            complexity_constant=complexity_constant,
             constraints=constraints,
             joint=joint,
             k=k,

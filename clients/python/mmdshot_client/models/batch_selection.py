@@ -16,9 +16,9 @@ T = TypeVar("T", bound="BatchSelection")
 class BatchSelection:
     """
     Attributes:
-        pool (str):
-        pool_version (int):
-        results (list[Selection]):
+        pool (str): The pool selected from.
+        pool_version (int): Its version when selected.
+        results (list[Selection]): One selection per query, in request order.
     """
 
     pool: str

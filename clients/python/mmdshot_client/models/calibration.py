@@ -24,20 +24,22 @@ class Calibration:
 
         Attributes:
             beats_knn (bool): Whether the chosen tau scores higher than knn.
-            calibrated_at (float):
-            k (int):
+            calibrated_at (float): When it finished, in seconds since the epoch.
+            calibrated_at_iso (str): calibrated_at as an ISO-8601 UTC timestamp.
+            k (int): Demonstrations chosen per held-out example.
             kernel (Kernel):
             knn_score (float): knn's score on the same held-out examples.
             pool_version (int): The pool version it was computed at.
             scorer (CalibrationScorer):
             scores (list[TauScore]): The score of every candidate tau, ascending tau.
-            seed (int):
+            seed (int): The seed that drew the validation split.
             tau (float): The chosen bandwidth.
-            validation_size (int):
+            validation_size (int): Examples held out as queries.
     """
 
     beats_knn: bool
     calibrated_at: float
+    calibrated_at_iso: str
     k: int
     kernel: Kernel
     knn_score: float
@@ -52,6 +54,8 @@ class Calibration:
         beats_knn = self.beats_knn
 
         calibrated_at = self.calibrated_at
+
+        calibrated_at_iso = self.calibrated_at_iso
 
         k = self.k
 
@@ -80,6 +84,7 @@ class Calibration:
             {
                 "beats_knn": beats_knn,
                 "calibrated_at": calibrated_at,
+                "calibrated_at_iso": calibrated_at_iso,
                 "k": k,
                 "kernel": kernel,
                 "knn_score": knn_score,
@@ -102,6 +107,8 @@ class Calibration:
         beats_knn = d.pop("beats_knn")
 
         calibrated_at = d.pop("calibrated_at")
+
+        calibrated_at_iso = d.pop("calibrated_at_iso")
 
         k = d.pop("k")
 
@@ -129,6 +136,7 @@ class Calibration:
         calibration = cls(
             beats_knn=beats_knn,
             calibrated_at=calibrated_at,
+            calibrated_at_iso=calibrated_at_iso,
             k=k,
             kernel=kernel,
             knn_score=knn_score,

@@ -13,7 +13,7 @@ class Duplicate:
     """An example of the request not stored because the pool holds the same content.
 
     Attributes:
-        existing_id (str):
+        existing_id (str): The id of the stored example with that content.
         position (int): Index of the example in the request (or line number).
     """
 

@@ -14,9 +14,9 @@ T = TypeVar("T", bound="ErrorInfo")
 class ErrorInfo:
     """
     Attributes:
-        message (str):
-        type_ (str):
-        detail (Any | Unset):
+        message (str): What went wrong, for a person.
+        type_ (str): Machine-readable kind (docs/api.md lists them).
+        detail (Any | Unset): Structured context: the invalid fields, the names, ...
     """
 
     message: str

@@ -19,12 +19,12 @@ class Example:
     """A stored demonstration.
 
     Attributes:
-        id (str):
-        input_ (str):
+        id (str): Its id.
+        input_ (str): The demonstration's input.
         token_count (int): Tokens of input and output (bundled tokenizer).
-        label (None | str | Unset):
+        label (None | str | Unset): Its class, if any.
         metadata (Metadata | Unset):
-        output (str | Unset):  Default: ''.
+        output (str | Unset): The answer it demonstrates. Default: ''.
     """
 
     id: str

@@ -19,11 +19,11 @@ class ExampleIn:
     """One demonstration. Without an ``id`` one is derived from its content.
 
     Attributes:
-        input_ (str):
-        id (None | str | Unset):
-        label (None | str | Unset):
+        input_ (str): The demonstration's input.
+        id (None | str | Unset): Its id; default: 16 hex digits of its content's hash.
+        label (None | str | Unset): Its class, if any.
         metadata (Metadata | Unset):
-        output (str | Unset):  Default: ''.
+        output (str | Unset): The answer it demonstrates. Default: ''.
     """
 
     input_: str

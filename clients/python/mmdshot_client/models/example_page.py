@@ -16,7 +16,7 @@ T = TypeVar("T", bound="ExamplePage")
 class ExamplePage:
     """
     Attributes:
-        examples (list[Example]):
+        examples (list[Example]): In insertion order.
         next_cursor (None | str): Pass as ?cursor= for the next page; null at the end.
     """
 

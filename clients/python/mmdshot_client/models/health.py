@@ -14,7 +14,7 @@ T = TypeVar("T", bound="Health")
 class Health:
     """
     Attributes:
-        status (Literal['ok'] | Unset):  Default: 'ok'.
+        status (Literal['ok'] | Unset): Always ok: the process answers. Default: 'ok'.
     """
 
     status: Literal["ok"] | Unset = "ok"

@@ -20,13 +20,13 @@ class Info:
     Attributes:
         auth (InfoAuth): api_key: every /v1 route needs `Authorization: Bearer <key>`; none: the service is open (no
             MMDSHOT_API_KEYS).
-        device (str):
-        dimension (int | None):
-        kernels (list[str]):
+        device (str): Where the kernels run (cpu, cuda:0).
+        dimension (int | None): Its embedding dimension; null until loaded.
+        kernels (list[str]): The kernels a selection may name.
         limits (Limits):
-        methods (list[str]):
-        model (None | str):
-        version (str):
+        methods (list[str]): The methods a selection may name.
+        model (None | str): The embedding model; null until loaded.
+        version (str): The service's version.
     """
 
     auth: InfoAuth

@@ -26,25 +26,28 @@ class Job:
     the result once it succeeded.
 
         Attributes:
-            created_at (float):
-            done (int):
-            duplicates (int):
-            errors (list[LineError]):
-            id (str):
-            inserted (int):
-            kind (JobKind):
-            pool (str):
-            status (JobStatus):
-            total (int):
-            updated (int):
-            updated_at (float):
-            calibration (Calibration | None | Unset):
-            message (None | str | Unset):
+            created_at (float): Seconds since the epoch.
+            created_at_iso (str): created_at as an ISO-8601 UTC timestamp.
+            done (int): Of total, processed so far.
+            duplicates (int): Import: records whose content the pool held.
+            errors (list[LineError]): Import: the records refused.
+            id (str): The job's id (GET /v1/jobs/{id}).
+            inserted (int): Import: new examples stored.
+            kind (JobKind): What it does.
+            pool (str): The pool it works on.
+            status (JobStatus): queued and running are not final; cancelled: POST /v1/jobs/{id}/cancel.
+            total (int): Records (import; 0 until the job has counted them) or settings (calibration) to process.
+            updated (int): Import: examples whose content was replaced.
+            updated_at (float): Seconds since the epoch: the last change.
+            updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
+            calibration (Calibration | None | Unset): Calibration: the result, once it succeeded.
+            message (None | str | Unset): Why it failed, when it did.
             resumable (bool | Unset): A failed job that POST /v1/jobs/{job_id}/resume continues (it failed for want of
                 storage space). Default: False.
     """
 
     created_at: float
+    created_at_iso: str
     done: int
     duplicates: int
     errors: list[LineError]
@@ -56,6 +59,7 @@ class Job:
     total: int
     updated: int
     updated_at: float
+    updated_at_iso: str
     calibration: Calibration | None | Unset = UNSET
     message: None | str | Unset = UNSET
     resumable: bool | Unset = False
@@ -64,6 +68,8 @@ class Job:
         from ..models.calibration import Calibration  # noqa: PLC0415
 
         created_at = self.created_at
+
+        created_at_iso = self.created_at_iso
 
         done = self.done
 
@@ -90,6 +96,8 @@ class Job:
 
         updated_at = self.updated_at
 
+        updated_at_iso = self.updated_at_iso
+
         calibration: dict[str, Any] | None | Unset
         if isinstance(self.calibration, Unset):
             calibration = UNSET
@@ -111,6 +119,7 @@ class Job:
         field_dict.update(
             {
                 "created_at": created_at,
+                "created_at_iso": created_at_iso,
                 "done": done,
                 "duplicates": duplicates,
                 "errors": errors,
@@ -122,6 +131,7 @@ class Job:
                 "total": total,
                 "updated": updated,
                 "updated_at": updated_at,
+                "updated_at_iso": updated_at_iso,
             }
         )
         if calibration is not UNSET:
@@ -140,6 +150,8 @@ class Job:
 
         d = dict(src_dict)
         created_at = d.pop("created_at")
+
+        created_at_iso = d.pop("created_at_iso")
 
         done = d.pop("done")
 
@@ -167,6 +179,8 @@ class Job:
         updated = d.pop("updated")
 
         updated_at = d.pop("updated_at")
+
+        updated_at_iso = d.pop("updated_at_iso")
 
         def _parse_calibration(data: object) -> Calibration | None | Unset:
             if data is None:
@@ -198,6 +212,7 @@ class Job:
 
         job = cls(
             created_at=created_at,
+            created_at_iso=created_at_iso,
             done=done,
             duplicates=duplicates,
             errors=errors,
@@ -209,6 +224,7 @@ class Job:
             total=total,
             updated=updated,
             updated_at=updated_at,
+            updated_at_iso=updated_at_iso,
             calibration=calibration,
             message=message,
             resumable=resumable,

@@ -14,17 +14,17 @@ T = TypeVar("T", bound="Limits")
 class Limits:
     """
     Attributes:
-        max_body_bytes (int):
-        max_import_bytes (int):
-        max_prompt_chars (int):
-        max_response_chars (int):
-        max_upsert_batch (int):
-        max_inline_candidates (int | Unset):  Default: 5000.
-        max_k (int | Unset):  Default: 256.
-        max_page (int | Unset):  Default: 1000.
-        max_queries (int | Unset):  Default: 256.
-        max_query_chars (int | Unset):  Default: 8192.
-        max_text_chars (int | Unset):  Default: 32768.
+        max_body_bytes (int): Largest request body (bytes), imports aside.
+        max_import_bytes (int): Largest import body (bytes).
+        max_prompt_chars (int): Longest rendered prompt (characters).
+        max_response_chars (int): Most characters of text (prompts and examples) in one selection response.
+        max_upsert_batch (int): Most examples in one upsert.
+        max_inline_candidates (int | Unset): Most candidates in POST /v1/select. Default: 5000.
+        max_k (int | Unset): Largest k. Default: 256.
+        max_page (int | Unset): Largest page of examples. Default: 1000.
+        max_queries (int | Unset): Most queries in one request. Default: 256.
+        max_query_chars (int | Unset): Longest query. Default: 8192.
+        max_text_chars (int | Unset): Longest input or output. Default: 32768.
     """
 
     max_body_bytes: int

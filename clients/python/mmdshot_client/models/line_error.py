@@ -13,7 +13,7 @@ class LineError:
     """
     Attributes:
         line (int): 1-based line (JSONL) or element (JSON array) number.
-        message (str):
+        message (str): Why the record was refused.
     """
 
     line: int

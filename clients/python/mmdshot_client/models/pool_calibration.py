@@ -20,22 +20,24 @@ class PoolCalibration:
     """
     Attributes:
         beats_knn (bool): Whether the chosen tau scores higher than knn.
-        calibrated_at (float):
-        k (int):
+        calibrated_at (float): When it finished, in seconds since the epoch.
+        calibrated_at_iso (str): calibrated_at as an ISO-8601 UTC timestamp.
+        k (int): Demonstrations chosen per held-out example.
         kernel (Kernel):
         knn_score (float): knn's score on the same held-out examples.
         pool_version (int): The pool version it was computed at.
         scorer (CalibrationScorer):
         scores (list[TauScore]): The score of every candidate tau, ascending tau.
-        seed (int):
+        seed (int): The seed that drew the validation split.
         stale (bool): The pool changed since (its version is past pool_version). Selections still use the calibrated
             tau; calibrate again to refresh it.
         tau (float): The chosen bandwidth.
-        validation_size (int):
+        validation_size (int): Examples held out as queries.
     """
 
     beats_knn: bool
     calibrated_at: float
+    calibrated_at_iso: str
     k: int
     kernel: Kernel
     knn_score: float
@@ -51,6 +53,8 @@ class PoolCalibration:
         beats_knn = self.beats_knn
 
         calibrated_at = self.calibrated_at
+
+        calibrated_at_iso = self.calibrated_at_iso
 
         k = self.k
 
@@ -81,6 +85,7 @@ class PoolCalibration:
             {
                 "beats_knn": beats_knn,
                 "calibrated_at": calibrated_at,
+                "calibrated_at_iso": calibrated_at_iso,
                 "k": k,
                 "kernel": kernel,
                 "knn_score": knn_score,
@@ -104,6 +109,8 @@ class PoolCalibration:
         beats_knn = d.pop("beats_knn")
 
         calibrated_at = d.pop("calibrated_at")
+
+        calibrated_at_iso = d.pop("calibrated_at_iso")
 
         k = d.pop("k")
 
@@ -133,6 +140,7 @@ class PoolCalibration:
         pool_calibration = cls(
             beats_knn=beats_knn,
             calibrated_at=calibrated_at,
+            calibrated_at_iso=calibrated_at_iso,
             k=k,
             kernel=kernel,
             knn_score=knn_score,

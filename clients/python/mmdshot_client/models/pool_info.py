@@ -19,19 +19,22 @@ class PoolInfo:
     """A pool: its size, version (bumped by every change) and the model that embedded it.
 
     Attributes:
-        created_at (float):
-        description (str):
-        dimension (int):
+        created_at (float): Seconds since the epoch.
+        created_at_iso (str): created_at as an ISO-8601 UTC timestamp.
+        description (str): Free text given at creation.
+        dimension (int): The embeddings' dimension.
         labelled (bool): Every example has a label: selection uses the joint kernel.
-        model (str):
-        name (str):
-        size (int):
-        updated_at (float):
-        version (int):
+        model (str): The embedding model.
+        name (str): The pool's name.
+        size (int): Examples stored.
+        updated_at (float): Seconds since the epoch: the last change.
+        updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
+        version (int): Bumped by one by every call that changes the pool.
         calibration (None | PoolCalibration | Unset): The last calibration (POST /v1/pools/{pool}/calibrate).
     """
 
     created_at: float
+    created_at_iso: str
     description: str
     dimension: int
     labelled: bool
@@ -39,6 +42,7 @@ class PoolInfo:
     name: str
     size: int
     updated_at: float
+    updated_at_iso: str
     version: int
     calibration: None | PoolCalibration | Unset = UNSET
 
@@ -46,6 +50,8 @@ class PoolInfo:
         from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
 
         created_at = self.created_at
+
+        created_at_iso = self.created_at_iso
 
         description = self.description
 
@@ -60,6 +66,8 @@ class PoolInfo:
         size = self.size
 
         updated_at = self.updated_at
+
+        updated_at_iso = self.updated_at_iso
 
         version = self.version
 
@@ -76,6 +84,7 @@ class PoolInfo:
         field_dict.update(
             {
                 "created_at": created_at,
+                "created_at_iso": created_at_iso,
                 "description": description,
                 "dimension": dimension,
                 "labelled": labelled,
@@ -83,6 +92,7 @@ class PoolInfo:
                 "name": name,
                 "size": size,
                 "updated_at": updated_at,
+                "updated_at_iso": updated_at_iso,
                 "version": version,
             }
         )
@@ -98,6 +108,8 @@ class PoolInfo:
         d = dict(src_dict)
         created_at = d.pop("created_at")
 
+        created_at_iso = d.pop("created_at_iso")
+
         description = d.pop("description")
 
         dimension = d.pop("dimension")
@@ -111,6 +123,8 @@ class PoolInfo:
         size = d.pop("size")
 
         updated_at = d.pop("updated_at")
+
+        updated_at_iso = d.pop("updated_at_iso")
 
         version = d.pop("version")
 
@@ -133,6 +147,7 @@ class PoolInfo:
 
         pool_info = cls(
             created_at=created_at,
+            created_at_iso=created_at_iso,
             description=description,
             dimension=dimension,
             labelled=labelled,
@@ -140,6 +155,7 @@ class PoolInfo:
             name=name,
             size=size,
             updated_at=updated_at,
+            updated_at_iso=updated_at_iso,
             version=version,
             calibration=calibration,
         )

@@ -16,7 +16,7 @@ T = TypeVar("T", bound="PoolList")
 class PoolList:
     """
     Attributes:
-        pools (list[PoolInfo]):
+        pools (list[PoolInfo]): Every pool, by name.
     """
 
     pools: list[PoolInfo]

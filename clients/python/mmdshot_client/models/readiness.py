@@ -14,10 +14,10 @@ T = TypeVar("T", bound="Readiness")
 class Readiness:
     """
     Attributes:
-        model_loaded (bool):
-        ready (bool):
-        store_open (bool):
-        message (None | str | Unset):
+        model_loaded (bool): The embedding model is loaded.
+        ready (bool): Selections can be served.
+        store_open (bool): The store is open.
+        message (None | str | Unset): Why not ready, when it is not.
         storage_full (bool | Unset): The last write found no space (writes answer 507 storage_full; reads still work, so
             the replica stays ready). Default: False.
     """

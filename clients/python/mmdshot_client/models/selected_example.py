@@ -16,11 +16,11 @@ T = TypeVar("T", bound="SelectedExample")
 class SelectedExample:
     """
     Attributes:
-        id (str):
-        input_ (str):
-        label (None | str):
-        metadata (SelectedExampleMetadata):
-        output (str):
+        id (str): The example's id.
+        input_ (str): Its input.
+        label (None | str): Its label, if any.
+        metadata (SelectedExampleMetadata): Its metadata.
+        output (str): Its output.
         selection_rank (int): 0 for the first example the greedy chose.
     """
 

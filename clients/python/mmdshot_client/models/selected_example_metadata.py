@@ -11,6 +11,8 @@ T = TypeVar("T", bound="SelectedExampleMetadata")
 
 @_attrs_define
 class SelectedExampleMetadata:
+    """Its metadata."""
+
     additional_properties: dict[str, bool | float | int | None | str] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,23 +26,26 @@ class Selection:
 
     Attributes:
         baselines (Baselines):
-        bias_bound (float):
-        bound (float):
-        examples (list[SelectedExample]):
-        joint (bool):
-        k (int):
-        kernel (str):
-        method (str):
-        mmd (float):
-        mmd2 (float):
-        prefiltered (bool):
-        prompt (str):
-        subsets (list[Subset]):
-        tau (float):
+        bias_bound (float): C * mmd (C: bias_constant): the bound on the bias of what the model distils from this
+            prompt, in the units of C.
+        bound (float): C * mmd + R / sqrt(k) (R: complexity_constant): bias plus the finite-k term.
+        examples (list[SelectedExample]): The demonstrations, in prompt order.
+        joint (bool): Matched the joint (input, label) distribution.
+        k (int): Demonstrations chosen.
+        kernel (str): The kernel that measured the MMD.
+        method (str): How they were chosen (mmd, knn, mmr, random).
+        mmd (float): MMD: sqrt(mmd2), lower is closer; what bias_bound scales.
+        mmd2 (float): Squared MMD between the chosen set and the target (kernel units, >= 0).
+        prefiltered (bool): Chose among a prefilter's candidates (large pools).
+        prompt (str): The demonstrations through template, joined by separator, then the query through query_template
+            (query only).
+        subsets (list[Subset]): The best num_subsets subsets, best first (the first is this selection).
+        tau (float): The kernel's bandwidth used.
         tau_source (TauSource):
         timings (Timings): Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
         bounds_by_k (BoundsByK | None | Unset): Auto-k: bound of each k.
-        target_label_distribution (LabelDistribution | None | Unset):
+        target_label_distribution (LabelDistribution | None | Unset): Labelled pools: the label distribution estimated
+            for the target.
     """
 
     baselines: Baselines

@@ -25,7 +25,12 @@ class StatelessSelectRequest:
 
     Attributes:
         candidates (list[ExampleIn]):
+        bias_constant (float | Unset): C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz
+            constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the
+            bounds in units of MMD. Default: 1.0.
         compare_baselines (bool | Unset): Report the mmd2 of knn and random. Default: True.
+        complexity_constant (float | Unset): R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k
+            trades it against mmd). 0 leaves the bias bound alone. Default: 1.0.
         constraints (ConstraintsIn | None | Unset):
         joint (bool | None | Unset): Match the joint (input, label) distribution; default: when labelled.
         k (int | None | Unset): Subset size (default 8).
@@ -37,8 +42,10 @@ class StatelessSelectRequest:
         order (PromptOrder | Unset):
         queries (list[str] | None | Unset):
         query (None | str | Unset):
-        query_template (str | Unset): The query after the demonstrations (with query only): the bare field {query}; {{
-            and }} are literal braces. Default: 'Input: {query}\\nOutput:'.
+        query_template (str | Unset): The query after the demonstrations: the bare field {query}; {{ and }} are literal
+            braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet:
+            {input}\\nSentiment: {output}' gives 'Tweet: {query}\\nSentiment:'); this default when the template has no
+            {input} before {output}, or other fields there. Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
         target (None | TargetIn | Unset):
@@ -50,7 +57,9 @@ class StatelessSelectRequest:
     """
 
     candidates: list[ExampleIn]
+    bias_constant: float | Unset = 1.0
     compare_baselines: bool | Unset = True
+    complexity_constant: float | Unset = 1.0
     constraints: ConstraintsIn | None | Unset = UNSET
     joint: bool | None | Unset = UNSET
     k: int | None | Unset = UNSET
@@ -78,7 +87,11 @@ class StatelessSelectRequest:
             candidates_item = candidates_item_data.to_dict()
             candidates.append(candidates_item)
 
+        bias_constant = self.bias_constant
+
         compare_baselines = self.compare_baselines
+
+        complexity_constant = self.complexity_constant
 
         constraints: dict[str, Any] | None | Unset
         if isinstance(self.constraints, Unset):
@@ -170,8 +183,12 @@ class StatelessSelectRequest:
                 "candidates": candidates,
             }
         )
+        if bias_constant is not UNSET:
+            field_dict["bias_constant"] = bias_constant
         if compare_baselines is not UNSET:
             field_dict["compare_baselines"] = compare_baselines
+        if complexity_constant is not UNSET:
+            field_dict["complexity_constant"] = complexity_constant
         if constraints is not UNSET:
             field_dict["constraints"] = constraints
         if joint is not UNSET:
@@ -223,7 +240,11 @@ class StatelessSelectRequest:
 
             candidates.append(candidates_item)
 
+        bias_constant = d.pop("bias_constant", UNSET)
+
         compare_baselines = d.pop("compare_baselines", UNSET)
+
+        complexity_constant = d.pop("complexity_constant", UNSET)
 
         def _parse_constraints(data: object) -> ConstraintsIn | None | Unset:
             if data is None:
@@ -367,7 +388,9 @@ class StatelessSelectRequest:
 
         stateless_select_request = cls(
             candidates=candidates,
+            bias_constant=bias_constant,
             compare_baselines=compare_baselines,
+            complexity_constant=complexity_constant,
             constraints=constraints,
             joint=joint,
             k=k,

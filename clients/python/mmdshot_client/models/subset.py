@@ -13,11 +13,11 @@ class Subset:
     """A ranked subset: squared MMD to the target and the paper's bounds.
 
     Attributes:
-        bias_bound (float): C * mmd.
-        bound (float): C * mmd + R / sqrt(k).
-        ids (list[str]):
-        mmd (float):
-        mmd2 (float):
+        bias_bound (float): C * mmd (C: bias_constant).
+        bound (float): C * mmd + R / sqrt(k) (R: complexity_constant).
+        ids (list[str]): The subset's example ids, in selection order.
+        mmd (float): MMD to the target: sqrt(mmd2); lower is closer.
+        mmd2 (float): Squared MMD to the target (kernel units, >= 0).
     """
 
     bias_bound: float

@@ -12,8 +12,8 @@ T = TypeVar("T", bound="TauScore")
 class TauScore:
     """
     Attributes:
-        score (float):
-        tau (float):
+        score (float): Its score on the held-out examples (0 to 1; higher is better).
+        tau (float): A candidate bandwidth.
     """
 
     score: float

@@ -13,11 +13,11 @@ class Timings:
     """Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
 
     Attributes:
-        embed_ms (float):
-        refine_ms (float):
-        scan_ms (float):
-        select_ms (float):
-        total_ms (float):
+        embed_ms (float): Embedding the query or target texts (ms).
+        refine_ms (float): Swap refinement (ms).
+        scan_ms (float): Scoring the pool against the target, or its prefilter (ms).
+        select_ms (float): The greedy (or baseline) choice (ms).
+        total_ms (float): The whole request inside the service (ms).
     """
 
     embed_ms: float

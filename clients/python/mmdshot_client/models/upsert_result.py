@@ -16,11 +16,11 @@ T = TypeVar("T", bound="UpsertResult")
 class UpsertResult:
     """
     Attributes:
-        duplicates (list[Duplicate]):
-        inserted (list[str]):
-        pool (str):
-        updated (list[str]):
-        version (int):
+        duplicates (list[Duplicate]): Examples not stored: content already held.
+        inserted (list[str]): Ids of the new examples.
+        pool (str): The pool's name.
+        updated (list[str]): Ids whose content was replaced.
+        version (int): The pool's version after the call.
     """
 
     duplicates: list[Duplicate]
