@@ -3,13 +3,16 @@
 Every error answers ``{"error": {"type": ..., "message": ..., "detail": ...}}``:
 422 invalid input (``validation_error``, ``invalid_input``, ``unknown_kernel``), 404
 ``not_found``, 405 ``method_not_allowed``, 409 ``conflict`` and ``infeasible_constraint``
-(the constraints cannot be met by this pool), 413 ``payload_too_large``, 429 ``overloaded``,
-503 ``not_ready``; anything unexpected is a 500 ``internal`` without internals in the body.
+(the constraints cannot be met by this pool), 413 ``payload_too_large``, 422 ``too_costly``
+(over the cost budget), 429 ``overloaded``, 503 ``not_ready``, ``timeout`` (past the request
+deadline) and ``shutting_down``; anything unexpected is a 500 ``internal`` without internals
+in the body. Every 429 and 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +26,7 @@ from selector.errors import (
     EmbeddingModelError,
     InfeasibleConstraintError,
     InvalidInputError,
+    SelectionCancelled,
     SelectorError,
     UnknownKernelError,
 )
@@ -33,12 +37,20 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with its HTTP status, a machine-readable ``type`` and a human message."""
 
-    def __init__(self, status: int, type_: str, message: str, detail: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type_
         self.message = message
         self.detail = detail
+        self.headers = headers
 
 
 def not_found(what: str, name: str) -> ApiError:
@@ -46,10 +58,23 @@ def not_found(what: str, name: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} {name!r} does not exist", {what: name})
 
 
-def error_response(status: int, type_: str, message: str, detail: Any = None) -> JSONResponse:
-    """The one error body."""
+RETRY_AFTER_S = 1
+"""``Retry-After`` of a 429 or 503 that names none of its own."""
+
+
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    detail: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The one error body; a 429 or 503 always carries ``Retry-After``."""
     body = {"error": {"type": type_, "message": message, "detail": jsonable_encoder(detail)}}
-    return JSONResponse(status_code=status, content=body)
+    headers = dict(headers or {})
+    if status in (429, 503):
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def from_selector_error(exc: SelectorError) -> ApiError:
@@ -62,6 +87,8 @@ def from_selector_error(exc: SelectorError) -> ApiError:
         return ApiError(409, "infeasible_constraint", exc.message, exc.detail)
     if isinstance(exc, DeviceUnavailableError | EmbeddingModelError):
         return ApiError(503, "not_ready", exc.message, exc.detail)
+    if isinstance(exc, SelectionCancelled):
+        return ApiError(503, "timeout", "the request was stopped before it finished")
     return ApiError(500, "internal", "selection failed", None)
 
 
@@ -76,7 +103,7 @@ _STATUS_TYPES = {
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.type, exc.message, exc.detail)
+    return error_response(exc.status, exc.type, exc.message, exc.detail, exc.headers)
 
 
 async def _selector_error(request: Request, exc: Exception) -> JSONResponse:
@@ -102,7 +129,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     type_ = _STATUS_TYPES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, type_, str(exc.detail), None)
+    return error_response(exc.status_code, type_, str(exc.detail), None, exc.headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -124,8 +151,9 @@ _DESCRIPTIONS = {
     409: "Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint)",
     413: "The body is too large",
     422: "Invalid input",
-    429: "Overloaded; retry later",
-    503: "The model is not loaded yet",
+    429: "Overloaded (a queue is full); retry after Retry-After seconds",
+    503: "Not ready (not_ready), past the request deadline (timeout) or stopping "
+    "(shutting_down); retry after Retry-After seconds",
 }
 
 

@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.state.jobs = jobs
         service.state.metrics.bind_pool_sizes(engine.store.pool_sizes)
         jobs.start()
-        threading.Thread(target=engine.load_models, name="load-models", daemon=True).start()
+        threading.Thread(target=engine.start, name="load-models", daemon=True).start()
         try:
             yield
         finally:

@@ -421,8 +421,10 @@ class Subset(Model):
 
 
 class Timings(Model):
-    """Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement."""
+    """Milliseconds: loading the pool (0 when it was ready), embedding the target,
+    scanning/prefiltering the pool, greedy, refinement; the total includes the load."""
 
+    load_ms: float
     embed_ms: float
     scan_ms: float
     select_ms: float
@@ -486,6 +488,10 @@ class Readiness(Model):
     ready: bool
     model_loaded: bool
     store_open: bool
+    pools_loaded: bool = Field(
+        description="The pools stored at start are loaded (/ready waits for it when "
+        "MMDSHOT_READY_AFTER_LOAD is set)."
+    )
     message: str | None = None
 
 
@@ -499,6 +505,16 @@ class Limits(Model):
     max_upsert_batch: int
     max_body_bytes: int
     max_import_bytes: int
+    max_request_cost: int = Field(
+        description="Cost budget of one selection (units of about one kernel evaluation): "
+        "problems x pool x (target points + k x (num_subsets + 1)) + 100 per embedded "
+        "character (2,048 at most per text); above it 422 too_costly."
+    )
+    request_timeout_s: float = Field(
+        description="Deadline of a request's compute; past it 503 timeout with Retry-After."
+    )
+    compute_queue: int = Field(description="Selections that may wait; then 429.")
+    write_queue: int = Field(description="Writes that may wait, in their own queue; then 429.")
 
 
 class Info(Model):

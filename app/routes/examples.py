@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from app.compute import ComputeDep
 from app.deps import EngineDep, ExampleIdPath, PoolPath, ReadyEngine, SettingsDep
 from app.errors import ApiError, error_responses
 from app.schemas import MAX_PAGE, Duplicate, Example, ExamplePage, ExamplesUpsert, UpsertResult
@@ -37,7 +38,11 @@ def decode_cursor(cursor: str) -> int:
     responses=error_responses(404, 409, 413, 422, 429, 503),
 )
 async def upsert_examples(
-    pool: PoolPath, body: ExamplesUpsert, engine: ReadyEngine, settings: SettingsDep
+    pool: PoolPath,
+    body: ExamplesUpsert,
+    engine: ReadyEngine,
+    compute: ComputeDep,
+    settings: SettingsDep,
 ) -> UpsertResult:
     if len(body.examples) > settings.max_upsert_batch:
         raise ApiError(
@@ -45,7 +50,7 @@ async def upsert_examples(
             "payload_too_large",
             f"at most {settings.max_upsert_batch} examples per call; use /imports for more",
         )
-    outcome = await engine.run(engine.upsert, pool, body.examples)
+    outcome = await compute.write(engine.upsert, pool, body.examples)
     return UpsertResult(
         pool=pool,
         version=outcome.version,
@@ -62,7 +67,7 @@ async def upsert_examples(
     summary="Page through the examples in insertion order",
     responses=error_responses(404, 422),
 )
-async def list_examples(
+def list_examples(
     pool: PoolPath,
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -83,7 +88,7 @@ async def list_examples(
     summary="One example",
     responses=error_responses(404, 422),
 )
-async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> Example:
+def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> Example:
     return Example(**engine.store.get_example(pool, example_id))
 
 
@@ -92,7 +97,9 @@ async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineD
     name="delete",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete one example (bumps the pool version)",
-    responses=error_responses(404, 422),
+    responses=error_responses(404, 422, 429, 503),
 )
-async def delete_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> None:
-    engine.store.delete_example(pool, example_id)
+async def delete_example(
+    pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep, compute: ComputeDep
+) -> None:
+    await compute.write(engine.store.delete_example, pool, example_id)

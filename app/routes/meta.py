@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 import app
 from app.deps import EngineDep, MetricsDep, SettingsDep
+from app.errors import RETRY_AFTER_S
 from app.schemas import Health, Info, Limits, Readiness
 from selector.kernels import KERNEL_NAMES
 from selector.search import METHODS
@@ -26,10 +27,21 @@ async def health() -> Health:
     responses={503: {"model": Readiness, "description": "Not ready yet"}},
 )
 async def ready(engine: EngineDep) -> JSONResponse:
+    message = engine.load_error
+    if engine.ready and not engine.serving:
+        loaded, total = engine.pools_loading
+        message = f"loading the stored pools ({loaded} of {total} loaded)"
     state = Readiness(
-        ready=engine.ready, model_loaded=engine.ready, store_open=True, message=engine.load_error
+        ready=engine.serving,
+        model_loaded=engine.ready,
+        store_open=True,
+        pools_loaded=engine.pools_loaded.is_set(),
+        message=message,
     )
-    return JSONResponse(state.model_dump(), status_code=200 if engine.ready else 503)
+    headers = {} if engine.serving else {"Retry-After": str(RETRY_AFTER_S)}
+    return JSONResponse(
+        state.model_dump(), status_code=200 if engine.serving else 503, headers=headers
+    )
 
 
 @router.get("/v1/info", response_model=Info, summary="Version, model, device, limits")
@@ -45,6 +57,10 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
             max_upsert_batch=settings.max_upsert_batch,
             max_body_bytes=settings.max_body_bytes,
             max_import_bytes=settings.max_import_bytes,
+            max_request_cost=settings.max_request_cost,
+            request_timeout_s=settings.request_timeout_s,
+            compute_queue=settings.compute_queue,
+            write_queue=settings.write_queue,
         ),
     )
 
@@ -55,5 +71,5 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
     summary="Prometheus metrics",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def metrics(collected: MetricsDep) -> Response:
+def metrics(collected: MetricsDep) -> Response:
     return Response(collected.render(), media_type="text/plain; version=0.0.4")

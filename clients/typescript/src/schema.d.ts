@@ -648,6 +648,11 @@ export interface components {
         };
         /** Limits */
         Limits: {
+            /**
+             * Compute Queue
+             * @description Selections that may wait; then 429.
+             */
+            compute_queue: number;
             /** Max Body Bytes */
             max_body_bytes: number;
             /** Max Import Bytes */
@@ -678,12 +683,27 @@ export interface components {
              */
             max_query_chars?: number;
             /**
+             * Max Request Cost
+             * @description Cost budget of one selection (units of about one kernel evaluation): problems x pool x (target points + k x (num_subsets + 1)) + 100 per embedded character (2,048 at most per text); above it 422 too_costly.
+             */
+            max_request_cost: number;
+            /**
              * Max Text Chars
              * @default 32768
              */
             max_text_chars?: number;
             /** Max Upsert Batch */
             max_upsert_batch: number;
+            /**
+             * Request Timeout S
+             * @description Deadline of a request's compute; past it 503 timeout with Retry-After.
+             */
+            request_timeout_s: number;
+            /**
+             * Write Queue
+             * @description Writes that may wait, in their own queue; then 429.
+             */
+            write_queue: number;
         };
         /** LineError */
         LineError: {
@@ -949,6 +969,11 @@ export interface components {
             message?: string | null;
             /** Model Loaded */
             model_loaded: boolean;
+            /**
+             * Pools Loaded
+             * @description The pools stored at start are loaded (/ready waits for it when MMDSHOT_READY_AFTER_LOAD is set).
+             */
+            pools_loaded: boolean;
             /** Ready */
             ready: boolean;
             /** Store Open */
@@ -1163,11 +1188,14 @@ export interface components {
         TauSource: "request" | "calibrated" | "default";
         /**
          * Timings
-         * @description Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
+         * @description Milliseconds: loading the pool (0 when it was ready), embedding the target,
+         *     scanning/prefiltering the pool, greedy, refinement; the total includes the load.
          */
         Timings: {
             /** Embed Ms */
             embed_ms: number;
+            /** Load Ms */
+            load_ms: number;
             /** Refine Ms */
             refine_ms: number;
             /** Scan Ms */
@@ -1388,7 +1416,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1477,6 +1514,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "pools-calibrate": {
@@ -1531,7 +1586,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1540,7 +1595,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1656,7 +1711,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1665,7 +1720,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1758,6 +1813,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "imports-create": {
@@ -1818,7 +1891,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1827,7 +1900,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1899,7 +1972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1908,7 +1981,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1980,7 +2053,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1989,7 +2062,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2058,7 +2131,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2067,7 +2140,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;

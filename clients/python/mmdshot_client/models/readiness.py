@@ -15,18 +15,23 @@ class Readiness:
     """
     Attributes:
         model_loaded (bool):
+        pools_loaded (bool): The pools stored at start are loaded (/ready waits for it when MMDSHOT_READY_AFTER_LOAD is
+            set).
         ready (bool):
         store_open (bool):
         message (None | str | Unset):
     """
 
     model_loaded: bool
+    pools_loaded: bool
     ready: bool
     store_open: bool
     message: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         model_loaded = self.model_loaded
+
+        pools_loaded = self.pools_loaded
 
         ready = self.ready
 
@@ -43,6 +48,7 @@ class Readiness:
         field_dict.update(
             {
                 "model_loaded": model_loaded,
+                "pools_loaded": pools_loaded,
                 "ready": ready,
                 "store_open": store_open,
             }
@@ -56,6 +62,8 @@ class Readiness:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
         model_loaded = d.pop("model_loaded")
+
+        pools_loaded = d.pop("pools_loaded")
 
         ready = d.pop("ready")
 
@@ -72,6 +80,7 @@ class Readiness:
 
         readiness = cls(
             model_loaded=model_loaded,
+            pools_loaded=pools_loaded,
             ready=ready,
             store_open=store_open,
             message=message,

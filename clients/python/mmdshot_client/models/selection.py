@@ -40,7 +40,8 @@ class Selection:
         subsets (list[Subset]):
         tau (float):
         tau_source (TauSource):
-        timings (Timings): Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
+        timings (Timings): Milliseconds: loading the pool (0 when it was ready), embedding the target,
+            scanning/prefiltering the pool, greedy, refinement; the total includes the load.
         bounds_by_k (BoundsByK | None | Unset): Auto-k: bound of each k.
         target_label_distribution (LabelDistribution | None | Unset):
     """
