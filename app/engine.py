@@ -323,6 +323,7 @@ class Engine:
         self._guard = threading.Lock()
         self._pool_locks: dict[str, threading.Lock] = {}
         self._index_builds: set[tuple[str, PoolStamp]] = set()
+        self._closing = False
         self.pools_loaded = threading.Event()
         """Set once the pools stored at start are loaded (:meth:`load_pools`)."""
         self.pools_loading = (0, 0)
@@ -346,12 +347,15 @@ class Engine:
         names = [pool["name"] for pool in self.store.list_pools()]
         for done, name in enumerate(names):
             self.pools_loading = (done, len(names))
+            if self._closing:
+                return
             try:
                 self.snapshot(name)
             except (ApiError, selector.SelectorError) as exc:
                 logger.info("pool %r not loaded at start: %s", name, exc)
             except Exception:
-                logger.exception("loading pool %r at start failed", name)
+                if not self._closing:  # else: the store closed under the load
+                    logger.exception("loading pool %r at start failed", name)
         self.pools_loading = (len(names), len(names))
 
     @property
@@ -434,6 +438,7 @@ class Engine:
         raise timed_out(timeout)
 
     def close(self) -> None:
+        self._closing = True
         self.executor.shutdown()
         self.store.close()
 
