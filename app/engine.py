@@ -585,8 +585,12 @@ class Engine:
 
     def loaded(self, name: str) -> tuple[Snapshot, float]:
         """:meth:`snapshot` and the seconds this call spent loading it (0 when cached). A
-        pool loads under its own lock, so concurrent requests for it load it once and
-        requests for other pools never wait for it."""
+        pool loads under its own lock, so requests for other pools never wait for it; while
+        one request loads a newer version, the others answer from the version before (their
+        ``pool_version`` says so) rather than queue behind the load: writers then cannot
+        stall selections. A request that finds no load under way loads the newest version
+        itself (a client's selection after its own upsert sees it unless another load was
+        already running)."""
         stamp, calibration = self.store.pool_state(name)
         cached = self._cached(name, stamp, calibration)
         if cached is not None:
@@ -594,7 +598,12 @@ class Engine:
         started = time.perf_counter()
         with self._guard:
             lock = self._pool_locks.setdefault(name, threading.Lock())
-        with lock:
+            previous = self._snapshots.get(name)
+        if not lock.acquire(blocking=False):
+            if previous is not None and previous.rows.created_at == stamp[0]:
+                return previous, 0.0  # a newer version is loading: answer from this one
+            lock.acquire()
+        try:
             stamp, calibration = self.store.pool_state(name)
             cached = self._cached(name, stamp, calibration)
             if cached is not None:  # another request loaded it while this one waited
@@ -610,6 +619,8 @@ class Engine:
             snapshot = replace(self._prepared(name, rows, index), calibration=calibration)
             with self._guard:
                 self._snapshots[name] = snapshot
+        finally:
+            lock.release()
         if large and index is None:
             self._build_index_later(name, rows)
         return snapshot, time.perf_counter() - started

@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -191,8 +190,10 @@ def wrk_selections(url: str, queries: list[str], k: int, seconds: int) -> dict[s
     }
 
 
-def python_selections(url: str, queries: list[str], k: int, seconds: float) -> dict[str, Any]:
-    """A closed loop of :data:`CONCURRENCY` Python threads (no wrk needed)."""
+def python_selections(
+    url: str, queries: list[str], k: int, seconds: float, concurrency: int = CONCURRENCY
+) -> dict[str, Any]:
+    """A closed loop of ``concurrency`` Python threads (no wrk needed)."""
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
     lock = threading.Lock()
@@ -204,15 +205,15 @@ def python_selections(url: str, queries: list[str], k: int, seconds: float) -> d
             while time.monotonic() < end:
                 body = {"query": f"{queries[n % len(queries)]} #{n}", "k": k}
                 body["compare_baselines"] = False
-                n += CONCURRENCY
+                n += concurrency
                 started = time.perf_counter()
                 status = str(client.post(f"{url}/v1/pools/{POOL}/select", json=body).status_code)
                 with lock:
                     statuses[status] += 1
                     latencies.append(time.perf_counter() - started)
 
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        list(pool.map(client_loop, range(CONCURRENCY)))
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(client_loop, range(concurrency)))
     latencies.sort()
     return {
         "statuses": dict(statuses),
@@ -231,9 +232,14 @@ def run(quick: bool, k: int = 8) -> dict[str, Any]:
     queries = build(data_dir, quick)
     process, url = start_server(data_dir, quick)
     use_wrk = not quick and shutil.which("wrk") is not None
-    selections: Callable[[str, list[str], int, int], dict[str, Any]] = (
-        wrk_selections if use_wrk else python_selections
-    )
+    # The quick mode's Python clients would take the CPU of a small machine from the server.
+    concurrency = 4 if quick else CONCURRENCY
+
+    def selections(url: str, queries: list[str], k: int, seconds: int) -> dict[str, Any]:
+        if use_wrk:
+            return wrk_selections(url, queries, k, seconds)
+        return python_selections(url, queries, k, seconds, concurrency)
+
     rss: dict[str, float] = {}
     try:
         httpx.post(f"{url}/v1/pools/{POOL}/select", json={"query": queries[0]}, timeout=600)
@@ -273,7 +279,7 @@ def run(quick: bool, k: int = 8) -> dict[str, Any]:
         "pool_size": 300 if quick else SIZE,
         "pool_size_after": pool["size"],
         "k": k,
-        "concurrency": CONCURRENCY,
+        "concurrency": concurrency,
         "writers": WRITERS,
         "upsert_batch": UPSERT_BATCH,
         "round_s": seconds,

@@ -332,6 +332,35 @@ def test_loading_one_pool_never_delays_another(
             assert timings["total_ms"] >= timings["load_ms"]
 
 
+def test_selections_answer_from_the_previous_version_while_a_newer_one_loads(
+    tmp_path: Path, slow_pool: Callable[[float], None]
+) -> None:
+    with InProcessServer(hashing_settings(tmp_path)) as running:
+        running.wait_ready()
+        with httpx.Client(base_url=running.url, timeout=60) as client:
+            fill(client, "slow", 60)
+            before = client.post("/v1/pools/slow/select", json=LIGHT).json()["pool_version"]
+            added = {"examples": make_examples(1, start=500)}
+            after = client.post("/v1/pools/slow/examples", json=added).json()["version"]
+            assert after > before
+            slow_pool(3.0)
+            with ThreadPoolExecutor(1) as background:
+                loading = background.submit(
+                    lambda: client.post("/v1/pools/slow/select", json=LIGHT).json()
+                )
+                time.sleep(0.3)
+                started = time.monotonic()
+                stale = client.post("/v1/pools/slow/select", json=LIGHT).json()
+                assert time.monotonic() - started < 1.0
+                assert not loading.done()
+                fresh = loading.result()
+            assert stale["pool_version"] == before and stale["timings"]["load_ms"] == 0
+            assert fresh["pool_version"] == after and fresh["timings"]["load_ms"] >= 3000
+            slow_pool(0.0)
+            latest = client.post("/v1/pools/slow/select", json=LIGHT).json()
+            assert latest["pool_version"] == after
+
+
 def test_ready_after_load_waits_for_the_stored_pools(
     tmp_path: Path, slow_pool: Callable[[float], None]
 ) -> None:
