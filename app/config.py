@@ -103,6 +103,31 @@ class Settings(BaseSettings):
         le=10_000,
         description="Requests that may wait for a compute thread; then 429.",
     )
+    write_queue: int = Field(
+        default=16,
+        ge=0,
+        le=10_000,
+        description="Writes (upserts, deletes, pool creation, calibration requests) that may "
+        "wait for a compute thread, in a queue of their own; then 429. Free threads take "
+        "reads and writes in turn.",
+    )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3_600,
+        description="Deadline of a request's compute (waiting included): past it the request "
+        "is answered 503 timeout and its work stops at its next step.",
+    )
+    max_request_cost: int = Field(
+        default=100_000_000,
+        ge=1,
+        description="Budget of one selection in cost units (about one kernel evaluation each; "
+        "app/cost.py); above it 422 too_costly.",
+    )
+    ready_after_load: bool = Field(
+        default=False,
+        description="/ready answers 200 only once every stored pool is loaded.",
+    )
     import_queue: int = Field(
         default=16, ge=1, le=10_000, description="Jobs (imports, calibrations) that may wait."
     )

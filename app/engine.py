@@ -1,6 +1,9 @@
 """The service's engine: the embedder, the store, prepared pools and the bounded compute
-executor, with no HTTP in it. Routes call its methods; blocking work goes through
-:meth:`Engine.run`, which answers 429 (``overloaded``) instead of queueing without bound."""
+executor, with no HTTP in it. Routes call its methods; compute and writes go through
+:meth:`Engine.run`, which queues them per lane (reads, writes) and answers 429
+(``overloaded``) instead of queueing without bound, and 503 (``timeout``) past the request
+deadline. Each pool is loaded under its own lock: loading one never delays another's
+selections."""
 
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +31,7 @@ import torch
 import selector
 from app import schemas
 from app.config import Settings
+from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.errors import ApiError
 from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
 from selector.embedding import Embedder, TokenCounter, content_hash, load_sentence_embedder
@@ -39,27 +44,204 @@ QUERY_CACHE_ENTRIES = 10_000
 _INDEX_FILE = re.compile(r"^v\d+(-\d+)?\.faiss$")
 
 
-class BoundedExecutor:
-    """Threads for blocking work with a fixed number of slots (running plus waiting); a call
-    that finds every slot taken is refused with 429 rather than queued."""
+LANES = ("read", "write")
+"""The executor's lanes: ``read`` for selections, ``write`` for upserts, deletes, pool
+creation and calibration requests."""
+RETRY_AFTER_S = 1
+"""The ``Retry-After`` of a 429 from a full lane."""
 
-    def __init__(self, workers: int, queue: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compute")
-        self._slots = threading.BoundedSemaphore(workers + queue)
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        if not self._slots.acquire(blocking=False):
-            raise ApiError(429, "overloaded", "the service is busy; retry shortly")
+@dataclass(eq=False)
+class Task:
+    """One call queued on or running in a :class:`FairExecutor`: ``stop`` is set when its
+    caller gave up (deadline passed, client gone); ``deadline`` is on :func:`time.monotonic`."""
+
+    lane: str
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    deadline: float
+    future: Future[Any] = field(default_factory=Future)
+    stop: threading.Event = field(default_factory=threading.Event)
+    heavy: bool = False
+    """It asked for a heavy slot (:meth:`FairExecutor.claim_heavy`)."""
+    holds_heavy: bool = False
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set() or time.monotonic() > self.deadline
+
+
+_running = threading.local()
+
+
+class _Deferred(Exception):
+    """Raised in a worker by :meth:`FairExecutor.claim_heavy`: put the task back."""
+
+
+def should_stop() -> Callable[[], bool] | None:
+    """The running task's stop check on this thread (for the library's ``should_stop``),
+    None outside the executor."""
+    task: Task | None = getattr(_running, "task", None)
+    return None if task is None else task.should_stop
+
+
+def checkpoint() -> None:
+    """Raise :class:`selector.SelectionCancelled` if this thread's task should stop: the
+    engine's step boundaries outside the library (before embedding, before a commit)."""
+    check = should_stop()
+    if check is not None and check():
+        raise selector.SelectionCancelled("the request was stopped by its caller")
+
+
+class FairExecutor:
+    """Worker threads for blocking work, fed from one bounded queue per lane (:data:`LANES`).
+    A free worker takes the lanes in turn, so a burst of selections cannot starve writes, nor
+    writes selections; a call that finds its lane's queue full is refused with 429 (and
+    ``Retry-After``) rather than queued. A task whose caller gave up is dropped from its queue
+    (:meth:`cancel`) or, once running, stops at its next step boundary (:func:`checkpoint`,
+    the library's ``should_stop``). Heavy tasks (:meth:`claim_heavy`) run on at most all
+    workers but one, so a burst of costly requests leaves one for the ordinary ones."""
+
+    def __init__(self, workers: int, queues: dict[str, int]) -> None:
+        self.workers = workers
+        self._limits = dict(queues)
+        self._queues: dict[str, deque[Task]] = {lane: deque() for lane in queues}
+        self._turn = 0
+        self._busy = 0
+        self._heavy_running = 0
+        self.heavy_limit = max(1, workers - 1)
+        self._closed = False
+        self._condition = threading.Condition()
+        self.completed = 0
+        """Tasks run to the end (answered or failed), for tests and metrics."""
+        self.dropped = 0
+        """Tasks cancelled before they started."""
+        self._threads = [
+            threading.Thread(target=self._work, name=f"compute-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(
+        self, lane: str, function: Callable[..., T], args: tuple[Any, ...], timeout: float
+    ) -> Task:
+        """Queue ``function(*args)`` on ``lane``, to finish within ``timeout`` seconds."""
+        task = Task(lane, function, args, time.monotonic() + timeout)
+        with self._condition:
+            if self._closed:
+                raise ApiError(503, "shutting_down", "the service is stopping; retry elsewhere")
+            waiting = sum(len(queue) for queue in self._queues.values())
+            idle = max(0, self.workers - self._busy - waiting)
+            if len(self._queues[lane]) >= self._limits[lane] + idle:
+                raise ApiError(
+                    429,
+                    "overloaded",
+                    f"the service is busy ({lane} queue full); retry shortly",
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                )
+            self._queues[lane].append(task)
+            self._condition.notify()
+        return task
+
+    def cancel(self, task: Task) -> None:
+        """The caller gave up: drop ``task`` if still queued, else make it stop at its next
+        step boundary."""
+        task.stop.set()
+        with self._condition:
+            queue = self._queues[task.lane]
+            if task in queue:
+                queue.remove(task)
+                self.dropped += 1
+                if not task.future.cancel():  # deferred heavy: its future already runs
+                    task.future.set_exception(selector.SelectionCancelled("cancelled"))
+
+    def claim_heavy(self) -> None:
+        """Called by the running task once it knows it is heavy: take a heavy slot, or go
+        back to the front of its queue until one frees (the worker serves others meanwhile)."""
+        task: Task = _running.task
+        with self._condition:
+            if task.holds_heavy:
+                return
+            task.heavy = True
+            if self._heavy_running >= self.heavy_limit:
+                raise _Deferred()
+            self._heavy_running += 1
+            task.holds_heavy = True
+
+    def depth(self, lane: str) -> int:
+        """Tasks waiting on ``lane``."""
+        with self._condition:
+            return len(self._queues[lane])
+
+    def _next(self) -> Task | None:
+        """The next task, taking the lanes in turn and skipping heavy tasks while every
+        heavy slot is taken (call holding the condition)."""
+        lanes = list(self._queues)
+        heavy_full = self._heavy_running >= self.heavy_limit
+        for offset in range(len(lanes)):
+            lane = lanes[(self._turn + offset) % len(lanes)]
+            for task in self._queues[lane]:
+                if not (task.heavy and heavy_full):
+                    self._queues[lane].remove(task)
+                    self._turn = (self._turn + offset + 1) % len(lanes)
+                    return task
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                task = self._next()
+                while task is None and not self._closed:
+                    self._condition.wait()
+                    task = self._next()
+                if task is None:
+                    return
+                self._busy += 1
+            deferred = False
+            try:
+                if task.future.running() or task.future.set_running_or_notify_cancel():
+                    deferred = self._run(task)
+            finally:
+                with self._condition:
+                    self._busy -= 1
+                    if task.holds_heavy:
+                        self._heavy_running -= 1
+                        self._condition.notify_all()  # a deferred heavy task may go now
+                    if deferred and not self._closed:
+                        self._queues[task.lane].appendleft(task)
+                    elif deferred:
+                        task.future.set_exception(selector.SelectionCancelled("stopping"))
+                    else:
+                        self.completed += 1
+
+    @staticmethod
+    def _run(task: Task) -> bool:
+        """Run ``task``; true when it was deferred (:meth:`claim_heavy`)."""
+        _running.task = task
         try:
-            future = self._pool.submit(function, *args)
-        except BaseException:
-            self._slots.release()
-            raise
-        future.add_done_callback(lambda _: self._slots.release())
-        return await asyncio.wrap_future(future)
+            if task.should_stop():
+                raise selector.SelectionCancelled("the request was stopped before it started")
+            task.future.set_result(task.function(*task.args))
+        except _Deferred:
+            return True
+        except BaseException as exc:
+            task.future.set_exception(exc)
+        finally:
+            _running.task = None
+        return False
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Refuse new work, drop what is queued, let running tasks finish."""
+        with self._condition:
+            self._closed = True
+            for queue in self._queues.values():
+                for task in queue:
+                    if not task.future.cancel():  # a deferred heavy task's future runs
+                        task.future.set_exception(selector.SelectionCancelled("stopping"))
+                queue.clear()
+            self._condition.notify_all()
+        for thread in self._threads:
+            thread.join()
 
 
 @dataclass(frozen=True)
@@ -129,17 +311,59 @@ class Engine:
             # Indexes are a local cache of a database other replicas change, possibly while
             # this one was down: start with none rather than trust old files.
             shutil.rmtree(self.settings.data_dir / "indexes", ignore_errors=True)
-        self.executor = BoundedExecutor(settings.compute_workers, settings.compute_queue)
+        self.executor = FairExecutor(
+            settings.compute_workers,
+            {"read": settings.compute_queue, "write": settings.write_queue},
+        )
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None
         self._query_embedder: Embedder | None = None
         self._token_counter: TokenCounter | None = None
         self.load_error: str | None = None
         self._snapshots: dict[str, Snapshot] = {}
-        self._snapshot_lock = threading.Lock()
+        # Guards the dictionaries only (held for no I/O); a pool loads under its own lock.
+        self._guard = threading.Lock()
+        self._pool_locks: dict[str, threading.Lock] = {}
         self._index_builds: set[tuple[str, PoolStamp]] = set()
+        self._closing = False
+        self.pools_loaded = threading.Event()
+        """Set once the pools stored at start are loaded (:meth:`load_pools`)."""
+        self.pools_loading = (0, 0)
+        """``(loaded, total)`` of the pools stored at start, while they load."""
 
     # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """The startup work of the background thread: the models, then every stored pool."""
+        try:
+            self.load_models()
+            if self.ready:
+                self.load_pools()
+        finally:
+            self.pools_loaded.set()
+
+    def load_pools(self) -> None:
+        """Load every stored pool (so the first selection on each does not pay for it); a
+        pool that cannot be prepared (empty, another model's) is left for its requests to
+        report."""
+        names = [pool["name"] for pool in self.store.list_pools()]
+        for done, name in enumerate(names):
+            self.pools_loading = (done, len(names))
+            if self._closing:
+                return
+            try:
+                self.snapshot(name)
+            except (ApiError, selector.SelectorError) as exc:
+                logger.info("pool %r not loaded at start: %s", name, exc)
+            except Exception:
+                if not self._closing:  # else: the store closed under the load
+                    logger.exception("loading pool %r at start failed", name)
+        self.pools_loading = (len(names), len(names))
+
+    @property
+    def serving(self) -> bool:
+        """Ready for traffic: the model is loaded and, with ``ready_after_load``, the pools."""
+        return self.ready and (not self.settings.ready_after_load or self.pools_loaded.is_set())
 
     def load_models(self) -> None:
         """Load the embedder and tokenizer; a failure is kept in :attr:`load_error`."""
@@ -177,11 +401,46 @@ class Engine:
     def dimension(self) -> int | None:
         return None if self._embedder is None else self._embedder.dimension
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``function(*args)`` on the bounded executor (429 when full)."""
-        return await self.executor.run(function, *args)
+    async def run(
+        self,
+        lane: str,
+        function: Callable[..., T],
+        *args: Any,
+        gone: Callable[[], Awaitable[object]] | None = None,
+    ) -> T:
+        """Run blocking ``function(*args)`` on the executor's ``lane`` (429 when its queue is
+        full) and answer within ``request_timeout_s``: past it, 503 ``timeout`` (the worker
+        stops at its next step boundary). When ``gone()`` (the client went away) completes
+        first, the work is cancelled and :class:`ClientGone` raised."""
+        timeout = self.settings.request_timeout_s
+        task = self.executor.submit(lane, function, args, timeout)
+        result = asyncio.wrap_future(task.future)
+        watcher = None if gone is None else asyncio.ensure_future(gone())
+        waiting: set[asyncio.Future[Any]] = {result} if watcher is None else {result, watcher}
+        try:
+            done, _ = await asyncio.wait(
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:  # the request itself was cancelled (server shutdown)
+            self.executor.cancel(task)
+            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        if result in done:
+            if result.cancelled():
+                raise ApiError(503, "shutting_down", "the service is stopping; retry elsewhere")
+            try:
+                return result.result()
+            except selector.SelectionCancelled as exc:  # the worker saw the deadline first
+                raise timed_out(timeout) from exc
+        self.executor.cancel(task)
+        if watcher is not None and watcher in done:
+            raise ClientGone()
+        raise timed_out(timeout)
 
     def close(self) -> None:
+        self._closing = True
         self.executor.shutdown()
         self.store.close()
 
@@ -193,7 +452,7 @@ class Engine:
 
     def delete_pool(self, name: str) -> None:
         self.store.delete_pool(name)
-        with self._snapshot_lock:
+        with self._guard:
             self._snapshots.pop(name, None)
         shutil.rmtree(self._index_dir(name), ignore_errors=True)
 
@@ -202,6 +461,7 @@ class Engine:
     ) -> list[PreparedExample]:
         """Embed the inputs and count the tokens of ``examples``."""
         assert self._token_counter is not None
+        checkpoint()
         vectors = (embedder or self.embedder).embed([example.input for example in examples])
         counts = self._token_counter.count(
             [f"{example.input}\n{example.output}" for example in examples]
@@ -225,7 +485,9 @@ class Engine:
 
     def upsert(self, name: str, examples: Sequence[schemas.ExampleIn]) -> UpsertOutcome:
         self.store.pool_version(name)  # 404 before embedding anything
-        return self.store.upsert(name, self.prepare(examples))
+        prepared = self.prepare(examples)
+        checkpoint()  # the caller gave up while it embedded: commit nothing
+        return self.store.upsert(name, prepared)
 
     # --- prepared pools ----------------------------------------------------------------
 
@@ -247,7 +509,7 @@ class Engine:
         """Build this version's index in a background thread; selections run exactly (no
         prefilter) until it is ready, then the snapshot is swapped for an indexed one."""
         key = (name, rows.stamp)
-        with self._snapshot_lock:
+        with self._guard:
             if key in self._index_builds:
                 return
             self._index_builds.add(key)
@@ -255,15 +517,15 @@ class Engine:
         def build() -> None:
             try:
                 index = self._build_index(name, rows)
-                with self._snapshot_lock:
+                indexed = self._prepared(name, rows, index)
+                with self._guard:
                     cached = self._snapshots.get(name)
                     if cached is not None and cached.rows.stamp == rows.stamp:
-                        indexed = self._prepared(name, rows, index)
                         self._snapshots[name] = replace(indexed, calibration=cached.calibration)
             except Exception:  # a failed build leaves exact selection in place
                 logger.exception("building the index of pool %r failed", name)
             finally:
-                with self._snapshot_lock:
+                with self._guard:
                     self._index_builds.discard(key)
 
         threading.Thread(target=build, name=f"index-{name}", daemon=True).start()
@@ -308,25 +570,66 @@ class Engine:
     def snapshot(self, name: str) -> Snapshot:
         """The pool prepared at its current version, with its current calibration (cached
         until the version changes, here or through another replica on a shared store)."""
-        stamp, calibration = self.store.pool_state(name)
-        with self._snapshot_lock:
+        return self.loaded(name)[0]
+
+    def _cached(
+        self, name: str, stamp: PoolStamp, calibration: dict[str, Any] | None
+    ) -> Snapshot | None:
+        """The cached snapshot if it is at ``stamp`` (with ``calibration`` brought up to date)."""
+        with self._guard:
             cached = self._snapshots.get(name)
-            if cached is not None and cached.rows.stamp == stamp:
-                if cached.calibration != calibration:
-                    cached = replace(cached, calibration=calibration)
-                    self._snapshots[name] = cached
-                return cached
-            if cached is not None and cached.rows.created_at != stamp[0]:
+            if cached is None or cached.rows.stamp != stamp:
+                return None
+            if cached.calibration != calibration:
+                cached = replace(cached, calibration=calibration)
+                self._snapshots[name] = cached
+            return cached
+
+    def loaded(self, name: str) -> tuple[Snapshot, float]:
+        """:meth:`snapshot` and the seconds this call spent loading it (0 when cached). A
+        pool loads under its own lock, so requests for other pools never wait for it; while
+        one request loads a newer version, the others answer from the version before (their
+        ``pool_version`` says so) rather than queue behind the load: writers then cannot
+        stall selections. A request that finds no load under way loads the newest version
+        itself (a client's selection after its own upsert sees it unless another load was
+        already running)."""
+        stamp, calibration = self.store.pool_state(name)
+        cached = self._cached(name, stamp, calibration)
+        if cached is not None:
+            return cached, 0.0
+        started = time.perf_counter()
+        with self._guard:
+            lock = self._pool_locks.setdefault(name, threading.Lock())
+            previous = self._snapshots.get(name)
+        if not lock.acquire(blocking=False):
+            if previous is not None and previous.rows.created_at == stamp[0]:
+                return previous, 0.0  # a newer version is loading: answer from this one
+            lock.acquire()
+        try:
+            stamp, calibration = self.store.pool_state(name)
+            cached = self._cached(name, stamp, calibration)
+            if cached is not None:  # another request loaded it while this one waited
+                return cached, time.perf_counter() - started
+            with self._guard:
+                previous = self._snapshots.get(name)
+            if previous is not None and previous.rows.created_at != stamp[0]:
                 # Deleted and re-created elsewhere: its index files describe the old pool.
                 shutil.rmtree(self._index_dir(name), ignore_errors=True)
-            rows = self.store.read_pool(name)
+            rows = self.read_pool(name)
             large = len(rows.ids) > self.settings.index_above
             index = self._saved_index(name, rows) if large else None
             snapshot = replace(self._prepared(name, rows, index), calibration=calibration)
-            self._snapshots[name] = snapshot
+            with self._guard:
+                self._snapshots[name] = snapshot
+        finally:
+            lock.release()
         if large and index is None:
             self._build_index_later(name, rows)
-        return snapshot
+        return snapshot, time.perf_counter() - started
+
+    def read_pool(self, name: str) -> PoolRows:
+        """Every row of the pool, from the store (a seam: tests slow it down)."""
+        return self.store.read_pool(name)
 
     # --- selection -----------------------------------------------------------------------
 
@@ -336,7 +639,7 @@ class Engine:
         return self._query_embedder.embed(list(texts))
 
     def _target(
-        self, request: schemas.TargetChoice
+        self, request: schemas.TargetChoice, target_pool: Snapshot | None
     ) -> tuple[np.ndarray, list[float] | None, str | None]:
         """``(points (m, d), weights or None, the single query or None)``."""
         if request.query is not None:
@@ -346,20 +649,66 @@ class Engine:
         assert request.target is not None
         if request.target.texts is not None:
             return self._query_vectors(request.target.texts), request.target.weights, None
-        assert request.target.pool is not None
-        return self.snapshot(request.target.pool).rows.vectors, None, None
+        assert target_pool is not None
+        return target_pool.rows.vectors, None, None
+
+    def _target_pool(self, request: schemas.TargetChoice) -> tuple[Snapshot | None, float]:
+        """The snapshot of a ``target: {"pool": ...}`` and the seconds spent loading it."""
+        if request.target is None or request.target.pool is None:
+            return None, 0.0
+        return self.loaded(request.target.pool)
+
+    def admit(self, cost: Cost) -> None:
+        """Refuse a request above the cost budget (422 ``too_costly``); mark a heavy one, which
+        then waits for a heavy slot (:meth:`FairExecutor.claim_heavy`)."""
+        budget = self.settings.max_request_cost
+        if cost.total > budget:
+            raise ApiError(
+                422,
+                "too_costly",
+                f"the request would cost {cost.total:,} units, over the budget of {budget:,} "
+                "(see /v1/info limits): ask for a smaller k, num_subsets, fewer queries or "
+                "targets, or fewer inline characters",
+                {"cost": cost.total, "budget": budget, **asdict(cost)},
+            )
+        if cost.total > HEAVY_SHARE * budget and should_stop() is not None:
+            self.executor.claim_heavy()
 
     def select_in_pool(
         self, name: str, request: schemas.PoolSelectRequest
     ) -> schemas.PoolSelection:
-        snapshot = self.snapshot(name)
-        selection = self._select(snapshot, request)
+        snapshot, load_seconds = self.loaded(name)
+        target_pool, target_load = self._target_pool(request)
+        texts = target_texts(request)
+        self.admit(
+            selection_cost(
+                pool=snapshot.pool.size,
+                problems=1,
+                target_points=len(texts) if target_pool is None else target_pool.pool.size,
+                k=request_k(request),
+                num_subsets=request.num_subsets,
+                chars=embedded_chars(texts),
+            )
+        )
+        selection = self._select(snapshot, request, target_pool, load_seconds + target_load)
         return schemas.PoolSelection(
             **selection.model_dump(), pool=name, pool_version=snapshot.version
         )
 
     def select_inline(self, request: schemas.StatelessSelectRequest) -> schemas.Selection:
         self.require_ready()
+        texts = target_texts(request)
+        candidates = [example.input for example in request.candidates]
+        self.admit(
+            selection_cost(
+                pool=len(candidates),
+                problems=1,
+                target_points=len(texts),
+                k=request_k(request),
+                num_subsets=request.num_subsets,
+                chars=embedded_chars(texts) + embedded_chars(candidates),
+            )
+        )
         prepared = self.prepare(request.candidates, self._query_embedder)
         rows = PoolRows(
             version=0,
@@ -373,11 +722,17 @@ class Engine:
             token_counts=[example.token_count for example in prepared],
             vectors=np.stack([example.vector for example in prepared]),
         )
-        return self._select(self._prepared("inline", rows, None), request)
+        return self._select(self._prepared("inline", rows, None), request, None, 0.0)
 
-    def _select(self, snapshot: Snapshot, request: schemas.TargetChoice) -> schemas.Selection:
+    def _select(
+        self,
+        snapshot: Snapshot,
+        request: schemas.TargetChoice,
+        target_pool: Snapshot | None,
+        load_seconds: float,
+    ) -> schemas.Selection:
         started = time.perf_counter()
-        target, weights, query = self._target(request)
+        target, weights, query = self._target(request, target_pool)
         embedded = time.perf_counter()
         tau, tau_source = chosen_tau(snapshot, request)
         result = selector.select(
@@ -385,17 +740,36 @@ class Engine:
             target,
             request.k or DEFAULT_K,
             target_weights=weights,
+            should_stop=should_stop(),
             **library_options(snapshot, request, tau),
         )
         budget = ResponseBudget(self.settings)
         return report(
-            snapshot, result, request, tau_source, query, embedded - started, started, budget
+            snapshot,
+            result,
+            request,
+            tau_source,
+            query,
+            embedded - started,
+            started,
+            budget,
+            load_seconds,
         )
 
     def select_batch(
         self, name: str, request: schemas.BatchSelectRequest
     ) -> schemas.BatchSelection:
-        snapshot = self.snapshot(name)
+        snapshot, load_seconds = self.loaded(name)
+        self.admit(
+            selection_cost(
+                pool=snapshot.pool.size,
+                problems=len(request.queries),
+                target_points=1,
+                k=request_k(request),
+                num_subsets=request.num_subsets,
+                chars=embedded_chars(request.queries),
+            )
+        )
         started = time.perf_counter()
         queries = self._query_vectors(request.queries)
         embed_share = (time.perf_counter() - started) / len(request.queries)
@@ -404,6 +778,7 @@ class Engine:
             snapshot.pool,
             queries,
             request.k or DEFAULT_K,
+            should_stop=should_stop(),
             **library_options(snapshot, request, tau),
         )
         budget = ResponseBudget(self.settings)
@@ -411,7 +786,17 @@ class Engine:
             pool=name,
             pool_version=snapshot.version,
             results=[
-                report(snapshot, result, request, tau_source, query, embed_share, started, budget)
+                report(
+                    snapshot,
+                    result,
+                    request,
+                    tau_source,
+                    query,
+                    embed_share,
+                    started,
+                    budget,
+                    load_seconds,
+                )
                 for result, query in zip(results, request.queries, strict=True)
             ],
         )
@@ -486,6 +871,38 @@ class Engine:
             }
         )
         return calibration.model_dump(exclude_computed_fields=True)  # stored: epoch only
+
+
+def target_texts(request: schemas.TargetChoice) -> list[str]:
+    """The texts a request embeds as its target: its query, queries or target texts (none
+    for a target pool)."""
+    if request.query is not None:
+        return [request.query]
+    if request.queries is not None:
+        return request.queries
+    if request.target is not None and request.target.texts is not None:
+        return request.target.texts
+    return []
+
+
+def request_k(options: schemas.SelectionOptions) -> int:
+    """The largest k a request asks for (auto-k: ``k_max``)."""
+    return options.k_max or options.k or DEFAULT_K
+
+
+def timed_out(seconds: float) -> ApiError:
+    """503 ``timeout``: the request did not finish within its deadline."""
+    return ApiError(
+        503,
+        "timeout",
+        f"the request did not finish within {seconds:g} s (MMDSHOT_REQUEST_TIMEOUT_S); "
+        "its work was stopped",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the answer; its work was cancelled."""
 
 
 def chosen_tau(
@@ -693,9 +1110,11 @@ def report(
     embed_seconds: float,
     started: float,
     budget: ResponseBudget,
+    load_seconds: float = 0.0,
 ) -> schemas.Selection:
     """The response for one :class:`selector.SelectionResult`: 422 when its numbers are not
-    finite or its text exceeds ``budget``."""
+    finite or its text exceeds ``budget``; ``load_seconds`` loading the pool (before
+    ``started``, counted in the total)."""
     _finite(result)
     rows = snapshot.rows
     order = result.prompt_order if options.order == "relevance_last" else result.indices
@@ -752,10 +1171,11 @@ def report(
             else {str(k): bound for k, bound in result.bounds_by_k.items()}
         ),
         timings=schemas.Timings(
+            load_ms=1000.0 * load_seconds,
             embed_ms=1000.0 * embed_seconds,
             scan_ms=milliseconds.get("scan", 0.0),
             select_ms=milliseconds.get("select", 0.0),
             refine_ms=milliseconds.get("refine", 0.0),
-            total_ms=1000.0 * (time.perf_counter() - started),
+            total_ms=1000.0 * (time.perf_counter() - started + load_seconds),
         ),
     )

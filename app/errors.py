@@ -6,15 +6,16 @@ input (``validation_error``, ``invalid_input``, ``unknown_kernel``, ``response_t
 401 ``unauthorized`` (no or an unknown API key), 403 ``forbidden`` (a read key on a write route),
 404 ``not_found``, 405 ``method_not_allowed`` (with ``Allow``), 408 ``request_timeout``, 409
 ``conflict`` and ``infeasible_constraint`` (the constraints cannot be met by this pool), 413
-``payload_too_large``, 415 ``unsupported_media_type``, 429 ``overloaded``, 503 ``not_ready`` and
+``payload_too_large``, 415 ``unsupported_media_type``, 422 ``too_costly`` (over the cost budget),
+429 ``overloaded``, 503 ``not_ready``, ``timeout`` (past the request deadline) and
 ``shutting_down``, 507 ``storage_full``; anything unexpected is a 500 ``internal`` without
-internals in the body.
+internals in the body. Every 429 and 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +30,7 @@ from selector.errors import (
     EmbeddingModelError,
     InfeasibleConstraintError,
     InvalidInputError,
+    SelectionCancelled,
     SelectorError,
     UnknownKernelError,
 )
@@ -65,15 +67,22 @@ def storage_full(message: str) -> ApiError:
     return ApiError(507, "storage_full", message)
 
 
+RETRY_AFTER_S = 1
+"""``Retry-After`` of a 429 or 503 that names none of its own."""
+
+
 def error_response(
     status: int,
     type_: str,
     message: str,
     detail: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    """The one error body."""
+    """The one error body; a 429 or 503 always carries ``Retry-After``."""
     body = {"error": {"type": type_, "message": message, "detail": jsonable_encoder(detail)}}
+    headers = dict(headers or {})
+    if status in (429, 503):
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S))
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
@@ -87,6 +96,8 @@ def from_selector_error(exc: SelectorError) -> ApiError:
         return ApiError(409, "infeasible_constraint", exc.message, exc.detail)
     if isinstance(exc, DeviceUnavailableError | EmbeddingModelError):
         return ApiError(503, "not_ready", exc.message, exc.detail)
+    if isinstance(exc, SelectionCancelled):
+        return ApiError(503, "timeout", "the request was stopped before it finished")
     return ApiError(500, "internal", "selection failed", None)
 
 
@@ -162,11 +173,10 @@ def allowed_methods(request: Request) -> list[str]:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     type_ = _STATUS_TYPES.get(exc.status_code, "http_error")
-    response = error_response(exc.status_code, type_, str(exc.detail), None)
-    response.headers.update(exc.headers or {})
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        response.headers["Allow"] = ", ".join(allowed_methods(request))
-    return response
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, type_, str(exc.detail), None, headers)
 
 
 async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
@@ -198,9 +208,11 @@ ERROR_DESCRIPTIONS = {
     404: "Unknown pool, example or job",
     409: "Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint)",
     413: "The body is too large",
-    422: "Invalid input, or a response over its size limit (response_too_large)",
-    429: "Overloaded; retry later",
-    503: "The model is not loaded yet, or the server is shutting down",
+    422: "Invalid input, or a response over its size limit (response_too_large), or over the "
+    "cost budget (too_costly)",
+    429: "Overloaded (a queue is full); retry after Retry-After seconds",
+    503: "Not ready (not_ready), past the request deadline (timeout) or stopping "
+    "(shutting_down); retry after Retry-After seconds",
     507: "Out of storage space (storage_full); nothing was written",
 }
 

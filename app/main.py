@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shutdown.on_begin.append(jobs.begin_shutdown)
         shutdown.settled_when.append(lambda: jobs.idle)
         jobs.start()
-        threading.Thread(target=engine.load_models, name="load-models", daemon=True).start()
+        threading.Thread(target=engine.start, name="load-models", daemon=True).start()
         try:
             yield
         finally:

@@ -53,6 +53,13 @@ class Metrics:
             buckets=SELECTION_BUCKETS,
             registry=self.registry,
         )
+        self.stopped = Counter(
+            "mmdshot_compute_stopped",
+            "Requests whose compute was stopped: past the deadline (timeout) or the client "
+            "closed the connection (disconnect)",
+            ["reason"],
+            registry=self.registry,
+        )
         self._pool_sizes = _PoolSizes()
         if pool_labels:
             self.registry.register(self._pool_sizes)

@@ -543,8 +543,13 @@ class Subset(Model):
 
 
 class Timings(Model):
-    """Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement."""
+    """Milliseconds: loading the pool (0 when it was ready), embedding the target,
+    scanning/prefiltering the pool, greedy, refinement; the total includes the load."""
 
+    load_ms: float = Field(
+        description="Loading the pool into memory, when this request had to (ms); 0 when it was "
+        "loaded."
+    )
     embed_ms: float = Field(description="Embedding the query or target texts (ms).")
     scan_ms: float = Field(
         description="Scoring the pool against the target, or its prefilter (ms)."
@@ -637,6 +642,10 @@ class Readiness(Model):
         description="The last write found no space (writes answer 507 storage_full; reads "
         "still work, so the replica stays ready).",
     )
+    pools_loaded: bool = Field(
+        description="The pools stored at start are loaded (/ready waits for it when "
+        "MMDSHOT_READY_AFTER_LOAD is set)."
+    )
     message: str | None = Field(default=None, description="Why not ready, when it is not.")
 
 
@@ -656,6 +665,16 @@ class Limits(Model):
     max_response_chars: int = Field(
         description="Most characters of text (prompts and examples) in one selection response."
     )
+    max_request_cost: int = Field(
+        description="Cost budget of one selection (units of about one kernel evaluation): "
+        "problems x pool x (target points + k x (num_subsets + 1)) + 100 per embedded "
+        "character (2,048 at most per text); above it 422 too_costly."
+    )
+    request_timeout_s: float = Field(
+        description="Deadline of a request's compute; past it 503 timeout with Retry-After."
+    )
+    compute_queue: int = Field(description="Selections that may wait; then 429.")
+    write_queue: int = Field(description="Writes that may wait, in their own queue; then 429.")
 
 
 class Info(Model):

@@ -716,9 +716,10 @@ class Store:
 
 class SQLiteStore(Store):
     """The embedded default: ``data_dir/mmdshot.sqlite3`` (WAL, ``synchronous=FULL``). One
-    connection serves all threads behind a lock: writes are short and SQLite serialises
-    writers anyway (``BEGIN IMMEDIATE``), so no row lock is needed. Import bodies are files
-    in ``data_dir/spool``, one per job, synced before their job commits. ``max_bytes`` caps
+    connection writes, behind a lock: writes are short and SQLite serialises writers anyway
+    (``BEGIN IMMEDIATE``), so no row lock is needed; reads run on one connection per thread.
+    Import bodies are files in ``data_dir/spool``, one per job, synced before their job
+    commits. ``max_bytes`` caps
     the database (writes beyond it fail as a full disk would: 507 ``storage_full``)."""
 
     COLUMN_TYPES: ClassVar[dict[str, str]] = {
@@ -738,16 +739,25 @@ class SQLiteStore(Store):
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "mmdshot.sqlite3"
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
+        self._db = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
         if max_bytes is not None:
             page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
             self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // page_size, 1)}")
         with self._transaction() as db:
             self._migrate(db)
+        # Reads run on one connection per thread: under WAL they see the last commit without
+        # waiting for the writer or each other (reading a large pool never delays a read of
+        # another pool).
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
 
     def _live_owners(self) -> str:
         # One process per data directory: only this store is running.
@@ -755,12 +765,23 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._reader_connections:
+                reader.close()
             self._db.close()
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:
-        with self._lock:
-            yield self._db
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None:
+            db = self._connect()
+            with self._lock:
+                self._reader_connections.append(db)
+            self._readers.db = db
+        db.execute("BEGIN")  # one consistent view for the block's statements
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:

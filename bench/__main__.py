@@ -1,4 +1,4 @@
-"""``python -m bench {speed,quality,http,icl,report,all} [--quick]``: run benchmarks, write
+"""``python -m bench {speed,quality,http,icl,soak,report,all} [--quick]``: run benchmarks, write
 their JSON under docs/results/ and the tables of docs/benchmarks.md."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PARTS = ("speed", "quality", "http", "icl")
+PARTS = ("speed", "quality", "http", "icl", "soak")
 
 
 def main() -> None:
@@ -21,9 +21,9 @@ def main() -> None:
         help="speed only: where mmdshot's pool lives (cuda: results in speed-gpu.json)",
     )
     args = parser.parse_args()
-    from bench import http, icl, quality, report, speed
+    from bench import http, icl, quality, report, soak, speed
 
-    modules = {"speed": speed, "quality": quality, "http": http, "icl": icl}
+    modules = {"speed": speed, "quality": quality, "http": http, "icl": icl, "soak": soak}
     parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
     for part in parts:
         if part == "speed" and args.device != "cpu":

@@ -41,15 +41,12 @@ def _free_port() -> int:
 
 def build_data_dir(data_dir: Path, size: int, quick: bool) -> list[str]:
     """Write a pool of ``size`` examples into ``data_dir``; returns held-out query texts."""
-    from app.store import PreparedExample, open_store
-    from selector.embedding import content_hash
-
     if quick:
         rng = np.random.default_rng(0)
         texts = [f"synthetic example {i} about topic {i % 17}" for i in range(size + 20)]
         labels = [("negative", "neutral", "positive")[i % 3] for i in range(size + 20)]
         vectors = rng.standard_normal((size, 64)).astype(np.float32)
-        queries, model, dimension = texts[size:], "hashing-64", 64
+        queries, model = texts[size:], "hashing-64"
     else:
         tweets, real = tweet_embeddings()
         held = 200
@@ -68,8 +65,21 @@ def build_data_dir(data_dir: Path, size: int, quick: bool) -> list[str]:
             for i in range(size)
         ]
         labels = [labels[i % len(labels)] for i in range(size)]
-        model, dimension = BUNDLED_MODEL_NAME, vectors.shape[1]
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        model = BUNDLED_MODEL_NAME
+    write_pool(data_dir, texts, labels, vectors, model)
+    return queries
+
+
+def write_pool(
+    data_dir: Path, texts: list[str], labels: list[str], vectors: np.ndarray, model: str
+) -> None:
+    """Store the pool ``tweets`` of ``len(vectors)`` examples (label as output) straight into
+    the store in ``data_dir``, as ``model`` embedded them."""
+    from app.store import PreparedExample, open_store
+    from selector.embedding import content_hash
+
+    size, dimension = vectors.shape
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     store = open_store(Settings(data_dir=data_dir))
     try:
         store.create_pool(POOL, "benchmark pool", model, dimension)
@@ -93,10 +103,13 @@ def build_data_dir(data_dir: Path, size: int, quick: bool) -> list[str]:
             )
     finally:
         store.close()
-    return queries
 
 
-def start_server(data_dir: Path, quick: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, quick: bool, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``mmdshot serve`` over ``data_dir`` on a free loopback port, with extra ``MMDSHOT_*``
+    ``settings``, once ``/ready``; returns the process and its URL."""
     port = _free_port()
     # A queue deep enough for the highest concurrency: the benchmark measures latency under
     # load, not the 429s the default queue bound (16 waiting) answers beyond it.
@@ -105,6 +118,7 @@ def start_server(data_dir: Path, quick: bool) -> tuple[subprocess.Popen[bytes], 
         HF_HUB_OFFLINE="1",
         MMDSHOT_EMBEDDER="hashing" if quick else "minilm",
         MMDSHOT_COMPUTE_QUEUE="64",
+        **{f"MMDSHOT_{name.upper()}": value for name, value in settings.items()},
     )
     process = subprocess.Popen(
         [

@@ -264,6 +264,56 @@ default bound the service answers 429 beyond 2 running and 16 waiting requests.
 """
 
 
+def _statuses(statuses: dict[str, int]) -> str:
+    return ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
+
+
+def soak_section(result: dict[str, Any]) -> str:
+    """The soak (``python -m bench soak``): rounds with writers, the baseline, RSS."""
+    lines = []
+    parts = [
+        (f"{n} (writers)", r["selections"], r["writers"]) for n, r in enumerate(result["rounds"], 1)
+    ]
+    parts.append(("baseline (no writers)", result["baseline"], None))
+    for name, selections, writers in parts:
+        written = (
+            "—"
+            if writers is None
+            else f"{writers['per_s']:.1f}/s; {writers['success_share']:.0%} of "
+            f"{writers['calls']:,} ({_statuses(writers['statuses'])})"
+        )
+        lines.append(
+            f"| {name} | {selections['p50_ms']:.1f} | {selections['p99_ms']:.1f} "
+            f"| {selections['per_s']:.1f} | {_statuses(selections['statuses'])} | {written} |"
+        )
+    rows = "\n".join(lines)
+    rss = ", ".join(f"{at} s: {mb:.0f} MB" for at, mb in result["rss_mb"].items())
+    ratio = result["throughput_ratio"]
+    return f"""## Soak: selections beside writers
+
+`python -m bench soak`: {result["round_s"]} s rounds at concurrency {result["concurrency"]} of
+`POST /v1/pools/{{pool}}/select` (k = {result["k"]}, {result["embedder"]} query embeddings) on a
+{result["pool_size"]:,}-example pool of real tweets, while {result["writers"]} writers upsert
+{result["upsert_batch"]} new examples per call as fast as they are answered; two rounds in a
+row, then one without writers (the baseline). Driven by {result["tool"]}. Reads and writes
+wait in separate bounded queues, taken in turn by the compute threads. Every write bumps the
+pool's version, and the next selection reloads the whole pool from the store (the others
+answer from the previous version meanwhile): those reloads are what the writers cost the
+selections.
+
+| round | p50 ms | p99 ms | selections/s | selection statuses | writes |
+|---|---|---|---|---|---|
+{rows}
+
+Selection throughput with writers: {ratio:.2f}x the baseline. Server errors (5xx or socket
+errors): {result["server_errors"]}. The server's RSS: {rss}; between the rounds
+{100 * result["rss_growth_between_rounds"]:+.1f} %. The pool grew to
+{result["pool_size_after"]:,} examples.
+
+{_environment(result)}
+"""
+
+
 def _backend(result: dict[str, Any]) -> str:
     backend = result.get("embedding_backend", "torch")
     if backend == "torch":
@@ -429,6 +479,7 @@ def write(results: Path, out: Path) -> None:
         ("speed-gpu", speed_gpu_section),
         ("quality", quality_section),
         ("http", http_section),
+        ("soak", soak_section),
         ("icl", icl_section),
     ):
         result = _load(results, name)

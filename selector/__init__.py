@@ -30,6 +30,7 @@ from selector.errors import (
     EmbeddingModelError,
     InfeasibleConstraintError,
     InvalidInputError,
+    SelectionCancelled,
     SelectorError,
     UnknownKernelError,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "RankedSubset",
     "Scorer",
     "SelectOptions",
+    "SelectionCancelled",
     "SelectionResult",
     "SelectorError",
     "SentenceTransformerEmbedder",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from selector.cancel import checkpoint, stop_when
 from selector.constraints import (
     ConstraintPlan,
     Constraints,
@@ -110,6 +111,7 @@ class SelectOptions:
     initial_region: int | None = None
     compare_baselines: bool = False
     seed: int = 0
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -172,6 +174,8 @@ def select(
     - ``prefilter``: with a pool that has an ``index``, run the exact greedy on the
       ``prefilter_size`` most affine candidates the index finds (default: when the pool has an
       index); otherwise the greedy is exact over the whole pool.
+    - ``should_stop``: a callable checked between the search's steps; once it answers true
+      the selection raises :class:`SelectionCancelled` (see :mod:`selector.cancel`).
     """
     settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, **options)  # type: ignore[arg-type]
     pool = _as_pool(candidates, labels, output_embeddings, device)
@@ -185,7 +189,8 @@ def select(
         weights.to(pool.device).unsqueeze(0),
         None if given is None else given.unsqueeze(0),
     )
-    return _solve(pool, targets, settings)[0]
+    with stop_when(settings.should_stop):
+        return _solve(pool, targets, settings)[0]
 
 
 def select_batch(
@@ -211,7 +216,8 @@ def select_batch(
         torch.from_numpy(points).to(pool.device).unsqueeze(1),
         torch.ones(batch, 1, dtype=torch.float32, device=pool.device),
     )
-    return _solve(pool, targets, settings)
+    with stop_when(settings.should_stop):
+        return _solve(pool, targets, settings)
 
 
 def _as_pool(
@@ -913,6 +919,7 @@ def _finish(
     joint: bool,
 ) -> SelectionResult:
     """Auto-k, swap refinement, ranked alternatives and the report for problem ``row``."""
+    checkpoint()
     refine_started = time.perf_counter()
     constant = scorer.constant(row)
     positions, objective = solved.positions, solved.objective

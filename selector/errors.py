@@ -44,3 +44,7 @@ class DeviceUnavailableError(SelectorError):
 
 class EmbeddingModelError(SelectorError):
     """The embedding model could not be loaded (missing path, not a sentence-transformers model)."""
+
+
+class SelectionCancelled(SelectorError):
+    """The caller's ``should_stop`` answered true at a step boundary; the work was dropped."""

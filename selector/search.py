@@ -28,6 +28,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from selector.cancel import checkpoint
 from selector.constraints import ConstraintState
 from selector.device import cpu_threads_for
 from selector.kernels import Kernel
@@ -368,6 +369,7 @@ def greedy(
     certify = not bool(complete.all())  # a complete region needs no certificate
     step = 1
     while step <= k:
+        checkpoint()
         values = run.objective(step)
         best_value, best_position = values.min(dim=1)
         found = torch.isfinite(best_value)
@@ -464,6 +466,7 @@ def _single_greedy(
     excluded = float(region.excluded_affinity[0])
     step = 1
     while step <= k:
+        checkpoint()
         offset = _step_offset(sum_chosen, sum_affinity, step)
         objective = redundancy - step * affinity
         objective *= 2.0 / step**2
@@ -524,6 +527,7 @@ def beam_search(
     beams: list[list[int]] = [[]]
     scores: list[float] = [0.0]
     for step in range(1, k + 1):
+        checkpoint()
         values = run.objective(step)[: len(beams)]
         flat = values.flatten()
         take = min(flat.numel(), width * width + width)

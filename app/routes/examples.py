@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.auth import ReadAccess, WriteAccess
+from app.compute import ComputeDep
 from app.deps import EngineDep, ExampleIdPath, PoolPath, ReadyEngine, SettingsDep
 from app.errors import ApiError, error_responses
 from app.schemas import MAX_PAGE, Duplicate, Example, ExamplePage, ExamplesUpsert, UpsertResult
@@ -44,7 +45,11 @@ def decode_cursor(cursor: str) -> int:
     responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 async def upsert_examples(
-    pool: PoolPath, body: ExamplesUpsert, engine: ReadyEngine, settings: SettingsDep
+    pool: PoolPath,
+    body: ExamplesUpsert,
+    engine: ReadyEngine,
+    compute: ComputeDep,
+    settings: SettingsDep,
 ) -> UpsertResult:
     if len(body.examples) > settings.max_upsert_batch:
         raise ApiError(
@@ -52,7 +57,7 @@ async def upsert_examples(
             "payload_too_large",
             f"at most {settings.max_upsert_batch} examples per call; use /imports for more",
         )
-    outcome = await engine.run(engine.upsert, pool, body.examples)
+    outcome = await compute.write(engine.upsert, pool, body.examples)
     return UpsertResult(
         pool=pool,
         version=outcome.version,
@@ -70,7 +75,7 @@ async def upsert_examples(
     dependencies=[ReadAccess],
     responses=error_responses(401, 404, 422),
 )
-async def list_examples(
+def list_examples(
     pool: PoolPath,
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -92,7 +97,7 @@ async def list_examples(
     dependencies=[ReadAccess],
     responses=error_responses(401, 404, 422),
 )
-async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> Example:
+def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> Example:
     return Example(**engine.store.get_example(pool, example_id))
 
 
@@ -102,7 +107,9 @@ async def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineD
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete one example (bumps the pool version)",
     dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
 )
-async def delete_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) -> None:
-    engine.store.delete_example(pool, example_id)
+async def delete_example(
+    pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep, compute: ComputeDep
+) -> None:
+    await compute.write(engine.store.delete_example, pool, example_id)

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 import app
 from app.auth import MetricsAccess, ReadAccess
 from app.deps import EngineDep, MetricsDep, SettingsDep
-from app.errors import error_responses
+from app.errors import RETRY_AFTER_S, error_responses
 from app.schemas import Health, Info, Limits, Readiness
 from selector.kernels import KERNEL_NAMES
 from selector.search import METHODS
@@ -30,14 +30,23 @@ async def health() -> Health:
 async def ready(engine: EngineDep, request: Request) -> JSONResponse:
     shutting_down = request.app.state.shutdown.draining
     full = engine.store.storage_full
+    message = engine.load_error or full
+    if engine.ready and not engine.serving:
+        loaded, total = engine.pools_loading
+        message = f"loading the stored pools ({loaded} of {total} loaded)"
+    if shutting_down:
+        message = "shutting down"
+    serving = engine.serving and not shutting_down
     state = Readiness(
-        ready=engine.ready and not shutting_down,
+        ready=serving,
         model_loaded=engine.ready,
         store_open=True,
         storage_full=full is not None,
-        message="shutting down" if shutting_down else engine.load_error or full,
+        pools_loaded=engine.pools_loaded.is_set(),
+        message=message,
     )
-    return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+    headers = {} if serving else {"Retry-After": str(RETRY_AFTER_S)}
+    return JSONResponse(state.model_dump(), status_code=200 if serving else 503, headers=headers)
 
 
 @router.get(
@@ -61,6 +70,10 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
             max_import_bytes=settings.max_import_bytes,
             max_prompt_chars=settings.max_prompt_chars,
             max_response_chars=settings.max_response_chars,
+            max_request_cost=settings.max_request_cost,
+            request_timeout_s=settings.request_timeout_s,
+            compute_queue=settings.compute_queue,
+            write_queue=settings.write_queue,
         ),
         auth="api_key" if settings.api_key_entries else "none",
     )
@@ -80,5 +93,5 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
         },
     },
 )
-async def metrics(collected: MetricsDep) -> Response:
+def metrics(collected: MetricsDep) -> Response:
     return Response(collected.render(), media_type="text/plain; version=0.0.4")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.auth import ReadAccess, WriteAccess
+from app.compute import ComputeDep
 from app.deps import EngineDep, JobsDep, PoolPath, ReadyEngine
 from app.errors import error_responses
 from app.schemas import CalibrateRequest, Job, PoolCreate, PoolInfo, PoolList
@@ -19,10 +20,10 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
     status_code=status.HTTP_201_CREATED,
     summary="Create an empty pool",
     dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 409, 422, 503),
+    responses=error_responses(401, 403, 409, 422, 429, 503),
 )
-async def create_pool(body: PoolCreate, engine: ReadyEngine) -> PoolInfo:
-    return PoolInfo(**engine.create_pool(body.name, body.description))
+async def create_pool(body: PoolCreate, engine: ReadyEngine, compute: ComputeDep) -> PoolInfo:
+    return PoolInfo(**await compute.write(engine.create_pool, body.name, body.description))
 
 
 @router.get(
@@ -33,7 +34,7 @@ async def create_pool(body: PoolCreate, engine: ReadyEngine) -> PoolInfo:
     dependencies=[ReadAccess],
     responses=error_responses(401),
 )
-async def list_pools(engine: EngineDep) -> PoolList:
+def list_pools(engine: EngineDep) -> PoolList:
     return PoolList(pools=[PoolInfo(**pool) for pool in engine.store.list_pools()])
 
 
@@ -45,7 +46,7 @@ async def list_pools(engine: EngineDep) -> PoolList:
     dependencies=[ReadAccess],
     responses=error_responses(401, 404, 422),
 )
-async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
+def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
     return PoolInfo(**engine.store.get_pool(pool))
 
 
@@ -55,10 +56,10 @@ async def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a pool and its examples",
     dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
 )
-async def delete_pool(pool: PoolPath, engine: EngineDep) -> Response:
-    engine.delete_pool(pool)
+async def delete_pool(pool: PoolPath, engine: EngineDep, compute: ComputeDep) -> Response:
+    await compute.write(engine.delete_pool, pool)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -77,9 +78,14 @@ async def delete_pool(pool: PoolPath, engine: EngineDep) -> Response:
     responses=error_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def calibrate_pool(
-    pool: PoolPath, body: CalibrateRequest, response: Response, engine: ReadyEngine, jobs: JobsDep
+    pool: PoolPath,
+    body: CalibrateRequest,
+    response: Response,
+    engine: ReadyEngine,
+    compute: ComputeDep,
+    jobs: JobsDep,
 ) -> Job:
     # Checking the request reads the whole pool when it is not cached: off the event loop.
-    job = Job(**await engine.run(jobs.submit_calibration, pool, body))
+    job = Job(**await compute.write(jobs.submit_calibration, pool, body))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth import ReadAccess
+from app.compute import ComputeDep
 from app.deps import MetricsDep, PoolPath, ReadyEngine
 from app.errors import error_responses
 from app.schemas import (
@@ -28,9 +29,13 @@ _ERRORS = error_responses(401, 404, 409, 413, 422, 429, 503)
     responses=_ERRORS,
 )
 async def select(
-    pool: PoolPath, body: PoolSelectRequest, engine: ReadyEngine, metrics: MetricsDep
+    pool: PoolPath,
+    body: PoolSelectRequest,
+    engine: ReadyEngine,
+    compute: ComputeDep,
+    metrics: MetricsDep,
 ) -> PoolSelection:
-    result = await engine.run(engine.select_in_pool, pool, body)
+    result = await compute.read(engine.select_in_pool, pool, body)
     metrics.selection.labels("pool").observe(result.timings.total_ms / 1000.0)
     return result
 
@@ -43,9 +48,13 @@ async def select(
     responses=_ERRORS,
 )
 async def select_batch(
-    pool: PoolPath, body: BatchSelectRequest, engine: ReadyEngine, metrics: MetricsDep
+    pool: PoolPath,
+    body: BatchSelectRequest,
+    engine: ReadyEngine,
+    compute: ComputeDep,
+    metrics: MetricsDep,
 ) -> BatchSelection:
-    result = await engine.run(engine.select_batch, pool, body)
+    result = await compute.read(engine.select_batch, pool, body)
     seconds = max(item.timings.total_ms for item in result.results) / 1000.0
     metrics.selection.labels("batch").observe(seconds)
     return result
@@ -59,8 +68,8 @@ async def select_batch(
     responses=_ERRORS,
 )
 async def select_inline(
-    body: StatelessSelectRequest, engine: ReadyEngine, metrics: MetricsDep
+    body: StatelessSelectRequest, engine: ReadyEngine, compute: ComputeDep, metrics: MetricsDep
 ) -> Selection:
-    result = await engine.run(engine.select_inline, body)
+    result = await compute.read(engine.select_inline, body)
     metrics.selection.labels("inline").observe(result.timings.total_ms / 1000.0)
     return result

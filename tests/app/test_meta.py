@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from app.engine import BoundedExecutor
-from app.errors import ApiError
 from app.main import openapi_schema, openapi_text
 from tests.app.conftest import REPO, assert_error
 from tests.app.test_auth import READ_ROUTES
@@ -122,23 +118,6 @@ def test_openapi_operations_have_ids_security_and_error_bodies() -> None:
 
 def test_served_schema_is_the_committed_one(client: httpx.Client) -> None:
     assert client.get("/openapi.json").json() == json.loads((REPO / "openapi.json").read_text())
-
-
-def test_bounded_executor_refuses_when_full() -> None:
-    release = threading.Event()
-    executor = BoundedExecutor(workers=1, queue=0)
-
-    async def scenario() -> None:
-        running = asyncio.ensure_future(executor.run(release.wait))
-        await asyncio.sleep(0.05)
-        with pytest.raises(ApiError) as refused:
-            await executor.run(release.wait)
-        assert refused.value.status == 429
-        release.set()
-        assert await running is True
-
-    asyncio.run(scenario())
-    executor.shutdown()
 
 
 def test_cli_openapi_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:

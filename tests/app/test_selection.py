@@ -74,7 +74,14 @@ def test_select_one_query(client: httpx.Client, pool: str) -> None:
     assert result["bound"] == pytest.approx(result["bias_bound"] + 0.5)  # R / sqrt(4)
     assert set(result["baselines"]) == {"knn", "random"}
     assert result["mmd2"] <= result["baselines"]["knn"]["mmd2"] + 1e-9
-    assert set(result["timings"]) == {"embed_ms", "scan_ms", "select_ms", "refine_ms", "total_ms"}
+    assert set(result["timings"]) == {
+        "load_ms",
+        "embed_ms",
+        "scan_ms",
+        "select_ms",
+        "refine_ms",
+        "total_ms",
+    }
     blocks = result["prompt"].split("\n\n")
     assert blocks[-1] == "Input: the cars felt positive\nOutput:"
     first = result["examples"][0]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import http, icl, quality, report, speed
+from bench import http, icl, quality, report, soak, speed
 
 
 def test_speed_quick(tmp_path: Path) -> None:
@@ -49,6 +49,25 @@ def test_http_quick(tmp_path: Path) -> None:
     timings = result["warm_request_timings_ms"]
     parts = timings["embed_ms"] + timings["scan_ms"] + timings["select_ms"] + timings["refine_ms"]
     assert 0 < parts <= timings["total_ms"] * 1.01 + 0.05
+
+
+def test_soak_quick(tmp_path: Path) -> None:
+    result = soak.write(tmp_path / "soak.json", quick=True)
+    assert len(result["rounds"]) == 2
+    for round_ in result["rounds"]:
+        selections, writers = round_["selections"], round_["writers"]
+        assert selections["statuses"].get("200", 0) > 0
+        assert set(selections["statuses"]) <= {"200", "429"}, selections["statuses"]
+        assert writers["calls"] > 0 and writers["statuses"].get("200", 0) > 0
+        assert set(writers["statuses"]) <= {"200", "429"}, writers["statuses"]
+    assert result["server_errors"] == 0
+    assert result["baseline"]["per_s"] > 0 and result["throughput_ratio"] > 0
+    written = sum(r["writers"]["statuses"].get("200", 0) for r in result["rounds"])
+    assert result["pool_size_after"] == result["pool_size"] + written * soak.UPSERT_BATCH
+    assert set(result["rss_mb"]) == {"0", "1.5", "3", "6"}
+    assert all(mb > 10 for mb in result["rss_mb"].values())
+    section = report.soak_section(json.loads((tmp_path / "soak.json").read_text()))
+    assert "| baseline (no writers) |" in section and "Server errors" in section
 
 
 @pytest.mark.slow

@@ -863,6 +863,11 @@ export interface components {
         /** Limits */
         Limits: {
             /**
+             * Compute Queue
+             * @description Selections that may wait; then 429.
+             */
+            compute_queue: number;
+            /**
              * Max Body Bytes
              * @description Largest request body (bytes), imports aside.
              */
@@ -908,6 +913,11 @@ export interface components {
              */
             max_query_chars?: number;
             /**
+             * Max Request Cost
+             * @description Cost budget of one selection (units of about one kernel evaluation): problems x pool x (target points + k x (num_subsets + 1)) + 100 per embedded character (2,048 at most per text); above it 422 too_costly.
+             */
+            max_request_cost: number;
+            /**
              * Max Response Chars
              * @description Most characters of text (prompts and examples) in one selection response.
              */
@@ -923,6 +933,16 @@ export interface components {
              * @description Most examples in one upsert.
              */
             max_upsert_batch: number;
+            /**
+             * Request Timeout S
+             * @description Deadline of a request's compute; past it 503 timeout with Retry-After.
+             */
+            request_timeout_s: number;
+            /**
+             * Write Queue
+             * @description Writes that may wait, in their own queue; then 429.
+             */
+            write_queue: number;
         };
         /** LineError */
         LineError: {
@@ -1310,6 +1330,11 @@ export interface components {
              */
             model_loaded: boolean;
             /**
+             * Pools Loaded
+             * @description The pools stored at start are loaded (/ready waits for it when MMDSHOT_READY_AFTER_LOAD is set).
+             */
+            pools_loaded: boolean;
+            /**
              * Ready
              * @description Selections can be served.
              */
@@ -1622,7 +1647,8 @@ export interface components {
         TauSource: "request" | "calibrated" | "default";
         /**
          * Timings
-         * @description Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
+         * @description Milliseconds: loading the pool (0 when it was ready), embedding the target,
+         *     scanning/prefiltering the pool, greedy, refinement; the total includes the load.
          */
         Timings: {
             /**
@@ -1630,6 +1656,11 @@ export interface components {
              * @description Embedding the query or target texts (ms).
              */
             embed_ms: number;
+            /**
+             * Load Ms
+             * @description Loading the pool into memory, when this request had to (ms); 0 when it was loaded.
+             */
+            load_ms: number;
             /**
              * Refine Ms
              * @description Swap refinement (ms).
@@ -1834,7 +1865,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1902,7 +1933,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1979,7 +2010,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2095,7 +2126,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2104,7 +2135,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2154,7 +2194,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2211,8 +2251,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2301,7 +2359,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2310,7 +2368,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2319,7 +2377,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2372,7 +2430,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2471,7 +2529,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2480,7 +2538,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2489,7 +2547,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2541,7 +2599,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2600,8 +2658,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2705,7 +2781,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2714,7 +2790,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2723,7 +2799,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2822,7 +2898,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2831,7 +2907,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2840,7 +2916,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2930,7 +3006,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2939,7 +3015,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2948,7 +3024,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3035,7 +3111,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Invalid input, or a response over its size limit (response_too_large) */
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3044,7 +3120,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Overloaded; retry later */
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3053,7 +3129,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The model is not loaded yet, or the server is shutting down */
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;

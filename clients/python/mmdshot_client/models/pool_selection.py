@@ -43,7 +43,8 @@ class PoolSelection:
         subsets (list[Subset]): The best num_subsets subsets, best first (the first is this selection).
         tau (float): The kernel's bandwidth used.
         tau_source (TauSource):
-        timings (Timings): Milliseconds: embedding the target, scanning/prefiltering the pool, greedy, refinement.
+        timings (Timings): Milliseconds: loading the pool (0 when it was ready), embedding the target,
+            scanning/prefiltering the pool, greedy, refinement; the total includes the load.
         bounds_by_k (BoundsByK | None | Unset): Auto-k: bound of each k.
         target_label_distribution (LabelDistribution | None | Unset): Labelled pools: the label distribution estimated
             for the target.

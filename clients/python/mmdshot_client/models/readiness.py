@@ -15,6 +15,8 @@ class Readiness:
     """
     Attributes:
         model_loaded (bool): The embedding model is loaded.
+        pools_loaded (bool): The pools stored at start are loaded (/ready waits for it when MMDSHOT_READY_AFTER_LOAD is
+            set).
         ready (bool): Selections can be served.
         store_open (bool): The store is open.
         message (None | str | Unset): Why not ready, when it is not.
@@ -23,6 +25,7 @@ class Readiness:
     """
 
     model_loaded: bool
+    pools_loaded: bool
     ready: bool
     store_open: bool
     message: None | str | Unset = UNSET
@@ -30,6 +33,8 @@ class Readiness:
 
     def to_dict(self) -> dict[str, Any]:
         model_loaded = self.model_loaded
+
+        pools_loaded = self.pools_loaded
 
         ready = self.ready
 
@@ -48,6 +53,7 @@ class Readiness:
         field_dict.update(
             {
                 "model_loaded": model_loaded,
+                "pools_loaded": pools_loaded,
                 "ready": ready,
                 "store_open": store_open,
             }
@@ -63,6 +69,8 @@ class Readiness:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
         model_loaded = d.pop("model_loaded")
+
+        pools_loaded = d.pop("pools_loaded")
 
         ready = d.pop("ready")
 
@@ -81,6 +89,7 @@ class Readiness:
 
         readiness = cls(
             model_loaded=model_loaded,
+            pools_loaded=pools_loaded,
             ready=ready,
             store_open=store_open,
             message=message,
