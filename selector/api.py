@@ -30,6 +30,12 @@ from selector.errors import InfeasibleConstraintError, InvalidInputError
 from selector.kernels import Kernel, resolve_kernel
 from selector.mmd import bias_bound, generalization_bound, mmd2_from_gram
 from selector.pool import Pool, as_matrix, normalize_rows
+from selector.regions import (
+    SWAP_CANDIDATES,
+    TopRegions,
+    exact_single,
+    region_chunk_bytes,
+)
 from selector.search import (
     METHODS,
     CandidateRegion,
@@ -606,9 +612,10 @@ class _Solved:
     pool_index: torch.Tensor
     affinity: torch.Tensor
     refined: bool = False
+    searched: int | None = None  # candidates the search held, when not the region's
 
     @classmethod
-    def of(cls, outcome: GreedyOutcome, local: int) -> _Solved:
+    def of(cls, outcome: GreedyOutcome, local: int, searched: int | None = None) -> _Solved:
         region = outcome.region
         return cls(
             region,
@@ -617,6 +624,7 @@ class _Solved:
             outcome.objective[local],
             region.pool_index[local],
             region.affinity[local],
+            searched=searched,
         )
 
     def single(self) -> CandidateRegion:
@@ -665,61 +673,6 @@ def _run_greedy(
     return outcome
 
 
-REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch, on the CPU
-ACCELERATOR_REGION_CHUNK_BYTES = 256 * 2**20  # the same on a GPU (its allocator reuses memory)
-
-
-def region_chunk_bytes(device: torch.device) -> int:
-    """Bytes of ``(B', L, d)`` float32 region vectors one chunk of a batch may hold."""
-    return REGION_CHUNK_BYTES if device.type == "cpu" else ACCELERATOR_REGION_CHUNK_BYTES
-
-
-class _TopRegions:
-    """Regions made of the top of a ranking of the pool, ``ranking: (B, n)``: the affinity;
-    the inner product when the affinity increases with it (``ranked_by`` ``"inner"``); or
-    seeded uniform scores for the random method (``"random"``). ``inner: (B, m, n)``."""
-
-    def __init__(
-        self, scorer: _AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, ranked_by: str
-    ) -> None:
-        self.scorer = scorer
-        self.ranking = ranking
-        self.inner = inner
-        self.ranked_by = ranked_by
-
-    def build(
-        self, rows: slice | torch.Tensor, size: int, keep: torch.Tensor | None = None
-    ) -> CandidateRegion:
-        """The ``size`` best candidates of the problems ``rows`` (a slice: views, no copies of
-        the ``(B, n)`` rankings; or a tensor of problem indices); with ``keep: (B', L)`` (a
-        smaller region of the same rows) its candidates stay first, in their order."""
-        ranking = self.ranking[rows]
-        take = min(size + 1, ranking.shape[1])
-        top_value, top_index = torch.topk(ranking, take, dim=1)
-        index = top_index[:, :size]
-        if keep is not None:
-            kept = torch.zeros_like(ranking, dtype=torch.bool)
-            kept.scatter_(1, keep, True)
-            fresh = ~torch.gather(kept, 1, index)
-            added = torch.stack([row[mask] for row, mask in zip(index, fresh, strict=True)])
-            index = torch.cat([keep, added], dim=1)
-        excluded = torch.full((ranking.shape[0],), -math.inf, device=ranking.device)
-        if take > size:
-            boundary = top_value[:, size]
-            if self.ranked_by == "inner":
-                boundary = torch.where(
-                    torch.isneginf(boundary), boundary, self.scorer.kernel.from_inner(boundary)
-                )
-            excluded = boundary
-        inner = self.inner[rows]
-        region_inner = torch.gather(inner, 2, index.unsqueeze(1).expand(-1, inner.shape[1], -1))
-        affinity, similarity = self.scorer.affinity(region_inner, index, rows)
-        region = self.scorer.region(index, affinity, similarity, excluded)
-        if self.ranked_by == "random":
-            region.random_scores = torch.gather(ranking, 1, index)
-        return region
-
-
 def _exact_regions(
     scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_max: int
 ) -> list[_Solved]:
@@ -741,6 +694,16 @@ def _exact_regions(
     pending = list(range(scorer.batch))
     if scorer.batch > 1:
         pending, size = _batched_rounds(regions, plan, settings, size, k_min, k_max, solved)
+    if (
+        pending == [0]
+        and settings.method == "mmd"
+        and plan.static_only
+        and scorer.pool.device.type == "cpu"
+    ):
+        answer = exact_single(regions, plan, size, k_min, k_max)
+        solved[0] = _Solved.of(answer.outcome, 0, answer.searched)
+        _settle([solved[0]], plan, settings, k_max)
+        pending = []
     for row in pending:
         rows = slice(row, row + 1)
 
@@ -756,7 +719,7 @@ def _exact_regions(
 
 def _ranked_pool(
     scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
-) -> _TopRegions:
+) -> TopRegions:
     """Scan the pool once: the inner products ``(B, m, n)`` with every target point, the
     output estimate, and the ranking the regions are cut from."""
     inner = scorer.inner_with_pool()  # (B, m, n)
@@ -780,11 +743,11 @@ def _ranked_pool(
     if plan.has_static_filter:
         ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
     scorer.scan_finished = time.perf_counter()
-    return _TopRegions(scorer, ranking, inner, ranked_by)
+    return TopRegions(scorer, ranking, inner, ranked_by)
 
 
 def _batched_rounds(
-    regions: _TopRegions,
+    regions: TopRegions,
     plan: ConstraintPlan,
     settings: SelectOptions,
     size: int,
@@ -951,8 +914,11 @@ def _finish(
             candidates.extend(beam for beam, _ in beams)
     ranked: list[RankedSubset] = []
     seen: set[frozenset[int]] = set()
+    affinity_of: dict[int, float] = {}
     for subset in candidates:
-        indices = pool_index[torch.tensor(subset, device=pool_index.device)].tolist()
+        positions = torch.tensor(subset, device=pool_index.device)
+        indices = pool_index[positions].tolist()
+        affinity_of.update(zip(indices, solved.affinity[positions].tolist(), strict=True))
         key = frozenset(indices)
         if key in seen:
             continue
@@ -964,7 +930,6 @@ def _finish(
         primary = ranked[0]
     ranked = [primary] + [subset for subset in ranked if subset is not primary]
     ranked = ranked[: settings.num_subsets]
-    affinity_of = dict(zip(pool_index.tolist(), solved.affinity.tolist(), strict=True))
     prompt_order = sorted(primary.indices, key=lambda index: affinity_of[index])
     baselines = (
         _baselines(scorer, plan, settings, row, solved, k) if settings.compare_baselines else {}
@@ -985,15 +950,12 @@ def _finish(
         tau=scorer.kernel.tau,
         joint=joint,
         prefiltered=False,
-        region_size=int((pool_index >= 0).sum()),
+        region_size=solved.searched or int((pool_index >= 0).sum()),
         target_label_distribution=distribution,
         bounds_by_k=bounds_by_k,
         baselines=baselines,
         timings={"refine": refined - refine_started},
     )
-
-
-SWAP_CANDIDATES = 1024
 
 
 def _refined(

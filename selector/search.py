@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import torch
 
+from selector import objective
 from selector.constraints import ConstraintState
 from selector.device import cpu_threads_for
 from selector.kernels import Kernel
 
 METHODS = ("mmd", "knn", "mmr", "random")
-_Sum = TypeVar("_Sum", float, torch.Tensor)
 _FIRST_ROW = torch.zeros((1, 1), dtype=torch.long)  # the row index of a one-problem region
 
 
@@ -72,6 +72,20 @@ class CandidateRegion:
     @property
     def size(self) -> int:
         return int(self.affinity.shape[1])
+
+    @property
+    def diagonal(self) -> float:
+        """``k(x, x)`` of the region's kernel (joint: times the output kernel's)."""
+        outputs = 1.0
+        if self.output_vectors is not None and self.output_kernel is not None:
+            outputs = self.output_kernel.diagonal
+        return self.kernel.diagonal * outputs
+
+    @property
+    def least_redundancy(self) -> Callable[[int], float]:
+        """``step -> s_min``, the certificate's lower bound of any candidate's redundancy."""
+        nonnegative, diagonal = self.kernel.nonnegative, self.diagonal
+        return lambda step: objective.least_redundancy(nonnegative, step, diagonal)
 
     @property
     def complete(self) -> torch.Tensor:
@@ -149,6 +163,15 @@ class CandidateRegion:
         values = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
         return values[0, 0].to(torch.float64).numpy()
 
+    def host_columns(self, positions: Sequence[int]) -> np.ndarray:
+        """:meth:`host_column` of several candidates at once, ``(P, L)`` float64: one
+        matrix product of the region with the P chosen rows (the region is read once)."""
+        vectors = self.vectors[0].numpy()
+        inner = vectors[list(positions)] @ vectors.T  # (P, L)
+        left = torch.tensor([list(positions)])
+        values = self.kernel.from_inner(torch.from_numpy(inner).unsqueeze(0))
+        return self._with_outputs(values, _FIRST_ROW, left, None)[0].to(torch.float64).numpy()
+
     def on_host(self) -> CandidateRegion:
         """The same region in host memory (itself, uncopied, when it is there already)."""
         if self.affinity.device.type == "cpu":
@@ -207,24 +230,6 @@ class GreedyOutcome:
     region: CandidateRegion
 
 
-def _step_offset(sum_chosen: _Sum, sum_affinity: _Sum, step: int) -> _Sum:
-    """The part of step ``j``'s objective shared by every candidate:
-    ``(SS + 1) / j^2 - 2 ST / j`` (floats, or ``(B,)`` tensors)."""
-    return (sum_chosen + 1.0) / step**2 - (2.0 / step) * sum_affinity
-
-
-def _excluded_bound(
-    sum_chosen: _Sum, sum_affinity: _Sum, excluded: _Sum, step: int, nonnegative: bool
-) -> _Sum:
-    """No candidate outside the region, whose affinity is at most ``excluded``, scores below
-    ``(SS + 1 + 2 s_min) / j^2 - 2 (ST + t_out) / j`` at step ``j``, with ``s_min = 0`` for
-    a kernel ``k >= 0`` and ``-(j - 1)`` otherwise (floats, or ``(B,)`` tensors)."""
-    least_redundancy = 0.0 if nonnegative else -(step - 1)
-    return (sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
-        sum_affinity + excluded
-    ) / step
-
-
 class _GreedyRun:
     """The running sums of B greedy (or beam) runs; see the module docstring. Sums and
     redundancies are float64; the objective is written as
@@ -254,9 +259,9 @@ class _GreedyRun:
     def objective(self, step: int) -> torch.Tensor:
         """``(B, L)`` float64, lower is better; candidates the constraints forbid get ``+inf``."""
         if self.method == "mmd":
-            offset = _step_offset(self.sum_chosen, self.sum_affinity, step)
-            value = (self.redundancy - step * self.affinity).mul_(2.0 / step**2)
-            value = value.add_(offset.unsqueeze(1))
+            diagonal = self.region.diagonal
+            offset = objective.step_offset(self.sum_chosen, self.sum_affinity, step, diagonal)
+            value = objective.step_score(self.redundancy, self.affinity, offset.unsqueeze(1), step)
         elif self.method == "knn":
             value = self.affinity.neg()
         elif self.method == "mmr":
@@ -277,8 +282,10 @@ class _GreedyRun:
         """``(B,)``: no candidate outside the region can score below this at ``step``."""
         excluded = self.region.excluded_affinity.to(torch.float64)
         if self.method == "mmd":
-            nonnegative = self.region.kernel.nonnegative
-            return _excluded_bound(self.sum_chosen, self.sum_affinity, excluded, step, nonnegative)
+            least = self.region.least_redundancy(step)
+            return objective.excluded_bound(
+                self.sum_chosen, self.sum_affinity, excluded, step, least, self.region.diagonal
+            )
         if self.method in ("knn", "random"):
             return -excluded
         # mmr works on its fetched region, as its peers do.
@@ -291,13 +298,14 @@ class _GreedyRun:
         column = positions.unsqueeze(1)
         chosen_redundancy = self.redundancy.gather(1, column).squeeze(1)
         chosen_affinity = self.affinity.gather(1, column).squeeze(1)
+        increment = objective.chosen_sum_increment(chosen_redundancy, self.region.diagonal)
         if every:
-            self.sum_chosen += 2.0 * chosen_redundancy + 1.0
+            self.sum_chosen += increment
             self.sum_affinity += chosen_affinity
             self.redundancy += kernel_column
         else:
             weight = active.to(torch.float64)
-            self.sum_chosen += weight * (2.0 * chosen_redundancy + 1.0)
+            self.sum_chosen += weight * increment
             self.sum_affinity += weight * chosen_affinity
             self.redundancy += kernel_column * weight.unsqueeze(1)
         if self.method == "mmr":
@@ -421,6 +429,92 @@ def _one_host_thread(function: Callable[..., _Result]) -> Callable[..., _Result]
     return run
 
 
+class HostRun:
+    """The running sums of one ``mmd`` greedy over a host region of L candidates, in numpy
+    float64: the same formulas (:mod:`selector.objective`) as :class:`_GreedyRun`, at a
+    fraction of torch's per-op cost for one problem. ``penalty: (L,)`` is 0 where a candidate
+    may be chosen and ``inf`` where it may not (static masks, the chosen)."""
+
+    def __init__(self, affinity: np.ndarray, penalty: np.ndarray, diagonal: float) -> None:
+        self.affinity = affinity
+        self.redundancy = np.zeros_like(affinity)
+        self.penalty = penalty
+        self.diagonal = diagonal
+        self.sum_chosen = 0.0
+        self.sum_affinity = 0.0
+        self.chosen: list[int] = []
+        self.values: list[float] = []
+        self.history: list[tuple[float, float]] = []  # (SS, ST) before each step
+
+    @classmethod
+    def on(cls, region: CandidateRegion, allowed: np.ndarray) -> HostRun:
+        """A fresh run over the host region of one problem; ``allowed: (L,)`` bool."""
+        affinity = region.affinity[0].to(torch.float64).numpy()
+        return cls(affinity, np.where(allowed, 0.0, math.inf), region.diagonal)
+
+    @property
+    def step(self) -> int:
+        return len(self.chosen) + 1
+
+    def scores(self) -> np.ndarray:
+        """``(L,)`` the objective of adding each candidate at this step (``inf``: forbidden)."""
+        step = self.step
+        offset = objective.step_offset(self.sum_chosen, self.sum_affinity, step, self.diagonal)
+        return objective.step_score(self.redundancy, self.affinity, offset, step) + self.penalty
+
+    def bound(self, excluded: float, least: float) -> float:
+        """The certificate's bound at this step for candidates of affinity at most
+        ``excluded`` outside the region."""
+        return objective.excluded_bound(
+            self.sum_chosen, self.sum_affinity, excluded, self.step, least, self.diagonal
+        )
+
+    def bounds(self, excluded: float, least: Callable[[int], float]) -> list[float]:
+        """The certificate's bound at every step taken, for a region whose largest affinity
+        left out is ``excluded`` (``least``: step -> the redundancy's lower bound)."""
+        return [
+            objective.excluded_bound(chosen, affinity, excluded, step, least(step), self.diagonal)
+            for step, (chosen, affinity) in enumerate(self.history, start=1)
+        ]
+
+    def threshold(self, best: float, least: float) -> float:
+        """The affinity above which a candidate outside the region could beat ``best``."""
+        return objective.affinity_threshold(
+            best, self.sum_chosen, self.sum_affinity, self.step, least, self.diagonal
+        )
+
+    def commit(self, position: int, value: float, column: np.ndarray) -> None:
+        """Choose ``position`` (its step objective ``value``, its kernel ``column: (L,)``)."""
+        self.history.append((self.sum_chosen, self.sum_affinity))
+        self.chosen.append(position)
+        self.values.append(value)
+        self.sum_chosen += objective.chosen_sum_increment(
+            float(self.redundancy[position]), self.diagonal
+        )
+        self.sum_affinity += float(self.affinity[position])
+        self.redundancy += column
+        self.penalty[position] = math.inf
+
+
+def host_outcome(
+    run: HostRun, k: int, needs_larger: bool, infeasible: bool, region: CandidateRegion
+) -> GreedyOutcome:
+    """What the batched greedy returns for a batch of one, from a host run (on the
+    region's device)."""
+    device = region.affinity.device
+    positions = torch.full((1, k), -1, dtype=torch.long)
+    objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
+    positions[0, : len(run.chosen)] = torch.tensor(run.chosen, dtype=torch.long)
+    objective_by_step[0, : len(run.values)] = torch.tensor(run.values, dtype=torch.float64)
+    return GreedyOutcome(
+        positions.to(device),
+        objective_by_step.to(device),
+        torch.tensor([needs_larger], device=device),
+        torch.tensor([infeasible], device=device),
+        region,
+    )
+
+
 @_one_host_thread
 def _single_greedy(
     region: CandidateRegion,
@@ -430,82 +524,52 @@ def _single_greedy(
     extend: Callable[[CandidateRegion], CandidateRegion] | None,
 ) -> GreedyOutcome:
     """:func:`greedy` for one ``mmd`` problem whose constraints are static masks: the same
-    float64 arithmetic as :class:`_GreedyRun`, with the per-step work in numpy on the host,
-    whose small-array ops cost a fraction of torch's (kernel columns may differ from the
-    batched product's in float32 rounding, as a batched product's differ from a single
-    one's). A region on a GPU is copied to the host once (and again when it grows), where a
-    step is a few numpy calls instead of dozens of kernel launches: on an H200 a single
+    float64 arithmetic as :class:`_GreedyRun` (:class:`HostRun`), with the per-step work in
+    numpy on the host, whose small-array ops cost a fraction of torch's (kernel columns may
+    differ from the batched product's in float32 rounding, as a batched product's differ from
+    a single one's). A region on a GPU is copied to the host once (and again when it grows),
+    where a step is a few numpy calls instead of dozens of kernel launches: on an H200 a single
     selection took 5.2 against 9.0 ms on a 100k pool, but 17.5 against 14.0 ms on a dense 1M
     pool, whose regions of 8,192 cost more to copy (docs/results/gpu-single-host.json). It
     returns what the batched greedy returns for a batch of one, on the region's device."""
-    device = region.affinity.device
-    chosen: list[int] = []
-    values: list[float] = []
-    sum_chosen = sum_affinity = 0.0
     needs_larger = infeasible = False
 
-    def prepare(
-        region: CandidateRegion, state: ConstraintState
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(affinity, redundancy, penalty)``: float64 ``(L,)`` arrays for ``region`` (with
-        its constraint ``state``) after the steps taken so far; the penalty is 0 where a
-        candidate may be chosen, else inf."""
-        affinity = region.affinity[0].to(torch.float64).numpy()
-        redundancy = np.zeros_like(affinity)
+    def start(region: CandidateRegion, state: ConstraintState, chosen: list[int]) -> HostRun:
+        """A run over ``region`` (with its constraint ``state``) after the steps ``chosen``."""
+        host = region.on_host()
+        run = HostRun.on(host, state.base_mask[0].cpu().numpy())
         if chosen:
-            gram, _ = region.columns_of(torch.tensor([chosen]))
-            redundancy = gram[0].to(torch.float64).sum(0).numpy()
-        penalty = np.where(state.base_mask[0].cpu().numpy(), 0.0, math.inf)
-        penalty[chosen] = math.inf
-        return affinity, redundancy, penalty
+            for position, column in zip(chosen, host.host_columns(chosen), strict=True):
+                run.commit(position, math.nan, column)
+        return run
 
     host = region.on_host()
-    affinity, redundancy, penalty = prepare(host, constraints)
+    run = start(region, constraints, [])
     excluded = float(region.excluded_affinity[0])
-    step = 1
-    while step <= k:
-        offset = _step_offset(sum_chosen, sum_affinity, step)
-        objective = redundancy - step * affinity
-        objective *= 2.0 / step**2
-        objective += offset
-        objective += penalty
-        best = int(objective.argmin())
-        best_value = float(objective[best])
+    while run.step <= k:
+        scores = run.scores()
+        best = int(scores.argmin())
+        best_value = float(scores[best])
         found = math.isfinite(best_value)
-        if excluded != -math.inf:  # the region lacks allowed candidates: certify the step
-            nonnegative = region.kernel.nonnegative
-            bound = _excluded_bound(sum_chosen, sum_affinity, excluded, step, nonnegative)
-            if not found or best_value > bound:
-                if extend is None:
-                    needs_larger = True
-                    break
-                region = extend(region)
-                host = region.on_host()
-                state = ConstraintState(constraints.plan, region.pool_index, constraints.k)
-                affinity, redundancy, penalty = prepare(host, state)
-                excluded = float(region.excluded_affinity[0])
-                continue
+        # A region that lacks allowed candidates certifies the step.
+        least = region.least_redundancy(run.step)
+        if excluded != -math.inf and (not found or best_value > run.bound(excluded, least)):
+            if extend is None:
+                needs_larger = True
+                break
+            values = run.values
+            region = extend(region)
+            host = region.on_host()
+            state = ConstraintState(constraints.plan, region.pool_index, constraints.k)
+            run = start(region, state, run.chosen)
+            run.values = values
+            excluded = float(region.excluded_affinity[0])
+            continue
         if not found:
-            infeasible = step <= k_min
+            infeasible = run.step <= k_min
             break
-        chosen.append(best)
-        values.append(best_value)
-        sum_chosen += 2.0 * float(redundancy[best]) + 1.0
-        sum_affinity += float(affinity[best])
-        redundancy += host.host_column(best)
-        penalty[best] = math.inf
-        step += 1
-    positions = torch.full((1, k), -1, dtype=torch.long)
-    objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
-    positions[0, : len(chosen)] = torch.tensor(chosen, dtype=torch.long)
-    objective_by_step[0, : len(values)] = torch.tensor(values, dtype=torch.float64)
-    return GreedyOutcome(
-        positions.to(device),
-        objective_by_step.to(device),
-        torch.tensor([needs_larger], device=device),
-        torch.tensor([infeasible], device=device),
-        region,
-    )
+        run.commit(best, best_value, host.host_column(best))
+    return host_outcome(run, k, needs_larger, infeasible, region)
 
 
 def beam_search(
