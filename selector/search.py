@@ -668,6 +668,7 @@ def swap_refine(
         every = live.numel() == batch
         change = _swap_changes(
             constraints,
+            region.diagonal,
             positions if every else positions[live],
             gram if every else gram[live],
             inner if every else inner[live],
@@ -709,10 +710,11 @@ def _single_swap_refine(
     host = region.on_host()
     affinity = host.affinity[0].to(torch.float64).numpy()
     allowed = (constraints.base_mask[0] & ~constraints.chosen[0]).cpu().numpy().copy()
-    scale = 2.0 / size**2
     for _ in range(max_rounds):
         unary = columns.sum(0) - size * affinity  # u: (L,)
-        change = ((unary[None, :] - unary[chosen][:, None]) - columns + 1.0) * scale
+        change = objective.swap_change(
+            unary[None, :], unary[chosen][:, None], columns, size, region.diagonal
+        )
         change = np.where(allowed[None, :], change, math.inf)
         flat = int(change.argmin())
         if not change.flat[flat] < -1e-12:
@@ -734,6 +736,7 @@ def _single_swap_refine(
 
 def _swap_changes(
     constraints: ConstraintState,
+    diagonal: float,
     positions: torch.Tensor,
     gram: torch.Tensor,
     inner: torch.Tensor,
@@ -743,12 +746,8 @@ def _swap_changes(
     """The change of the objective ``(R, k, L)`` when slot p of ``positions: (R, k)`` is
     swapped for candidate i, ``+inf`` where the swap breaks a constraint; ``gram: (R, k, L)``
     float64 and ``inner: (R, k, L)`` are the chosen's columns, ``affinity: (R, L)`` float64,
-    for the problems ``rows`` (None: all) of the constraint state.
-
-    With ``r_i = sum_{c in S} k(x_i, x_c)``, the Gram sum changes by
-    ``-2 r_p + 1 + 2 (r_i - k(i, p)) + 1`` (``k(x, x) = 1``) and the affinity sum by
-    ``t_i - t_p``, so with ``u_i = r_i - k t_i`` the objective changes by
-    ``(2 / k^2) (u_i - u_p + 1 - k(i, p))``."""
+    for the problems ``rows`` (None: all) of the constraint state; ``diagonal`` the kernel's
+    ``k(x, x)``. The change itself is :func:`selector.objective.swap_change`."""
     size = positions.shape[1]
     plan = constraints.plan
 
@@ -757,7 +756,7 @@ def _swap_changes(
 
     unary = gram.sum(1) - size * affinity  # u: (R, L)
     chosen_unary = torch.gather(unary, 1, positions).unsqueeze(2)  # (R, k, 1)
-    change = (unary.unsqueeze(1) - chosen_unary - gram).add_(1.0).mul_(2.0 / size**2)
+    change = objective.swap_change(unary.unsqueeze(1), chosen_unary, gram, size, diagonal)
     allowed = (of(constraints.base_mask) & ~of(constraints.chosen)).unsqueeze(1)
     if constraints.region_tokens is not None and plan.token_budget is not None:
         region_tokens = of(constraints.region_tokens)
