@@ -203,8 +203,10 @@ def _verification_set(
         else:
             cut = threshold - 1e-9 * max(1.0, abs(threshold))
         host_key = key.cpu().numpy()
-        chosen = np.union1d(np.flatnonzero(host_key >= cut), top[:-1].cpu().numpy())
-        if chosen.size <= WHOLE_POOL_SHARE * pool.size:
+        inside = host_key >= cut
+        inside[top[:-1].cpu().numpy()] = True
+        if int(inside.sum()) <= WHOLE_POOL_SHARE * pool.size:
+            chosen = np.flatnonzero(inside)
             bound = regions.affinity_of_key(torch.tensor(cut, dtype=key.dtype))
             excluded = torch.minimum(bound, regions.affinity_of_key(key[top[-1]]))
             tensor = torch.from_numpy(chosen).to(key.device).unsqueeze(0)
@@ -258,7 +260,11 @@ def _verify(
                 run.commit(pending[taken], value, columns[taken])
                 taken += 1
             else:
-                pending = [best, *_speculate(region, run, best, value, size, k)]
+                # Speculate as far again as the last guess held, at least one step: a guess
+                # that keeps failing (near-copies crowd the candidates it is made on) then
+                # costs a column or two per product, not the rest of the steps.
+                ahead = max(1, 2 * (taken - 1)) if pending else k
+                pending = [best, *_speculate(region, run, best, value, size, ahead, k)]
                 break
             chosen.append(int(pool_index[run.chosen[-1]]))
             values.append(value)
@@ -278,11 +284,12 @@ def _positions(pool_index: np.ndarray, indices: list[int], missing: bool = False
 
 
 def _speculate(
-    region: CandidateRegion, run: HostRun, best: int, value: float, size: int, k: int
+    region: CandidateRegion, run: HostRun, best: int, value: float, size: int, ahead: int, k: int
 ) -> list[int]:
-    """The greedy's steps after choosing ``best`` (at ``value``) in ``run``, speculated on the
-    ``size`` candidates of ``region`` that score best now (region positions, unverified)."""
-    remaining = k - run.step
+    """Up to ``ahead`` greedy steps (of ``k`` in all) after choosing ``best`` (at ``value``)
+    in ``run``, speculated on the ``size`` candidates of ``region`` that score best now
+    (region positions, unverified)."""
+    remaining = min(ahead, k - run.step)
     if remaining <= 0:
         return []
     scores = run.scores()

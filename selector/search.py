@@ -167,7 +167,9 @@ class CandidateRegion:
         """:meth:`host_column` of several candidates at once, ``(P, L)`` float64: one
         matrix product of the region with the P chosen rows (the region is read once)."""
         vectors = self.vectors[0].numpy()
-        inner = vectors[list(positions)] @ vectors.T  # (P, L)
+        # (L, d) @ (d, P), transposed: the region's rows read in order (about a quarter
+        # faster than (P, d) @ (d, L) on the 2-core machine).
+        inner = (vectors @ vectors[list(positions)].T).T  # (P, L)
         left = torch.tensor([list(positions)])
         values = self.kernel.from_inner(torch.from_numpy(inner).unsqueeze(0))
         return self._with_outputs(values, _FIRST_ROW, left, None)[0].to(torch.float64).numpy()
