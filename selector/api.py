@@ -25,7 +25,7 @@ from selector.constraints import (
     compile_constraints,
     subset_satisfies,
 )
-from selector.device import cpu_threads_for
+from selector.device import cpu_threads_for, torch_threads_for
 from selector.errors import InfeasibleConstraintError, InvalidInputError
 from selector.kernels import Kernel, resolve_kernel
 from selector.mmd import bias_bound, generalization_bound, mmd2_from_gram
@@ -316,7 +316,7 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
     batch = targets.points.shape[0]
     if use_prefilter:
-        with cpu_threads_for(pool.device, _torch_threads_for(batch)):
+        with cpu_threads_for(pool.device, torch_threads_for(batch)):
             regions = _prefiltered_regions(scorer, plan, settings)
     else:
         # A few problems keep one torch thread from the scan to the end: switching threads
@@ -339,15 +339,6 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
         )
         object.__setattr__(result, "prefiltered", use_prefilter)
     return results
-
-
-def _torch_threads_for(problems: int) -> int:
-    """Torch CPU threads for work on ``problems`` problems at once: one suits the small
-    tensors of a few problems (more thrash against numpy's BLAS threads on a small machine:
-    the kernel of one column of an 8,192-candidate region took 3.8 ms with two threads on the
-    2-core machine, 0.08 ms with one); a large batch's (B, L, d) products are big enough to
-    use every thread."""
-    return 1 if problems < 16 else torch.get_num_threads()
 
 
 def _prime_primaries(
@@ -773,7 +764,7 @@ def _batched_rounds(
         # reuse its memory: fresh 100 MB tensors cost more in page faults than in arithmetic.
         chunk = max(1, region_chunk_bytes(scorer.pool.device) // (size * scorer.pool.dimension * 4))
         failed: list[int] = []
-        threads = _torch_threads_for(min(chunk, len(pending)))
+        threads = torch_threads_for(min(chunk, len(pending)))
         with cpu_threads_for(scorer.pool.device, threads):
             for start in range(0, len(pending), chunk):
                 members = pending[start : start + chunk]
