@@ -766,7 +766,7 @@ def _batched_rounds(
         failed: list[int] = []
         threads = torch_threads_for(min(chunk, len(pending)))
         with cpu_threads_for(scorer.pool.device, threads):
-            for start in range(0, len(pending), chunk):
+            for start in range(0, len(pending), chunk):  # a batch-chunk boundary
                 members = pending[start : start + chunk]
                 rows: slice | torch.Tensor = (
                     slice(members[0], members[-1] + 1)

@@ -139,7 +139,7 @@ def exact_single(
     run = HostRun.on(small, allowed)
     excluded = float(small.excluded_affinity[0])
     certified, threshold = True, math.inf
-    while run.step <= k:
+    while run.step <= k:  # a step boundary
         scores = run.scores()
         best = int(scores.argmin())
         value = float(scores[best])

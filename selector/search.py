@@ -377,7 +377,7 @@ def greedy(
     complete = region.complete
     certify = not bool(complete.all())  # a complete region needs no certificate
     step = 1
-    while step <= k:
+    while step <= k:  # a step boundary
         values = run.objective(step)
         best_value, best_position = values.min(dim=1)
         found = torch.isfinite(best_value)
@@ -548,7 +548,7 @@ def _single_greedy(
     host = region.on_host()
     run = start(region, constraints, [])
     excluded = float(region.excluded_affinity[0])
-    while run.step <= k:
+    while run.step <= k:  # a step boundary
         scores = run.scores()
         best = int(scores.argmin())
         best_value = float(scores[best])
