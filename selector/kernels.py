@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
 import torch
 
 from selector.errors import InvalidInputError, UnknownKernelError
@@ -119,6 +120,23 @@ class Kernel:
             distance = -self.tau * math.log(value)
             return 1.0 - distance * distance / 2.0 if distance >= 0 else math.inf
         return 1.0 + self.tau * math.log(value)  # softmax and rbf: exp((u - 1) / tau)
+
+    def host_from_inner(self, inner: np.ndarray) -> np.ndarray:
+        """:meth:`from_inner` on unit vectors for a numpy array (float32 arithmetic, as the
+        torch path's), returned as float64: the host loops' kernel columns without torch's
+        per-op cost."""
+        inner = inner.astype(np.float32, copy=False)
+        if self.name == "softmax":
+            values = np.exp((inner - np.float32(1.0)) / np.float32(self.tau))
+        elif self.name == "cosine":
+            values = inner
+        else:
+            squared = np.maximum(np.float32(2.0) - np.float32(2.0) * inner, np.float32(0.0))
+            if self.name == "rbf":
+                values = np.exp(-squared / np.float32(2.0 * self.tau))
+            else:
+                values = np.exp(-np.sqrt(squared) / np.float32(self.tau))
+        return values.astype(np.float64)
 
     def from_inner(
         self,

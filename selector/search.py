@@ -158,10 +158,16 @@ class CandidateRegion:
         candidate at ``position`` with every region candidate, the inner products through
         numpy (a matrix-vector product without torch's per-op overhead)."""
         vectors = self.vectors[0].numpy()
+        if self.output_vectors is None:
+            values = self.kernel.host_from_inner(vectors @ vectors[position])
+            if self.output_labels is not None:
+                labels = self.output_labels[0].numpy()
+                values *= labels == labels[position]
+            return values
         inner = torch.from_numpy(vectors @ vectors[position]).view(1, 1, -1)
         left = torch.tensor([[position]])
-        values = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
-        return values[0, 0].to(torch.float64).numpy()
+        joint = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
+        return joint[0, 0].to(torch.float64).numpy()
 
     def host_columns(self, positions: Sequence[int]) -> np.ndarray:
         """:meth:`host_column` of several candidates at once, ``(P, L)`` float64: one
@@ -170,9 +176,15 @@ class CandidateRegion:
         # (L, d) @ (d, P), transposed: the region's rows read in order (about a quarter
         # faster than (P, d) @ (d, L) on the 2-core machine).
         inner = (vectors @ vectors[list(positions)].T).T  # (P, L)
+        if self.output_vectors is None:
+            values = self.kernel.host_from_inner(inner)
+            if self.output_labels is not None:
+                labels = self.output_labels[0].numpy()
+                values *= labels[None, :] == labels[list(positions)][:, None]
+            return values
         left = torch.tensor([list(positions)])
-        values = self.kernel.from_inner(torch.from_numpy(inner).unsqueeze(0))
-        return self._with_outputs(values, _FIRST_ROW, left, None)[0].to(torch.float64).numpy()
+        kernel = self.kernel.from_inner(torch.from_numpy(inner).unsqueeze(0))
+        return self._with_outputs(kernel, _FIRST_ROW, left, None)[0].to(torch.float64).numpy()
 
     def on_host(self) -> CandidateRegion:
         """The same region in host memory (itself, uncopied, when it is there already)."""
