@@ -36,7 +36,7 @@ from selector.errors import InfeasibleConstraintError
 from selector.search import CandidateRegion, GreedyOutcome, HostRun, host_outcome
 
 if TYPE_CHECKING:
-    from selector.api import _AffinityScorer
+    from selector.joint import AffinityScorer
 
 REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch, on the CPU
 ACCELERATOR_REGION_CHUNK_BYTES = 256 * 2**20  # the same on a GPU (its allocator reuses memory)
@@ -57,7 +57,7 @@ class TopRegions:
     seeded uniform scores for the random method (``"random"``). ``inner: (B, m, n)``."""
 
     def __init__(
-        self, scorer: _AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, ranked_by: str
+        self, scorer: AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, ranked_by: str
     ) -> None:
         self.scorer = scorer
         self.ranking = ranking
