@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from selector import report
 from selector.constraints import (
     ConstraintPlan,
     Constraints,
@@ -29,7 +30,7 @@ from selector.device import cpu_threads_for, torch_threads_for
 from selector.errors import InfeasibleConstraintError, InvalidInputError
 from selector.joint import AffinityScorer, Targets
 from selector.kernels import Kernel, resolve_kernel
-from selector.mmd import bias_bound, generalization_bound
+from selector.mmd import generalization_bound
 from selector.pool import Pool, as_matrix, normalize_rows
 from selector.regions import (
     SWAP_CANDIDATES,
@@ -37,6 +38,7 @@ from selector.regions import (
     exact_single,
     region_chunk_bytes,
 )
+from selector.report import RankedSubset
 from selector.search import (
     METHODS,
     CandidateRegion,
@@ -46,17 +48,6 @@ from selector.search import (
     subset_objective,
     swap_refine,
 )
-
-
-@dataclass(frozen=True)
-class RankedSubset:
-    """One subset with its distance to the target and the paper's bounds."""
-
-    indices: list[int]
-    mmd2: float
-    mmd: float
-    bias_bound: float
-    bound: float
 
 
 @dataclass(frozen=True)
@@ -661,7 +652,14 @@ def _finish(
         if key in seen:
             continue
         seen.add(key)
-        ranked.append(_ranked(scorer.evaluate(row, indices), indices, settings))
+        ranked.append(
+            report.ranked(
+                scorer.evaluate(row, indices),
+                indices,
+                settings.bias_constant,
+                settings.complexity_constant,
+            )
+        )
     primary = ranked[0]
     ranked.sort(key=lambda subset: subset.mmd2)
     if settings.method == "mmd":
@@ -670,9 +668,11 @@ def _finish(
     ranked = ranked[: settings.num_subsets]
     prompt_order = sorted(primary.indices, key=lambda index: affinity_of[index])
     baselines = (
-        _baselines(scorer, plan, settings, row, solved, k) if settings.compare_baselines else {}
+        report.baselines(scorer, plan, settings.seed, row, solved.pool_index, solved.affinity, k)
+        if settings.compare_baselines
+        else {}
     )
-    distribution = _label_distribution_report(scorer, row)
+    distribution = report.label_distribution(scorer, row)
     refined = time.perf_counter()
     return SelectionResult(
         indices=primary.indices,
@@ -703,9 +703,13 @@ def _refined(
 
     Swaps draw on the chosen and the ``SWAP_CANDIDATES`` most affine candidates of the
     region: refinement is a heuristic that never makes a subset worse, and a swap with a
-    far-down candidate rarely pays for scanning a large region again and again."""
+    far-down candidate rarely pays for scanning a large region again and again. Only allowed
+    candidates count among the most affine (a verification set of the whole pool holds the
+    ones a static mask forbids)."""
     if region.size > SWAP_CANDIDATES + k:
-        top = torch.topk(region.affinity, SWAP_CANDIDATES, dim=1).indices
+        allowed = plan.static_mask[region.pool_index.clamp_min(0)] & (region.pool_index >= 0)
+        affinity = region.affinity.masked_fill(~allowed, -math.inf)
+        top = torch.topk(affinity, SWAP_CANDIDATES, dim=1).indices
         keep = torch.cat([chosen, top], dim=1)
         # Drop repeats of the chosen (their first copies come first) by pushing them to the end.
         is_repeat = torch.zeros_like(keep, dtype=torch.bool)
@@ -723,48 +727,3 @@ def _refined(
     after_positions = swap_refine(region, state, chosen, columns=columns)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
-
-
-def _ranked(value: float, indices: list[int], settings: SelectOptions) -> RankedSubset:
-    value = max(value, 0.0)
-    mmd = math.sqrt(value)
-    return RankedSubset(
-        indices=indices,
-        mmd2=value,
-        mmd=mmd,
-        bias_bound=bias_bound(mmd, settings.bias_constant),
-        bound=generalization_bound(
-            mmd, len(indices), settings.bias_constant, settings.complexity_constant
-        ),
-    )
-
-
-def _baselines(
-    scorer: AffinityScorer,
-    plan: ConstraintPlan,
-    settings: SelectOptions,
-    row: int,
-    solved: _Solved,
-    k: int,
-) -> dict[str, float]:
-    """``mmd2`` of the knn (top-k affinity) and a seeded random subset of the same size."""
-    allowed = np.flatnonzero(plan.static_mask.cpu().numpy())
-    generator = np.random.default_rng(settings.seed)
-    random_indices = generator.choice(allowed, size=k, replace=False).tolist()
-    order = torch.argsort(solved.affinity, descending=True)
-    knn_indices = [index for index in solved.pool_index[order].tolist() if index >= 0][:k]
-    return {
-        "knn": max(scorer.evaluate(row, knn_indices), 0.0),
-        "random": max(scorer.evaluate(row, random_indices), 0.0),
-    }
-
-
-def _label_distribution_report(scorer: AffinityScorer, row: int) -> dict[Hashable, float] | None:
-    estimate = scorer.estimate
-    if estimate is None or estimate.label_probability is None or scorer.pool.label_names is None:
-        return None
-    weights = scorer.targets.weights[row].to(estimate.label_probability.dtype)
-    mixture = weights @ estimate.label_probability[row]
-    return {
-        name: float(p) for name, p in zip(scorer.pool.label_names, mixture.tolist(), strict=True)
-    }

@@ -32,7 +32,7 @@ def test_a_changed_step_score_changes_the_host_and_the_batched_greedy(
     calls: dict[str, int] = {"numpy": 0, "torch": 0}
     original = objective.step_score
 
-    def relevance_only(redundancy, affinity, offset, step):  # type: ignore[no-untyped-def]
+    def relevance_only(redundancy, affinity, offset, step):
         calls["torch" if isinstance(redundancy, torch.Tensor) else "numpy"] += 1
         return original(redundancy * 0.0, affinity, offset, step)  # redundancy ignored
 
@@ -55,7 +55,7 @@ def test_a_changed_swap_delta_changes_both_refinements(monkeypatch: pytest.Monke
     assert [r.indices for r in select_batch(pool, queries, 6)] != greedy
     calls: dict[str, int] = {"numpy": 0, "torch": 0}
 
-    def never_better(unary, chosen_unary, pair, size, diagonal):  # type: ignore[no-untyped-def]
+    def never_better(unary, chosen_unary, pair, size, diagonal):
         calls["torch" if isinstance(unary, torch.Tensor) else "numpy"] += 1
         return pair * 0.0 + 1.0  # no swap lowers the objective
 

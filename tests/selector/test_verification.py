@@ -172,13 +172,24 @@ def test_verified_greedy_property(seed: int, kind: str, k: int, initial: int) ->
 
 
 @pytest.mark.parametrize("kind", ["isotropic", "duplicates"])
-def test_a_batch_row_refines_as_the_single_call(verification: str, kind: str) -> None:
+@pytest.mark.parametrize("excluded", [0, 900])
+def test_a_batch_row_refines_as_the_single_call(
+    verification: str, kind: str, excluded: int
+) -> None:
     """The batch grows regions fourfold; a single call verifies instead, and still refines
-    on the region fourfold growth would have certified: the same answers, refined."""
+    on the region fourfold growth would have certified (its allowed candidates only, also
+    when the verification set is the whole pool): the same answers, refined, and the same
+    knn baseline."""
     pool = Pool.from_arrays(pool_of(kind, 3000, 16, seed=10))
     queries = pool_of(kind, 12, 16, seed=11)
-    batch = select_batch(pool, queries, 6, initial_region=8)
+    constraints = Constraints(exclude=list(range(0, 3 * excluded, 3)))
+    batch = select_batch(
+        pool, queries, 6, initial_region=8, constraints=constraints, compare_baselines=True
+    )
     for row, result in enumerate(batch):
-        single = select(pool, queries[row], 6, initial_region=8)
+        single = select(
+            pool, queries[row], 6, initial_region=8, constraints=constraints, compare_baselines=True
+        )
+        assert single.baselines["knn"] == pytest.approx(result.baselines["knn"], abs=1e-9)
         assert single.indices == result.indices
         assert single.mmd2 == pytest.approx(result.mmd2, abs=1e-9)
