@@ -280,11 +280,17 @@ def build_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name (loading MiniLM takes seconds)."""
     if settings.embedder == "hashing":
         return selector.HashingEmbedder(settings.hashing_dimension)
+    # The model is on disk: the service keeps every Hugging Face library off the network (the
+    # library itself reads no environment variables).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cache = settings.model_cache
+    if cache is None:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmdshot"
     return load_sentence_embedder(
         settings.model_path,
         backend=settings.embedding_backend,
         device=str(selector.resolve_device(settings.device)),
-        cache_dir=settings.model_cache,
+        cache_dir=cache,
     )
 
 

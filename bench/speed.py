@@ -48,6 +48,119 @@ def clustered_unit_vectors(n: int, dimension: int, seed: int, centres_seed: int 
     return out
 
 
+def isotropic_unit_vectors(n: int, dimension: int, seed: int) -> np.ndarray:
+    """``(n, d)`` float32 unit rows uniform on the sphere (no structure at all)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dimension), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        block = rng.standard_normal((min(n, start + 100_000) - start, dimension), dtype=np.float32)
+        out[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def near_duplicate_unit_vectors(
+    n: int, dimension: int, seed: int, copies: int = 2_000, centres_seed: int = 0
+) -> np.ndarray:
+    """``(n, d)`` float32 unit rows in tight clusters of about ``copies`` near-copies each
+    (cosine about 0.999 to their centre): a region of the top holds one cluster only, the
+    hard case for the certificate. Draws with the same ``centres_seed`` share the centres."""
+    rng = np.random.default_rng(seed)
+    clusters = max(n // copies, 8)
+    centres = isotropic_unit_vectors(clusters, dimension, 10_000 + centres_seed)
+    out = np.empty((n, dimension), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        block = centres[rng.integers(0, clusters, stop - start)]
+        block += 0.05 / np.sqrt(dimension) * rng.standard_normal(block.shape, dtype=np.float32)
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def tweet_unit_vectors(n: int, seed: int, limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(pool (n, 384), queries (64, 384), real)``: real MiniLM tweet embeddings (the first
+    ``limit`` unique tweets, all 37k if None), 64 held out as queries; a pool larger than the
+    corpus is the corpus tiled, each copy after the first moved by small noise (cosine about
+    0.999) and renormalised; ``real`` says how many rows are real tweets."""
+    _, vectors = tweet_embeddings(limit)
+    queries, corpus = vectors[:64], vectors[64:]
+    real = min(n, len(corpus))
+    pool = np.empty((n, corpus.shape[1]), dtype=np.float32)
+    pool[:real] = corpus[:real]
+    rng = np.random.default_rng(seed)
+    for start in range(real, n, len(corpus)):
+        block = corpus[: min(n, start + len(corpus)) - start].copy()
+        block += (
+            0.05 / np.sqrt(corpus.shape[1]) * rng.standard_normal(block.shape, dtype=np.float32)
+        )
+        pool[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return pool, np.ascontiguousarray(queries), real
+
+
+KINDS = ("isotropic", "clustered", "near-duplicates", "tweets")
+
+
+def kind_data(
+    kind: str, n: int, dimension: int, tweets: int | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(pool, 64 queries drawn like the pool, real rows)`` of one data kind."""
+    if kind == "tweets":
+        return tweet_unit_vectors(n, 0, tweets)
+    if kind == "isotropic":
+        return isotropic_unit_vectors(n, dimension, 0), isotropic_unit_vectors(64, dimension, 1), n
+    if kind == "clustered":
+        return clustered_unit_vectors(n, dimension, 0), clustered_unit_vectors(64, dimension, 1), n
+    pool = near_duplicate_unit_vectors(n, dimension, 0)
+    return pool, near_duplicate_unit_vectors(64, dimension, 1, copies=max(n // 64, 1)), n
+
+
+def measure_kinds(
+    sizes: Sequence[int], k: int, repeats: int, tweets: int | None
+) -> dict[str, dict[str, dict[str, float | int | bool]]]:
+    """Every data kind at every pool size, side by side in this process (:func:`measure_kind`)."""
+    return {
+        kind: {
+            str(size): measure_kind(*kind_data(kind, size, 384, tweets), k, repeats)
+            for size in sizes
+        }
+        for kind in KINDS
+    }
+
+
+def measure_kind(
+    vectors: np.ndarray, queries: np.ndarray, real: int, k: int, repeats: int
+) -> dict[str, float | int | bool]:
+    """Median ms of one float32 matrix-vector product over the pool ``vectors``, of mmdshot's
+    exact selection (greedy, and greedy + swap) and of the naive numpy greedy, their ratios,
+    whether the subsets agree, and the median number of candidates the search held."""
+    pool = Pool.from_arrays(vectors, normalized=True, device="cpu")
+    cycle = iter(range(10**9))
+
+    def query() -> np.ndarray:
+        return queries[next(cycle) % len(queries)]
+
+    few = max(3, repeats // 5)
+    row: dict[str, float | int | bool] = {
+        "real_rows": real,
+        "matvec_ms": 1e3 * median_seconds(lambda: vectors @ query(), repeats),
+        "exact_no_swap_ms": 1e3
+        * median_seconds(lambda: select(pool, query(), k, refine=False), repeats),
+        "exact_ms": 1e3 * median_seconds(lambda: select(pool, query(), k), repeats),
+        "naive_greedy_ms": 1e3
+        * median_seconds(lambda: naive_numpy_greedy(vectors, query(), k, 0.2), few),
+    }
+    row["ratio_to_scan"] = row["exact_ms"] / row["matvec_ms"]
+    row["ratio_to_naive"] = row["exact_ms"] / row["naive_greedy_ms"]
+    checked = queries[:8]
+    row["naive_agrees_with_exact"] = all(
+        select(pool, q, k, refine=False).indices == naive_numpy_greedy(vectors, q, k, 0.2)
+        for q in checked
+    )
+    row["median_searched"] = float(
+        np.median([select(pool, q, k, refine=False).region_size for q in checked])
+    )
+    return row
+
+
 def naive_numpy_greedy(pool: np.ndarray, query: np.ndarray, k: int, tau: float) -> list[int]:
     """The textbook greedy: every step recomputes the objective over the whole pool."""
     affinity = np.exp((pool @ query - 1.0) / tau)
@@ -188,8 +301,9 @@ def run(
     k: int = 8,
     tweets: int | None = None,
     device: str = "cpu",
+    kind_sizes: Sequence[int] = (),
 ) -> dict:
-    """Every pool size, then (on the CPU) the real tweets."""
+    """Every pool size, then (on the CPU) the real tweets and every data kind."""
     resolved = resolve_device(device)
     queries = clustered_unit_vectors(max(batch, 64), 384, 1)
     result = {
@@ -204,6 +318,7 @@ def run(
     }
     if resolved.type == "cpu":
         result["tweets"] = measure_tweets(k, repeats, tweets)
+        result["kinds"] = measure_kinds(kind_sizes, k, repeats, tweets)
         result["peer_versions"] = package_versions(("langchain-core", "openicl"))
     return result
 
@@ -262,6 +377,7 @@ def write(path: Path, quick: bool = False, device: str = "cpu") -> dict:
             repeats=3,
             tweets=300,
             device=device,
+            kind_sizes=(2_000, 20_000),
         )
     else:
         result = run(
@@ -270,6 +386,7 @@ def write(path: Path, quick: bool = False, device: str = "cpu") -> dict:
             batch=256,
             repeats=30,
             device=device,
+            kind_sizes=(10_000, 100_000, 1_000_000),
         )
     result["environment"] = environment()
     path.parent.mkdir(parents=True, exist_ok=True)

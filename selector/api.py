@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from selector import report
 from selector.cancel import checkpoint, stop_when
 from selector.constraints import (
     ConstraintPlan,
@@ -26,11 +27,19 @@ from selector.constraints import (
     compile_constraints,
     subset_satisfies,
 )
-from selector.device import cpu_threads_for
+from selector.device import cpu_threads_for, torch_threads_for
 from selector.errors import InfeasibleConstraintError, InvalidInputError
+from selector.joint import AffinityScorer, Targets
 from selector.kernels import Kernel, resolve_kernel
-from selector.mmd import bias_bound, generalization_bound, mmd2_from_gram
+from selector.mmd import generalization_bound
 from selector.pool import Pool, as_matrix, normalize_rows
+from selector.regions import (
+    SWAP_CANDIDATES,
+    TopRegions,
+    exact_single,
+    region_chunk_bytes,
+)
+from selector.report import RankedSubset
 from selector.search import (
     METHODS,
     CandidateRegion,
@@ -40,17 +49,6 @@ from selector.search import (
     subset_objective,
     swap_refine,
 )
-
-
-@dataclass(frozen=True)
-class RankedSubset:
-    """One subset with its distance to the target and the paper's bounds."""
-
-    indices: list[int]
-    mmd2: float
-    mmd: float
-    bias_bound: float
-    bound: float
 
 
 @dataclass(frozen=True)
@@ -114,28 +112,6 @@ class SelectOptions:
     should_stop: Callable[[], bool] | None = None
 
 
-@dataclass
-class _Targets:
-    """``points: (B, m, d)`` unit rows, ``weights: (B, m)`` rows summing to 1, and optionally a
-    given output distribution ``label_distribution: (B, m, num_labels)``."""
-
-    points: torch.Tensor
-    weights: torch.Tensor
-    label_distribution: torch.Tensor | None = None
-
-
-@dataclass
-class _OutputEstimate:
-    """The target's estimated output side for the joint kernel.
-
-    Labels: ``label_probability: (B, m, num_labels)``. Free-text outputs: the neighbours'
-    ``neighbor_index: (B, m, N)`` and ``neighbor_weight: (B, m, N)`` (rows sum to 1)."""
-
-    label_probability: torch.Tensor | None = None
-    neighbor_index: torch.Tensor | None = None
-    neighbor_weight: torch.Tensor | None = None
-
-
 def select(
     candidates: object,
     target: object,
@@ -184,7 +160,7 @@ def select(
     given = None
     if target_label_distribution is not None:
         given = _label_distribution(target_label_distribution, pool, points.shape[0])
-    targets = _Targets(
+    targets = Targets(
         torch.from_numpy(points).to(pool.device).unsqueeze(0),
         weights.to(pool.device).unsqueeze(0),
         None if given is None else given.unsqueeze(0),
@@ -212,7 +188,7 @@ def select_batch(
     pool = _as_pool(candidates, labels, output_embeddings, device)
     points = normalize_rows(as_matrix(queries, "queries", pool.dimension), "queries")
     batch = points.shape[0]
-    targets = _Targets(
+    targets = Targets(
         torch.from_numpy(points).to(pool.device).unsqueeze(1),
         torch.ones(batch, 1, dtype=torch.float32, device=pool.device),
     )
@@ -297,7 +273,7 @@ def _check_options(settings: SelectOptions, pool: Pool) -> tuple[int, int]:
 
 
 @torch.inference_mode()  # no autograd bookkeeping: a step is dozens of small tensor ops
-def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[SelectionResult]:
+def _solve(pool: Pool, targets: Targets, settings: SelectOptions) -> list[SelectionResult]:
     k_min, k_max = _check_options(settings, pool)
     started = time.perf_counter()
     kernel = resolve_kernel(settings.kernel, settings.tau, pool.vectors, settings.seed)
@@ -313,10 +289,12 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     )
     use_prefilter = pool.index is not None if settings.prefilter is None else settings.prefilter
     use_prefilter = use_prefilter and settings.method != "random"
-    scorer = _AffinityScorer(pool, targets, kernel, output_kernel, joint, settings)
+    scorer = AffinityScorer(
+        pool, targets, kernel, output_kernel, joint, settings.label_neighbors, settings.label_tau
+    )
     batch = targets.points.shape[0]
     if use_prefilter:
-        with cpu_threads_for(pool.device, _torch_threads_for(batch)):
+        with cpu_threads_for(pool.device, torch_threads_for(batch)):
             regions = _prefiltered_regions(scorer, plan, settings)
     else:
         # A few problems keep one torch thread from the scan to the end: switching threads
@@ -341,17 +319,8 @@ def _solve(pool: Pool, targets: _Targets, settings: SelectOptions) -> list[Selec
     return results
 
 
-def _torch_threads_for(problems: int) -> int:
-    """Torch CPU threads for work on ``problems`` problems at once: one suits the small
-    tensors of a few problems (more thrash against numpy's BLAS threads on a small machine:
-    the kernel of one column of an 8,192-candidate region took 3.8 ms with two threads on the
-    2-core machine, 0.08 ms with one); a large batch's (B, L, d) products are big enough to
-    use every thread."""
-    return 1 if problems < 16 else torch.get_num_threads()
-
-
 def _prime_primaries(
-    scorer: _AffinityScorer, regions: list[_Solved], settings: SelectOptions
+    scorer: AffinityScorer, regions: list[_Solved], settings: SelectOptions
 ) -> None:
     """Evaluate, in one batch, the subsets :func:`_finish` will report for the problems
     whose greedy answer is final (refined already, or not to be refined)."""
@@ -362,240 +331,6 @@ def _prime_primaries(
         positions = regions[row].positions
         subsets.append(regions[row].pool_index[positions[positions >= 0]].tolist())
     scorer.prime(rows, subsets)
-
-
-class _AffinityScorer:
-    """Computes target affinities ``t: (B, n)`` (or on given candidates) for one call."""
-
-    def __init__(
-        self,
-        pool: Pool,
-        targets: _Targets,
-        kernel: Kernel,
-        output_kernel: Kernel,
-        joint: bool,
-        settings: SelectOptions,
-    ) -> None:
-        self.pool = pool
-        self.targets = targets
-        self.kernel = kernel
-        self.output_kernel = output_kernel
-        self.joint = joint
-        self.settings = settings
-        self.estimate: _OutputEstimate | None = None
-        self.scan_finished: float | None = None  # perf_counter() when the scan was done
-        self._evaluated: dict[tuple[int, tuple[int, ...]], float] = {}  # see prime()
-        self._constants: dict[int, float] = {}
-
-    @property
-    def batch(self) -> int:
-        return int(self.targets.points.shape[0])
-
-    def inner_with_pool(self) -> torch.Tensor:
-        """``(B, m, n)`` inner products of every target point with every candidate."""
-        batch, count, dimension = self.targets.points.shape
-        flat = self.targets.points.reshape(batch * count, dimension)
-        return self.pool.inner_products(flat).reshape(batch, count, self.pool.size)
-
-    def estimate_outputs(self, inner: torch.Tensor, index: torch.Tensor | None) -> None:
-        """Estimate the target's output side from its nearest candidates.
-
-        ``inner: (B, m, L)`` inner products with the candidates ``index: (B, L)`` pool indices
-        (None: the whole pool, L = n)."""
-        if not self.joint:
-            return
-        given = self.targets.label_distribution
-        if given is not None:
-            self.estimate = _OutputEstimate(label_probability=given)
-            return
-        count = min(self.settings.label_neighbors, inner.shape[2])
-        top_inner, top_position = torch.topk(inner, count, dim=2)
-        weight = torch.softmax((top_inner - 1.0) / self.settings.label_tau, dim=2)
-        if index is None:
-            neighbor = top_position
-        else:
-            neighbor = torch.gather(
-                index.unsqueeze(1).expand(-1, inner.shape[1], -1), 2, top_position
-            )
-        if self.pool.label_ids is not None and self.pool.label_names is not None:
-            label_ids = torch.from_numpy(self.pool.label_ids).to(inner.device)
-            probability = torch.zeros(
-                *inner.shape[:2], len(self.pool.label_names), device=inner.device
-            )
-            probability.scatter_add_(2, label_ids[neighbor.clamp_min(0)], weight)
-            self.estimate = _OutputEstimate(label_probability=probability)
-        else:
-            self.estimate = _OutputEstimate(neighbor_index=neighbor, neighbor_weight=weight)
-
-    def output_factor(
-        self, index: torch.Tensor | None, rows: torch.Tensor | slice | None = None
-    ) -> torch.Tensor | None:
-        """``(B, m, L)``: ``E_{y ~ p_j} k_y(y_i, y)`` for the candidates ``index: (B, L)``
-        (None: the whole pool) of the problems ``rows`` (None: all); None for input-only
-        selection."""
-        if self.estimate is None:
-            return None
-        if self.estimate.label_probability is not None:
-            assert self.pool.label_ids is not None
-            label_ids = torch.from_numpy(self.pool.label_ids).to(self.pool.device)
-            probability = self.estimate.label_probability
-            if rows is not None:
-                probability = probability[rows]
-            if index is None:
-                return probability[:, :, label_ids]
-            labels = label_ids[index.clamp_min(0)]  # (B, L)
-            return torch.gather(
-                probability, 2, labels.unsqueeze(1).expand(-1, probability.shape[1], -1)
-            )
-        assert self.pool.output_vectors is not None
-        assert (
-            self.estimate.neighbor_index is not None and self.estimate.neighbor_weight is not None
-        )
-        outputs = self.pool.output_vectors
-        neighbor_index, neighbor_weight = (
-            self.estimate.neighbor_index,
-            self.estimate.neighbor_weight,
-        )
-        if rows is not None:
-            neighbor_index, neighbor_weight = neighbor_index[rows], neighbor_weight[rows]
-        neighbor_outputs = outputs[neighbor_index]  # (B, m, N, d_o)
-        if index is None:
-            inner = torch.einsum("bmnd,ld->bmln", neighbor_outputs, outputs)
-        else:
-            inner = torch.einsum("bmnd,bld->bmln", neighbor_outputs, outputs[index.clamp_min(0)])
-        values = self.output_kernel.from_inner(inner)
-        return (values * neighbor_weight.unsqueeze(2)).sum(3)
-
-    def affinity(
-        self,
-        inner: torch.Tensor,
-        index: torch.Tensor | None,
-        rows: torch.Tensor | slice | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``inner: (B, m, L)`` of the problems ``rows`` (None: all) with the candidates
-        ``index: (B, L)`` (None: the whole pool) -> target affinity ``t: (B, L)`` and plain
-        similarity ``sum_j w_j <x_i, y_j>: (B, L)``."""
-        weights = self.targets.weights if rows is None else self.targets.weights[rows]
-        weights = weights.unsqueeze(2)
-        values = self.kernel.from_inner(inner)
-        factor = self.output_factor(index, rows)
-        if factor is not None:
-            values = values * factor
-        return (values * weights).sum(1), (inner * weights).sum(1)
-
-    def constant(self, row: int) -> float:
-        """``sum_{j,l} w_j w_l k((y_j, o_j), (y_l, o_l))`` for problem ``row``."""
-        if row in self._constants:
-            return self._constants[row]
-        return float(self.constants(torch.tensor([row], device=self.pool.device))[0])
-
-    def constants(self, rows: torch.Tensor) -> torch.Tensor:
-        """:meth:`constant` of the problems ``rows: (R,)`` -> ``(R,)`` float64."""
-        points = self.targets.points[rows].to(torch.float64)  # (R, m, d)
-        weights = self.targets.weights[rows].to(torch.float64).unsqueeze(2)  # (R, m, 1)
-        gram = self.kernel(points, points)
-        if self.estimate is not None:
-            gram = gram * self._target_output_gram(rows)
-        return (weights.transpose(1, 2) @ gram @ weights).reshape(-1)
-
-    def _target_output_gram(self, rows: torch.Tensor) -> torch.Tensor:
-        """``(R, m, m)``: ``E k_y`` between the estimated outputs of target points j and l of
-        the problems ``rows: (R,)``."""
-        assert self.estimate is not None
-        if self.estimate.label_probability is not None:
-            probability = self.estimate.label_probability[rows].to(torch.float64)
-            return probability @ probability.transpose(1, 2)
-        assert self.pool.output_vectors is not None
-        assert (
-            self.estimate.neighbor_index is not None and self.estimate.neighbor_weight is not None
-        )
-        neighbor = self.pool.output_vectors[self.estimate.neighbor_index[rows]].to(torch.float64)
-        weight = self.estimate.neighbor_weight[rows].to(torch.float64)  # (R, m, N)
-        values = self.output_kernel.from_inner(torch.einsum("rand,rbmd->rabnm", neighbor, neighbor))
-        return torch.einsum("ran,rabnm,rbm->rab", weight, values, weight)
-
-    def evaluate(self, row: int, indices: Sequence[int]) -> float:
-        """Exact ``MMD^2`` of the pool subset ``indices`` to target ``row`` (from the values
-        :meth:`prime` computed in one batch, when it holds them)."""
-        key = (row, tuple(indices))
-        if key in self._evaluated:
-            return self._evaluated.pop(key)
-        index = torch.as_tensor([list(indices)], dtype=torch.long, device=self.pool.device)
-        return float(self.evaluate_many(torch.tensor([row], device=index.device), index)[0])
-
-    def prime(self, rows: Sequence[int], subsets: Sequence[Sequence[int]]) -> None:
-        """Evaluate the subsets ``subsets[i]`` of problems ``rows[i]`` together (one batched
-        computation per subset size) for the :meth:`evaluate` calls that will ask for them,
-        and the :meth:`constant` of those problems."""
-        if rows:
-            row_index = torch.tensor(list(rows), device=self.pool.device)
-            self._constants.update(zip(rows, self.constants(row_index).tolist(), strict=True))
-        by_size: dict[int, list[int]] = {}
-        for position, subset in enumerate(subsets):
-            by_size.setdefault(len(subset), []).append(position)
-        for size, positions in by_size.items():
-            if size == 0:
-                continue
-            device = self.pool.device
-            row_index = torch.tensor([rows[p] for p in positions], device=device)
-            index = torch.tensor([list(subsets[p]) for p in positions], device=device)
-            values = self.evaluate_many(row_index, index).tolist()
-            for position, value in zip(positions, values, strict=True):
-                self._evaluated[(rows[position], tuple(subsets[position]))] = value
-
-    def evaluate_many(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Exact ``MMD^2`` ``(R,)`` float64 of the pool subsets ``index: (R, k)`` to the
-        targets of problems ``rows: (R,)``."""
-        chosen = self.pool.rows(index).to(torch.float64)  # (R, k, d)
-        points = self.targets.points[rows].to(torch.float64)  # (R, m, d)
-        within = self.kernel(chosen, chosen)
-        cross = self.kernel(chosen, points)
-        target_gram = self.kernel(points, points)
-        if self.estimate is not None:
-            within = within * self._output_gram_between(index, index)
-            factor = self.output_factor(index, rows)  # (R, m, k)
-            assert factor is not None
-            cross = cross * factor.transpose(1, 2).to(torch.float64)
-            target_gram = target_gram * self._target_output_gram(rows)
-        return mmd2_from_gram(within, cross, target_gram, self.targets.weights[rows])
-
-    def _output_gram_between(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """``(R, P, Q)`` float64 output kernel between pool indices ``left: (R, P)`` and
-        ``right: (R, Q)``."""
-        if self.pool.label_ids is not None:
-            labels = torch.from_numpy(self.pool.label_ids).to(left.device)
-            return (labels[left].unsqueeze(2) == labels[right].unsqueeze(1)).to(torch.float64)
-        assert self.pool.output_vectors is not None
-        outputs = self.pool.output_vectors
-        return self.output_kernel(outputs[left].to(torch.float64), outputs[right].to(torch.float64))
-
-    def region(
-        self,
-        index: torch.Tensor,
-        affinity: torch.Tensor,
-        similarity: torch.Tensor,
-        excluded: torch.Tensor,
-        vectors: torch.Tensor | None = None,
-    ) -> CandidateRegion:
-        """Gather the tensors of candidates ``index: (B, L)`` (``-1`` pads); ``vectors:
-        (B, L, d)`` when the caller has gathered them already."""
-        safe = index.clamp_min(0)
-        output_labels = output_vectors = None
-        if self.joint and self.pool.label_ids is not None:
-            output_labels = torch.from_numpy(self.pool.label_ids).to(index.device)[safe]
-        elif self.joint and self.pool.output_vectors is not None:
-            output_vectors = self.pool.output_vectors[safe]
-        return CandidateRegion(
-            pool_index=index,
-            vectors=self.pool.rows(safe) if vectors is None else vectors,
-            affinity=affinity.masked_fill(index < 0, 0.0),
-            similarity=similarity.masked_fill(index < 0, 0.0),
-            excluded_affinity=excluded,
-            kernel=self.kernel,
-            output_labels=output_labels,
-            output_vectors=output_vectors,
-            output_kernel=self.output_kernel if output_vectors is not None else None,
-        )
 
 
 @dataclass
@@ -612,9 +347,10 @@ class _Solved:
     pool_index: torch.Tensor
     affinity: torch.Tensor
     refined: bool = False
+    searched: int | None = None  # candidates the search held, when not the region's
 
     @classmethod
-    def of(cls, outcome: GreedyOutcome, local: int) -> _Solved:
+    def of(cls, outcome: GreedyOutcome, local: int, searched: int | None = None) -> _Solved:
         region = outcome.region
         return cls(
             region,
@@ -623,6 +359,7 @@ class _Solved:
             outcome.objective[local],
             region.pool_index[local],
             region.affinity[local],
+            searched=searched,
         )
 
     def single(self) -> CandidateRegion:
@@ -671,63 +408,8 @@ def _run_greedy(
     return outcome
 
 
-REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch, on the CPU
-ACCELERATOR_REGION_CHUNK_BYTES = 256 * 2**20  # the same on a GPU (its allocator reuses memory)
-
-
-def region_chunk_bytes(device: torch.device) -> int:
-    """Bytes of ``(B', L, d)`` float32 region vectors one chunk of a batch may hold."""
-    return REGION_CHUNK_BYTES if device.type == "cpu" else ACCELERATOR_REGION_CHUNK_BYTES
-
-
-class _TopRegions:
-    """Regions made of the top of a ranking of the pool, ``ranking: (B, n)``: the affinity;
-    the inner product when the affinity increases with it (``ranked_by`` ``"inner"``); or
-    seeded uniform scores for the random method (``"random"``). ``inner: (B, m, n)``."""
-
-    def __init__(
-        self, scorer: _AffinityScorer, ranking: torch.Tensor, inner: torch.Tensor, ranked_by: str
-    ) -> None:
-        self.scorer = scorer
-        self.ranking = ranking
-        self.inner = inner
-        self.ranked_by = ranked_by
-
-    def build(
-        self, rows: slice | torch.Tensor, size: int, keep: torch.Tensor | None = None
-    ) -> CandidateRegion:
-        """The ``size`` best candidates of the problems ``rows`` (a slice: views, no copies of
-        the ``(B, n)`` rankings; or a tensor of problem indices); with ``keep: (B', L)`` (a
-        smaller region of the same rows) its candidates stay first, in their order."""
-        ranking = self.ranking[rows]
-        take = min(size + 1, ranking.shape[1])
-        top_value, top_index = torch.topk(ranking, take, dim=1)
-        index = top_index[:, :size]
-        if keep is not None:
-            kept = torch.zeros_like(ranking, dtype=torch.bool)
-            kept.scatter_(1, keep, True)
-            fresh = ~torch.gather(kept, 1, index)
-            added = torch.stack([row[mask] for row, mask in zip(index, fresh, strict=True)])
-            index = torch.cat([keep, added], dim=1)
-        excluded = torch.full((ranking.shape[0],), -math.inf, device=ranking.device)
-        if take > size:
-            boundary = top_value[:, size]
-            if self.ranked_by == "inner":
-                boundary = torch.where(
-                    torch.isneginf(boundary), boundary, self.scorer.kernel.from_inner(boundary)
-                )
-            excluded = boundary
-        inner = self.inner[rows]
-        region_inner = torch.gather(inner, 2, index.unsqueeze(1).expand(-1, inner.shape[1], -1))
-        affinity, similarity = self.scorer.affinity(region_inner, index, rows)
-        region = self.scorer.region(index, affinity, similarity, excluded)
-        if self.ranked_by == "random":
-            region.random_scores = torch.gather(ranking, 1, index)
-        return region
-
-
 def _exact_regions(
-    scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_max: int
+    scorer: AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_max: int
 ) -> list[_Solved]:
     """Greedy over the top of the target affinity, extending a problem's region until the
     exactness certificate holds (see :mod:`selector.search`).
@@ -747,6 +429,16 @@ def _exact_regions(
     pending = list(range(scorer.batch))
     if scorer.batch > 1:
         pending, size = _batched_rounds(regions, plan, settings, size, k_min, k_max, solved)
+    if (
+        pending == [0]
+        and settings.method == "mmd"
+        and plan.static_only
+        and scorer.pool.device.type == "cpu"
+    ):
+        answer = exact_single(regions, plan, size, k_min, k_max)
+        solved[0] = _Solved.of(answer.outcome, 0, answer.searched)
+        _settle([solved[0]], plan, settings, k_max)
+        pending = []
     for row in pending:
         rows = slice(row, row + 1)
 
@@ -761,8 +453,8 @@ def _exact_regions(
 
 
 def _ranked_pool(
-    scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
-) -> _TopRegions:
+    scorer: AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
+) -> TopRegions:
     """Scan the pool once: the inner products ``(B, m, n)`` with every target point, the
     output estimate, and the ranking the regions are cut from."""
     inner = scorer.inner_with_pool()  # (B, m, n)
@@ -786,11 +478,11 @@ def _ranked_pool(
     if plan.has_static_filter:
         ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
     scorer.scan_finished = time.perf_counter()
-    return _TopRegions(scorer, ranking, inner, ranked_by)
+    return TopRegions(scorer, ranking, inner, ranked_by)
 
 
 def _batched_rounds(
-    regions: _TopRegions,
+    regions: TopRegions,
     plan: ConstraintPlan,
     settings: SelectOptions,
     size: int,
@@ -816,9 +508,10 @@ def _batched_rounds(
         # reuse its memory: fresh 100 MB tensors cost more in page faults than in arithmetic.
         chunk = max(1, region_chunk_bytes(scorer.pool.device) // (size * scorer.pool.dimension * 4))
         failed: list[int] = []
-        threads = _torch_threads_for(min(chunk, len(pending)))
+        threads = torch_threads_for(min(chunk, len(pending)))
         with cpu_threads_for(scorer.pool.device, threads):
-            for start in range(0, len(pending), chunk):
+            for start in range(0, len(pending), chunk):  # a batch-chunk boundary
+                checkpoint()
                 members = pending[start : start + chunk]
                 rows: slice | torch.Tensor = (
                     slice(members[0], members[-1] + 1)
@@ -842,7 +535,7 @@ def _batched_rounds(
 
 
 def _prefiltered_regions(
-    scorer: _AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
+    scorer: AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
 ) -> list[_Solved]:
     """Greedy over the candidates the pool's index finds for each target point."""
     pool = scorer.pool
@@ -910,7 +603,7 @@ def _refine_together(solved: list[_Solved], plan: ConstraintPlan, k: int) -> Non
 
 
 def _finish(
-    scorer: _AffinityScorer,
+    scorer: AffinityScorer,
     plan: ConstraintPlan,
     settings: SelectOptions,
     row: int,
@@ -958,25 +651,36 @@ def _finish(
             candidates.extend(beam for beam, _ in beams)
     ranked: list[RankedSubset] = []
     seen: set[frozenset[int]] = set()
+    affinity_of: dict[int, float] = {}
     for subset in candidates:
-        indices = pool_index[torch.tensor(subset, device=pool_index.device)].tolist()
+        positions = torch.tensor(subset, device=pool_index.device)
+        indices = pool_index[positions].tolist()
+        affinity_of.update(zip(indices, solved.affinity[positions].tolist(), strict=True))
         key = frozenset(indices)
         if key in seen:
             continue
         seen.add(key)
-        ranked.append(_ranked(scorer.evaluate(row, indices), indices, settings))
+        ranked.append(
+            report.ranked(
+                scorer.evaluate(row, indices),
+                indices,
+                settings.bias_constant,
+                settings.complexity_constant,
+            )
+        )
     primary = ranked[0]
     ranked.sort(key=lambda subset: subset.mmd2)
     if settings.method == "mmd":
         primary = ranked[0]
     ranked = [primary] + [subset for subset in ranked if subset is not primary]
     ranked = ranked[: settings.num_subsets]
-    affinity_of = dict(zip(pool_index.tolist(), solved.affinity.tolist(), strict=True))
     prompt_order = sorted(primary.indices, key=lambda index: affinity_of[index])
     baselines = (
-        _baselines(scorer, plan, settings, row, solved, k) if settings.compare_baselines else {}
+        report.baselines(scorer, plan, settings.seed, row, solved.pool_index, solved.affinity, k)
+        if settings.compare_baselines
+        else {}
     )
-    distribution = _label_distribution_report(scorer, row)
+    distribution = report.label_distribution(scorer, row)
     refined = time.perf_counter()
     return SelectionResult(
         indices=primary.indices,
@@ -992,15 +696,12 @@ def _finish(
         tau=scorer.kernel.tau,
         joint=joint,
         prefiltered=False,
-        region_size=int((pool_index >= 0).sum()),
+        region_size=solved.searched or int((pool_index >= 0).sum()),
         target_label_distribution=distribution,
         bounds_by_k=bounds_by_k,
         baselines=baselines,
         timings={"refine": refined - refine_started},
     )
-
-
-SWAP_CANDIDATES = 1024
 
 
 def _refined(
@@ -1010,9 +711,13 @@ def _refined(
 
     Swaps draw on the chosen and the ``SWAP_CANDIDATES`` most affine candidates of the
     region: refinement is a heuristic that never makes a subset worse, and a swap with a
-    far-down candidate rarely pays for scanning a large region again and again."""
+    far-down candidate rarely pays for scanning a large region again and again. Only allowed
+    candidates count among the most affine (a verification set of the whole pool holds the
+    ones a static mask forbids)."""
     if region.size > SWAP_CANDIDATES + k:
-        top = torch.topk(region.affinity, SWAP_CANDIDATES, dim=1).indices
+        allowed = plan.static_mask[region.pool_index.clamp_min(0)] & (region.pool_index >= 0)
+        affinity = region.affinity.masked_fill(~allowed, -math.inf)
+        top = torch.topk(affinity, SWAP_CANDIDATES, dim=1).indices
         keep = torch.cat([chosen, top], dim=1)
         # Drop repeats of the chosen (their first copies come first) by pushing them to the end.
         is_repeat = torch.zeros_like(keep, dtype=torch.bool)
@@ -1030,48 +735,3 @@ def _refined(
     after_positions = swap_refine(region, state, chosen, columns=columns)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
-
-
-def _ranked(value: float, indices: list[int], settings: SelectOptions) -> RankedSubset:
-    value = max(value, 0.0)
-    mmd = math.sqrt(value)
-    return RankedSubset(
-        indices=indices,
-        mmd2=value,
-        mmd=mmd,
-        bias_bound=bias_bound(mmd, settings.bias_constant),
-        bound=generalization_bound(
-            mmd, len(indices), settings.bias_constant, settings.complexity_constant
-        ),
-    )
-
-
-def _baselines(
-    scorer: _AffinityScorer,
-    plan: ConstraintPlan,
-    settings: SelectOptions,
-    row: int,
-    solved: _Solved,
-    k: int,
-) -> dict[str, float]:
-    """``mmd2`` of the knn (top-k affinity) and a seeded random subset of the same size."""
-    allowed = np.flatnonzero(plan.static_mask.cpu().numpy())
-    generator = np.random.default_rng(settings.seed)
-    random_indices = generator.choice(allowed, size=k, replace=False).tolist()
-    order = torch.argsort(solved.affinity, descending=True)
-    knn_indices = [index for index in solved.pool_index[order].tolist() if index >= 0][:k]
-    return {
-        "knn": max(scorer.evaluate(row, knn_indices), 0.0),
-        "random": max(scorer.evaluate(row, random_indices), 0.0),
-    }
-
-
-def _label_distribution_report(scorer: _AffinityScorer, row: int) -> dict[Hashable, float] | None:
-    estimate = scorer.estimate
-    if estimate is None or estimate.label_probability is None or scorer.pool.label_names is None:
-        return None
-    weights = scorer.targets.weights[row].to(estimate.label_probability.dtype)
-    mixture = weights @ estimate.label_probability[row]
-    return {
-        name: float(p) for name, p in zip(scorer.pool.label_names, mixture.tolist(), strict=True)
-    }

@@ -9,6 +9,7 @@ added now without breaking a constraint or making the rest of the selection impo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,11 +63,22 @@ class ConstraintPlan:
     balance_labels: bool = False
     dedup_threshold: float | None = None
 
-    @property
+    @functools.cached_property
     def has_static_filter(self) -> bool:
         return not bool(self.static_mask.all())
 
+    @functools.cached_property
+    def host_static_mask(self) -> np.ndarray:
+        """``static_mask`` in host memory."""
+        return self.static_mask.cpu().numpy()
+
     @property
+    def static_only(self) -> bool:
+        """Whether only static masks (filters, exclusions) constrain a subset: no token
+        budget, label quotas or near-duplicate suppression."""
+        return self.token_counts is None and self.label_ids is None and self.dedup_threshold is None
+
+    @functools.cached_property
     def feasible_count(self) -> int:
         return int(self.static_mask.sum())
 

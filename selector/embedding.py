@@ -97,8 +97,8 @@ class SentenceTransformerEmbedder(_LoadedModel):
         path = Path(model_path) if model_path is not None else bundled_model_path()
         if not path.is_dir():
             raise EmbeddingModelError(f"model path {path} is not a folder")
-        # The model is on disk: make sure no library tries the network for it.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # The model is on disk and loaded with local_files_only; keeping every Hugging Face
+        # library off the network (HF_HUB_OFFLINE) is the caller's business (the service does).
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -134,9 +134,9 @@ SMALL_BATCH = 8  # overlapping calls of at most this many texts (queries) take o
 
 
 def default_model_cache() -> Path:
-    """``$XDG_CACHE_HOME/mmdshot``, by default ``~/.cache/mmdshot``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mmdshot"
+    """``~/.cache/mmdshot``, where exported models go when the caller names no folder (the
+    service passes ``$XDG_CACHE_HOME/mmdshot`` or its MODEL_CACHE setting)."""
+    return Path.home() / ".cache" / "mmdshot"
 
 
 def _read_json(path: Path) -> Any:

@@ -14,9 +14,12 @@ product serves them all (:meth:`Kernel.from_inner`). On unit vectors each one ha
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
 import torch
 
 from selector.errors import InvalidInputError, UnknownKernelError
@@ -99,6 +102,41 @@ class Kernel:
     def nonnegative(self) -> bool:
         """Whether ``k >= 0`` everywhere (used by the greedy's exactness certificate)."""
         return self.name != "cosine"
+
+    @functools.cached_property
+    def diagonal(self) -> float:
+        """``k(x, x)`` on unit vectors, from the kernel itself (1 for every kernel here)."""
+        return float(self.from_inner(torch.ones((), dtype=torch.float64)))
+
+    def inner_threshold(self, value: float) -> float:
+        """The inner product ``u`` on unit vectors where ``from_inner(u) == value``: every
+        kernel here increases with the inner product, so ``k(<x, y>) >= value`` exactly when
+        ``<x, y> >= inner_threshold(value)`` (up to rounding; callers keep a margin)."""
+        if self.name == "cosine":
+            return value
+        if value <= 0.0:
+            return -math.inf
+        if self.name == "laplace":
+            distance = -self.tau * math.log(value)
+            return 1.0 - distance * distance / 2.0 if distance >= 0 else math.inf
+        return 1.0 + self.tau * math.log(value)  # softmax and rbf: exp((u - 1) / tau)
+
+    def host_from_inner(self, inner: np.ndarray) -> np.ndarray:
+        """:meth:`from_inner` on unit vectors for a numpy array (float32 arithmetic, as the
+        torch path's), returned as float64: the host loops' kernel columns without torch's
+        per-op cost."""
+        inner = inner.astype(np.float32, copy=False)
+        if self.name == "softmax":
+            values = np.exp((inner - np.float32(1.0)) / np.float32(self.tau))
+        elif self.name == "cosine":
+            values = inner
+        else:
+            squared = np.maximum(np.float32(2.0) - np.float32(2.0) * inner, np.float32(0.0))
+            if self.name == "rbf":
+                values = np.exp(-squared / np.float32(2.0 * self.tau))
+            else:
+                values = np.exp(-np.sqrt(squared) / np.float32(self.tau))
+        return values.astype(np.float64)
 
     def from_inner(
         self,

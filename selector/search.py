@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import torch
 
+from selector import objective
 from selector.cancel import checkpoint
 from selector.constraints import ConstraintState
 from selector.device import cpu_threads_for
 from selector.kernels import Kernel
 
 METHODS = ("mmd", "knn", "mmr", "random")
-_Sum = TypeVar("_Sum", float, torch.Tensor)
 _FIRST_ROW = torch.zeros((1, 1), dtype=torch.long)  # the row index of a one-problem region
 
 
@@ -73,6 +73,20 @@ class CandidateRegion:
     @property
     def size(self) -> int:
         return int(self.affinity.shape[1])
+
+    @property
+    def diagonal(self) -> float:
+        """``k(x, x)`` of the region's kernel (joint: times the output kernel's)."""
+        outputs = 1.0
+        if self.output_vectors is not None and self.output_kernel is not None:
+            outputs = self.output_kernel.diagonal
+        return self.kernel.diagonal * outputs
+
+    @property
+    def least_redundancy(self) -> Callable[[int], float]:
+        """``step -> s_min``, the certificate's lower bound of any candidate's redundancy."""
+        nonnegative, diagonal = self.kernel.nonnegative, self.diagonal
+        return lambda step: objective.least_redundancy(nonnegative, step, diagonal)
 
     @property
     def complete(self) -> torch.Tensor:
@@ -145,10 +159,33 @@ class CandidateRegion:
         candidate at ``position`` with every region candidate, the inner products through
         numpy (a matrix-vector product without torch's per-op overhead)."""
         vectors = self.vectors[0].numpy()
+        if self.output_vectors is None:
+            values = self.kernel.host_from_inner(vectors @ vectors[position])
+            if self.output_labels is not None:
+                labels = self.output_labels[0].numpy()
+                values *= labels == labels[position]
+            return values
         inner = torch.from_numpy(vectors @ vectors[position]).view(1, 1, -1)
         left = torch.tensor([[position]])
-        values = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
-        return values[0, 0].to(torch.float64).numpy()
+        joint = self._with_outputs(self.kernel.from_inner(inner), _FIRST_ROW, left, None)
+        return joint[0, 0].to(torch.float64).numpy()
+
+    def host_columns(self, positions: Sequence[int]) -> np.ndarray:
+        """:meth:`host_column` of several candidates at once, ``(P, L)`` float64: one
+        matrix product of the region with the P chosen rows (the region is read once)."""
+        vectors = self.vectors[0].numpy()
+        # (L, d) @ (d, P), transposed: the region's rows read in order (about a quarter
+        # faster than (P, d) @ (d, L) on the 2-core machine).
+        inner = (vectors @ vectors[list(positions)].T).T  # (P, L)
+        if self.output_vectors is None:
+            values = self.kernel.host_from_inner(inner)
+            if self.output_labels is not None:
+                labels = self.output_labels[0].numpy()
+                values *= labels[None, :] == labels[list(positions)][:, None]
+            return values
+        left = torch.tensor([list(positions)])
+        kernel = self.kernel.from_inner(torch.from_numpy(inner).unsqueeze(0))
+        return self._with_outputs(kernel, _FIRST_ROW, left, None)[0].to(torch.float64).numpy()
 
     def on_host(self) -> CandidateRegion:
         """The same region in host memory (itself, uncopied, when it is there already)."""
@@ -208,24 +245,6 @@ class GreedyOutcome:
     region: CandidateRegion
 
 
-def _step_offset(sum_chosen: _Sum, sum_affinity: _Sum, step: int) -> _Sum:
-    """The part of step ``j``'s objective shared by every candidate:
-    ``(SS + 1) / j^2 - 2 ST / j`` (floats, or ``(B,)`` tensors)."""
-    return (sum_chosen + 1.0) / step**2 - (2.0 / step) * sum_affinity
-
-
-def _excluded_bound(
-    sum_chosen: _Sum, sum_affinity: _Sum, excluded: _Sum, step: int, nonnegative: bool
-) -> _Sum:
-    """No candidate outside the region, whose affinity is at most ``excluded``, scores below
-    ``(SS + 1 + 2 s_min) / j^2 - 2 (ST + t_out) / j`` at step ``j``, with ``s_min = 0`` for
-    a kernel ``k >= 0`` and ``-(j - 1)`` otherwise (floats, or ``(B,)`` tensors)."""
-    least_redundancy = 0.0 if nonnegative else -(step - 1)
-    return (sum_chosen + 1.0 + 2.0 * least_redundancy) / step**2 - 2.0 * (
-        sum_affinity + excluded
-    ) / step
-
-
 class _GreedyRun:
     """The running sums of B greedy (or beam) runs; see the module docstring. Sums and
     redundancies are float64; the objective is written as
@@ -255,9 +274,9 @@ class _GreedyRun:
     def objective(self, step: int) -> torch.Tensor:
         """``(B, L)`` float64, lower is better; candidates the constraints forbid get ``+inf``."""
         if self.method == "mmd":
-            offset = _step_offset(self.sum_chosen, self.sum_affinity, step)
-            value = (self.redundancy - step * self.affinity).mul_(2.0 / step**2)
-            value = value.add_(offset.unsqueeze(1))
+            diagonal = self.region.diagonal
+            offset = objective.step_offset(self.sum_chosen, self.sum_affinity, step, diagonal)
+            value = objective.step_score(self.redundancy, self.affinity, offset.unsqueeze(1), step)
         elif self.method == "knn":
             value = self.affinity.neg()
         elif self.method == "mmr":
@@ -278,8 +297,10 @@ class _GreedyRun:
         """``(B,)``: no candidate outside the region can score below this at ``step``."""
         excluded = self.region.excluded_affinity.to(torch.float64)
         if self.method == "mmd":
-            nonnegative = self.region.kernel.nonnegative
-            return _excluded_bound(self.sum_chosen, self.sum_affinity, excluded, step, nonnegative)
+            least = self.region.least_redundancy(step)
+            return objective.excluded_bound(
+                self.sum_chosen, self.sum_affinity, excluded, step, least, self.region.diagonal
+            )
         if self.method in ("knn", "random"):
             return -excluded
         # mmr works on its fetched region, as its peers do.
@@ -292,13 +313,14 @@ class _GreedyRun:
         column = positions.unsqueeze(1)
         chosen_redundancy = self.redundancy.gather(1, column).squeeze(1)
         chosen_affinity = self.affinity.gather(1, column).squeeze(1)
+        increment = objective.chosen_sum_increment(chosen_redundancy, self.region.diagonal)
         if every:
-            self.sum_chosen += 2.0 * chosen_redundancy + 1.0
+            self.sum_chosen += increment
             self.sum_affinity += chosen_affinity
             self.redundancy += kernel_column
         else:
             weight = active.to(torch.float64)
-            self.sum_chosen += weight * (2.0 * chosen_redundancy + 1.0)
+            self.sum_chosen += weight * increment
             self.sum_affinity += weight * chosen_affinity
             self.redundancy += kernel_column * weight.unsqueeze(1)
         if self.method == "mmr":
@@ -368,7 +390,7 @@ def greedy(
     complete = region.complete
     certify = not bool(complete.all())  # a complete region needs no certificate
     step = 1
-    while step <= k:
+    while step <= k:  # a step boundary
         checkpoint()
         values = run.objective(step)
         best_value, best_position = values.min(dim=1)
@@ -423,6 +445,92 @@ def _one_host_thread(function: Callable[..., _Result]) -> Callable[..., _Result]
     return run
 
 
+class HostRun:
+    """The running sums of one ``mmd`` greedy over a host region of L candidates, in numpy
+    float64: the same formulas (:mod:`selector.objective`) as :class:`_GreedyRun`, at a
+    fraction of torch's per-op cost for one problem. ``penalty: (L,)`` is 0 where a candidate
+    may be chosen and ``inf`` where it may not (static masks, the chosen)."""
+
+    def __init__(self, affinity: np.ndarray, penalty: np.ndarray, diagonal: float) -> None:
+        self.affinity = affinity
+        self.redundancy = np.zeros_like(affinity)
+        self.penalty = penalty
+        self.diagonal = diagonal
+        self.sum_chosen = 0.0
+        self.sum_affinity = 0.0
+        self.chosen: list[int] = []
+        self.values: list[float] = []
+        self.history: list[tuple[float, float]] = []  # (SS, ST) before each step
+
+    @classmethod
+    def on(cls, region: CandidateRegion, allowed: np.ndarray) -> HostRun:
+        """A fresh run over the host region of one problem; ``allowed: (L,)`` bool."""
+        affinity = region.affinity[0].to(torch.float64).numpy()
+        return cls(affinity, np.where(allowed, 0.0, math.inf), region.diagonal)
+
+    @property
+    def step(self) -> int:
+        return len(self.chosen) + 1
+
+    def scores(self) -> np.ndarray:
+        """``(L,)`` the objective of adding each candidate at this step (``inf``: forbidden)."""
+        step = self.step
+        offset = objective.step_offset(self.sum_chosen, self.sum_affinity, step, self.diagonal)
+        return objective.step_score(self.redundancy, self.affinity, offset, step) + self.penalty
+
+    def bound(self, excluded: float, least: float) -> float:
+        """The certificate's bound at this step for candidates of affinity at most
+        ``excluded`` outside the region."""
+        return objective.excluded_bound(
+            self.sum_chosen, self.sum_affinity, excluded, self.step, least, self.diagonal
+        )
+
+    def bounds(self, excluded: float, least: Callable[[int], float]) -> list[float]:
+        """The certificate's bound at every step taken, for a region whose largest affinity
+        left out is ``excluded`` (``least``: step -> the redundancy's lower bound)."""
+        return [
+            objective.excluded_bound(chosen, affinity, excluded, step, least(step), self.diagonal)
+            for step, (chosen, affinity) in enumerate(self.history, start=1)
+        ]
+
+    def threshold(self, best: float, least: float) -> float:
+        """The affinity above which a candidate outside the region could beat ``best``."""
+        return objective.affinity_threshold(
+            best, self.sum_chosen, self.sum_affinity, self.step, least, self.diagonal
+        )
+
+    def commit(self, position: int, value: float, column: np.ndarray) -> None:
+        """Choose ``position`` (its step objective ``value``, its kernel ``column: (L,)``)."""
+        self.history.append((self.sum_chosen, self.sum_affinity))
+        self.chosen.append(position)
+        self.values.append(value)
+        self.sum_chosen += objective.chosen_sum_increment(
+            float(self.redundancy[position]), self.diagonal
+        )
+        self.sum_affinity += float(self.affinity[position])
+        self.redundancy += column
+        self.penalty[position] = math.inf
+
+
+def host_outcome(
+    run: HostRun, k: int, needs_larger: bool, infeasible: bool, region: CandidateRegion
+) -> GreedyOutcome:
+    """What the batched greedy returns for a batch of one, from a host run (on the
+    region's device)."""
+    device = region.affinity.device
+    positions = torch.full((1, k), -1, dtype=torch.long)
+    objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
+    positions[0, : len(run.chosen)] = torch.tensor(run.chosen, dtype=torch.long)
+    objective_by_step[0, : len(run.values)] = torch.tensor(run.values, dtype=torch.float64)
+    return GreedyOutcome(
+        positions.to(device),
+        objective_by_step.to(device),
+        torch.tensor([needs_larger], device=device),
+        torch.tensor([infeasible], device=device),
+        region,
+    )
+
+
 @_one_host_thread
 def _single_greedy(
     region: CandidateRegion,
@@ -432,83 +540,53 @@ def _single_greedy(
     extend: Callable[[CandidateRegion], CandidateRegion] | None,
 ) -> GreedyOutcome:
     """:func:`greedy` for one ``mmd`` problem whose constraints are static masks: the same
-    float64 arithmetic as :class:`_GreedyRun`, with the per-step work in numpy on the host,
-    whose small-array ops cost a fraction of torch's (kernel columns may differ from the
-    batched product's in float32 rounding, as a batched product's differ from a single
-    one's). A region on a GPU is copied to the host once (and again when it grows), where a
-    step is a few numpy calls instead of dozens of kernel launches: on an H200 a single
+    float64 arithmetic as :class:`_GreedyRun` (:class:`HostRun`), with the per-step work in
+    numpy on the host, whose small-array ops cost a fraction of torch's (kernel columns may
+    differ from the batched product's in float32 rounding, as a batched product's differ from
+    a single one's). A region on a GPU is copied to the host once (and again when it grows),
+    where a step is a few numpy calls instead of dozens of kernel launches: on an H200 a single
     selection took 5.2 against 9.0 ms on a 100k pool, but 17.5 against 14.0 ms on a dense 1M
     pool, whose regions of 8,192 cost more to copy (docs/results/gpu-single-host.json). It
     returns what the batched greedy returns for a batch of one, on the region's device."""
-    device = region.affinity.device
-    chosen: list[int] = []
-    values: list[float] = []
-    sum_chosen = sum_affinity = 0.0
     needs_larger = infeasible = False
 
-    def prepare(
-        region: CandidateRegion, state: ConstraintState
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(affinity, redundancy, penalty)``: float64 ``(L,)`` arrays for ``region`` (with
-        its constraint ``state``) after the steps taken so far; the penalty is 0 where a
-        candidate may be chosen, else inf."""
-        affinity = region.affinity[0].to(torch.float64).numpy()
-        redundancy = np.zeros_like(affinity)
+    def start(region: CandidateRegion, state: ConstraintState, chosen: list[int]) -> HostRun:
+        """A run over ``region`` (with its constraint ``state``) after the steps ``chosen``."""
+        host = region.on_host()
+        run = HostRun.on(host, state.base_mask[0].cpu().numpy())
         if chosen:
-            gram, _ = region.columns_of(torch.tensor([chosen]))
-            redundancy = gram[0].to(torch.float64).sum(0).numpy()
-        penalty = np.where(state.base_mask[0].cpu().numpy(), 0.0, math.inf)
-        penalty[chosen] = math.inf
-        return affinity, redundancy, penalty
+            for position, column in zip(chosen, host.host_columns(chosen), strict=True):
+                run.commit(position, math.nan, column)
+        return run
 
     host = region.on_host()
-    affinity, redundancy, penalty = prepare(host, constraints)
+    run = start(region, constraints, [])
     excluded = float(region.excluded_affinity[0])
-    step = 1
-    while step <= k:
+    while run.step <= k:  # a step boundary
         checkpoint()
-        offset = _step_offset(sum_chosen, sum_affinity, step)
-        objective = redundancy - step * affinity
-        objective *= 2.0 / step**2
-        objective += offset
-        objective += penalty
-        best = int(objective.argmin())
-        best_value = float(objective[best])
+        scores = run.scores()
+        best = int(scores.argmin())
+        best_value = float(scores[best])
         found = math.isfinite(best_value)
-        if excluded != -math.inf:  # the region lacks allowed candidates: certify the step
-            nonnegative = region.kernel.nonnegative
-            bound = _excluded_bound(sum_chosen, sum_affinity, excluded, step, nonnegative)
-            if not found or best_value > bound:
-                if extend is None:
-                    needs_larger = True
-                    break
-                region = extend(region)
-                host = region.on_host()
-                state = ConstraintState(constraints.plan, region.pool_index, constraints.k)
-                affinity, redundancy, penalty = prepare(host, state)
-                excluded = float(region.excluded_affinity[0])
-                continue
+        # A region that lacks allowed candidates certifies the step.
+        least = region.least_redundancy(run.step)
+        if excluded != -math.inf and (not found or best_value > run.bound(excluded, least)):
+            if extend is None:
+                needs_larger = True
+                break
+            values = run.values
+            region = extend(region)
+            host = region.on_host()
+            state = ConstraintState(constraints.plan, region.pool_index, constraints.k)
+            run = start(region, state, run.chosen)
+            run.values = values
+            excluded = float(region.excluded_affinity[0])
+            continue
         if not found:
-            infeasible = step <= k_min
+            infeasible = run.step <= k_min
             break
-        chosen.append(best)
-        values.append(best_value)
-        sum_chosen += 2.0 * float(redundancy[best]) + 1.0
-        sum_affinity += float(affinity[best])
-        redundancy += host.host_column(best)
-        penalty[best] = math.inf
-        step += 1
-    positions = torch.full((1, k), -1, dtype=torch.long)
-    objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
-    positions[0, : len(chosen)] = torch.tensor(chosen, dtype=torch.long)
-    objective_by_step[0, : len(values)] = torch.tensor(values, dtype=torch.float64)
-    return GreedyOutcome(
-        positions.to(device),
-        objective_by_step.to(device),
-        torch.tensor([needs_larger], device=device),
-        torch.tensor([infeasible], device=device),
-        region,
-    )
+        run.commit(best, best_value, host.host_column(best))
+    return host_outcome(run, k, needs_larger, infeasible, region)
 
 
 def beam_search(
@@ -608,6 +686,7 @@ def swap_refine(
         every = live.numel() == batch
         change = _swap_changes(
             constraints,
+            region.diagonal,
             positions if every else positions[live],
             gram if every else gram[live],
             inner if every else inner[live],
@@ -649,10 +728,11 @@ def _single_swap_refine(
     host = region.on_host()
     affinity = host.affinity[0].to(torch.float64).numpy()
     allowed = (constraints.base_mask[0] & ~constraints.chosen[0]).cpu().numpy().copy()
-    scale = 2.0 / size**2
     for _ in range(max_rounds):
         unary = columns.sum(0) - size * affinity  # u: (L,)
-        change = ((unary[None, :] - unary[chosen][:, None]) - columns + 1.0) * scale
+        change = objective.swap_change(
+            unary[None, :], unary[chosen][:, None], columns, size, region.diagonal
+        )
         change = np.where(allowed[None, :], change, math.inf)
         flat = int(change.argmin())
         if not change.flat[flat] < -1e-12:
@@ -674,6 +754,7 @@ def _single_swap_refine(
 
 def _swap_changes(
     constraints: ConstraintState,
+    diagonal: float,
     positions: torch.Tensor,
     gram: torch.Tensor,
     inner: torch.Tensor,
@@ -683,12 +764,8 @@ def _swap_changes(
     """The change of the objective ``(R, k, L)`` when slot p of ``positions: (R, k)`` is
     swapped for candidate i, ``+inf`` where the swap breaks a constraint; ``gram: (R, k, L)``
     float64 and ``inner: (R, k, L)`` are the chosen's columns, ``affinity: (R, L)`` float64,
-    for the problems ``rows`` (None: all) of the constraint state.
-
-    With ``r_i = sum_{c in S} k(x_i, x_c)``, the Gram sum changes by
-    ``-2 r_p + 1 + 2 (r_i - k(i, p)) + 1`` (``k(x, x) = 1``) and the affinity sum by
-    ``t_i - t_p``, so with ``u_i = r_i - k t_i`` the objective changes by
-    ``(2 / k^2) (u_i - u_p + 1 - k(i, p))``."""
+    for the problems ``rows`` (None: all) of the constraint state; ``diagonal`` the kernel's
+    ``k(x, x)``. The change itself is :func:`selector.objective.swap_change`."""
     size = positions.shape[1]
     plan = constraints.plan
 
@@ -697,7 +774,7 @@ def _swap_changes(
 
     unary = gram.sum(1) - size * affinity  # u: (R, L)
     chosen_unary = torch.gather(unary, 1, positions).unsqueeze(2)  # (R, k, 1)
-    change = (unary.unsqueeze(1) - chosen_unary - gram).add_(1.0).mul_(2.0 / size**2)
+    change = objective.swap_change(unary.unsqueeze(1), chosen_unary, gram, size, diagonal)
     allowed = (of(constraints.base_mask) & ~of(constraints.chosen)).unsqueeze(1)
     if constraints.region_tokens is not None and plan.token_budget is not None:
         region_tokens = of(constraints.region_tokens)

@@ -21,6 +21,12 @@ def test_speed_quick(tmp_path: Path) -> None:
     assert result["peer_versions"]["openicl"] is not None
     assert (tmp_path / "speed-quick.png").stat().st_size > 0
     assert json.loads((tmp_path / "speed.json").read_text())["k"] == 8
+    assert set(result["kinds"]) == {"isotropic", "clustered", "near-duplicates", "tweets"}
+    for rows in result["kinds"].values():
+        assert set(rows) == {"2000", "20000"}
+        assert all(row["naive_agrees_with_exact"] is True for row in rows.values())
+        assert all(row["matvec_ms"] > 0 and row["ratio_to_naive"] > 0 for row in rows.values())
+    assert result["kinds"]["tweets"]["20000"]["real_rows"] < 20_000  # 300 tweets, tiled
 
 
 @pytest.mark.slow
