@@ -33,6 +33,7 @@ from app import schemas
 from app.config import Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.errors import ApiError
+from app.scores import example_scores
 from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
 from selector.embedding import Embedder, TokenCounter, content_hash, load_sentence_embedder
 
@@ -754,6 +755,7 @@ class Engine:
             started,
             budget,
             load_seconds,
+            target=(target, weights),
         )
 
     def select_batch(
@@ -796,8 +798,9 @@ class Engine:
                     started,
                     budget,
                     load_seconds,
+                    target=(queries[row : row + 1], None),
                 )
-                for result, query in zip(results, request.queries, strict=True)
+                for row, (result, query) in enumerate(zip(results, request.queries, strict=True))
             ],
         )
 
@@ -1111,11 +1114,15 @@ def report(
     started: float,
     budget: ResponseBudget,
     load_seconds: float = 0.0,
+    *,
+    target: tuple[np.ndarray, Sequence[float] | None],
 ) -> schemas.Selection:
     """The response for one :class:`selector.SelectionResult`: 422 when its numbers are not
     finite or its text exceeds ``budget``; ``load_seconds`` loading the pool (before
-    ``started``, counted in the total)."""
+    ``started``, counted in the total); ``target`` the points and weights it was for (the
+    per-example scores, :mod:`app.scores`)."""
     _finite(result)
+    scores = example_scores(snapshot.pool, result, *target)
     rows = snapshot.rows
     order = result.prompt_order if options.order == "relevance_last" else result.indices
     budget.take(sum(_example_chars(rows, i) for i in order))
@@ -1138,6 +1145,9 @@ def report(
                 label=rows.labels[i],
                 metadata=rows.metadata[i],
                 selection_rank=rank[i],
+                similarity=scores[i].similarity,
+                affinity=scores[i].affinity,
+                contribution=scores[i].contribution,
             )
             for i in order
         ],

@@ -530,6 +530,22 @@ class SelectedExample(Model):
     label: str | None = Field(description="Its label, if any.")
     metadata: dict[str, MetadataValue] = Field(description="Its metadata.")
     selection_rank: int = Field(description="0 for the first example the greedy chose.")
+    similarity: float = Field(
+        description="Its input kernel value with the target, sum_j w_j k(x_i, y_j) under the "
+        "selection's kernel and tau (one query: k(x_i, q); kernel units, higher is closer; "
+        "the cosine itself under kernel cosine)."
+    )
+    affinity: float | None = Field(
+        description="Its target affinity t_i, the term the selection weighs: the similarity "
+        "times the target's estimated probability of its label under the joint kernel, the "
+        "similarity otherwise (kernel units). Null when the service cannot redo the joint "
+        "kernel's estimate (a prefiltered selection for a target of several points)."
+    )
+    contribution: float | None = Field(
+        description="How much mmd2 would rise without it: MMD^2(chosen minus it) - mmd2 "
+        "(kernel units; negative when the set is closer to the target without it). Null "
+        "when affinity is."
+    )
 
 
 class Subset(Model):

@@ -1354,6 +1354,16 @@ export interface components {
         /** SelectedExample */
         SelectedExample: {
             /**
+             * Affinity
+             * @description Its target affinity t_i, the term the selection weighs: the similarity times the target's estimated probability of its label under the joint kernel, the similarity otherwise (kernel units). Null when the service cannot redo the joint kernel's estimate (a prefiltered selection for a target of several points).
+             */
+            affinity: number | null;
+            /**
+             * Contribution
+             * @description How much mmd2 would rise without it: MMD^2(chosen minus it) - mmd2 (kernel units; negative when the set is closer to the target without it). Null when affinity is.
+             */
+            contribution: number | null;
+            /**
              * Id
              * @description The example's id.
              */
@@ -1385,6 +1395,11 @@ export interface components {
              * @description 0 for the first example the greedy chose.
              */
             selection_rank: number;
+            /**
+             * Similarity
+             * @description Its input kernel value with the target, sum_j w_j k(x_i, y_j) under the selection's kernel and tau (one query: k(x_i, q); kernel units, higher is closer; the cosine itself under kernel cosine).
+             */
+            similarity: number;
         };
         /**
          * Selection
