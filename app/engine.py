@@ -1075,6 +1075,53 @@ def render_prompt(
     )
 
 
+def render_messages(
+    snapshot: Snapshot,
+    order: Sequence[int],
+    options: schemas.SelectionOptions,
+    query: str | None,
+    budget: ResponseBudget,
+) -> list[schemas.ChatMessage]:
+    """The demonstrations in ``order`` as chat messages: a user message from the template's
+    parts before ``{output}`` and an assistant message from ``{output}`` on (the output alone
+    when the template has none), after ``options.system``, then the query through the query
+    template; counted against ``budget`` like the prompt."""
+    rows = snapshot.rows
+    parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
+    split = next((p for p, (_, name) in enumerate(parts) if name == "output"), None)
+    asked, answered = (parts, []) if split is None else (parts[:split], parts[split:])
+    if split is not None:  # the literal before {output} belongs to the question
+        asked = [*asked, (parts[split][0], None)]
+        answered = [("", "output"), *answered[1:]]
+    columns: dict[str, Sequence[str | None]] = {
+        "id": rows.ids,
+        "input": rows.inputs,
+        "output": rows.outputs,
+        "label": rows.labels,
+    }
+
+    def fill(pieces: Sequence[tuple[str, str | None]], i: int) -> str:
+        return "".join(
+            literal + ("" if name is None else columns[name][i] or "") for literal, name in pieces
+        ).strip()
+
+    messages = (
+        []
+        if options.system is None
+        else [schemas.ChatMessage(role="system", content=options.system)]
+    )
+    for i in order:
+        answer = fill(answered, i) if split is not None else rows.outputs[i]
+        messages.append(schemas.ChatMessage(role="user", content=fill(asked, i)))
+        messages.append(schemas.ChatMessage(role="assistant", content=answer))
+    if query is not None:
+        query_parts = schemas.template_parts(query_template_for(options), schemas.QUERY_FIELDS)
+        text = "".join(literal + ("" if name is None else query) for literal, name in query_parts)
+        messages.append(schemas.ChatMessage(role="user", content=text.strip()))
+    budget.take_prompt(sum(len(message.content) for message in messages))
+    return messages
+
+
 def _example_chars(rows: PoolRows, i: int) -> int:
     metadata = sum(len(str(key)) + len(str(value)) for key, value in rows.metadata[i].items())
     return (
@@ -1152,6 +1199,11 @@ def report(
             for i in order
         ],
         prompt=render_prompt(snapshot, order, options, query, budget),
+        messages=(
+            render_messages(snapshot, order, options, query, budget)
+            if options.format == "messages"
+            else None
+        ),
         mmd2=result.mmd2,
         mmd=result.mmd,
         bias_bound=result.bias_bound,

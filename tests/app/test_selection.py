@@ -525,3 +525,35 @@ def test_example_scores_k1_and_batch(client: httpx.Client, pool: str) -> None:
         for left, right in zip(item["examples"], alone["examples"], strict=True):
             for name in ("similarity", "affinity", "contribution"):
                 assert left[name] == pytest.approx(right[name], abs=1e-6)  # float32 batches
+
+
+def test_messages_format_gives_chat_messages(client: httpx.Client, pool: str) -> None:
+    template = "Tweet: {input}\nSentiment: {output} ({label})"
+    result = select(
+        client,
+        pool,
+        query="the cars felt positive",
+        k=3,
+        template=template,
+        format="messages",
+        system="Classify the sentiment.",
+    )
+    messages = result["messages"]
+    assert messages[0] == {"role": "system", "content": "Classify the sentiment."}
+    assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * 3 + ["user"]
+    for position, example in enumerate(result["examples"]):
+        user, assistant = messages[1 + 2 * position], messages[2 + 2 * position]
+        assert user["content"] == f"Tweet: {example['input']}\nSentiment:"
+        assert assistant["content"] == f"{example['output']} ({example['label']})"
+    assert messages[-1] == {"role": "user", "content": "Tweet: the cars felt positive\nSentiment:"}
+    assert result["prompt"].endswith("Tweet: the cars felt positive\nSentiment:")
+    plain = select(client, pool, query="the cars felt positive", k=3, template=template)
+    assert plain["messages"] is None and plain["prompt"] == result["prompt"]
+    # No {output} in the template: the user message is the whole template, the answer the output.
+    bare = select(client, pool, query="x", k=2, template="<{input}>", format="messages")
+    assert "system" not in [m["role"] for m in bare["messages"]]
+    for position, example in enumerate(bare["examples"]):
+        assert bare["messages"][2 * position]["content"] == f"<{example['input']}>"
+        assert bare["messages"][2 * position + 1]["content"] == example["output"]
+    response = client.post(f"/v1/pools/{pool}/select", json={"query": "x", "format": "chat"})
+    assert_error(response, 422, "validation_error")

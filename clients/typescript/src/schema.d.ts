@@ -347,6 +347,13 @@ export interface components {
             complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
              * Joint
              * @description Match the joint (input, label) distribution; default: when labelled.
              */
@@ -396,6 +403,11 @@ export interface components {
              * @default
              */
             separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
             /**
              * Tau
              * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
@@ -538,6 +550,23 @@ export interface components {
         };
         /** @enum {string} */
         CalibrationScorer: "label_purity" | "output_similarity";
+        /**
+         * ChatMessage
+         * @description One chat message, as OpenAI's chat API takes it.
+         */
+        ChatMessage: {
+            /**
+             * Content
+             * @description The text.
+             */
+            content: string;
+            /**
+             * Role
+             * @description Who speaks.
+             * @enum {string}
+             */
+            role: "system" | "user" | "assistant";
+        };
         /**
          * ConstraintsIn
          * @description Constraints on the chosen set; every field optional.
@@ -1143,6 +1172,13 @@ export interface components {
             complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
              * Joint
              * @description Match the joint (input, label) distribution; default: when labelled.
              */
@@ -1194,6 +1230,11 @@ export interface components {
              * @default
              */
             separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
@@ -1256,6 +1297,11 @@ export interface components {
              * @description The kernel that measured the MMD.
              */
             kernel: string;
+            /**
+             * Messages
+             * @description format messages only (else null): OpenAI-style chat messages. The system text, if given; per demonstration, in prompt order, a user message (the template up to {output}, rendered, trailing whitespace stripped) and an assistant message (the template from {output} on, rendered and stripped; the output alone when the template has no {output}); then the query through query_template as the last user message (query only).
+             */
+            messages?: components["schemas"]["ChatMessage"][] | null;
             /**
              * Method
              * @description How they were chosen (mmd, knn, mmr, random).
@@ -1453,6 +1499,11 @@ export interface components {
              */
             kernel: string;
             /**
+             * Messages
+             * @description format messages only (else null): OpenAI-style chat messages. The system text, if given; per demonstration, in prompt order, a user message (the template up to {output}, rendered, trailing whitespace stripped) and an assistant message (the template from {output} on, rendered and stripped; the output alone when the template has no {output}); then the query through query_template as the last user message (query only).
+             */
+            messages?: components["schemas"]["ChatMessage"][] | null;
+            /**
              * Method
              * @description How they were chosen (mmd, knn, mmr, random).
              */
@@ -1535,6 +1586,13 @@ export interface components {
             complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
              * Joint
              * @description Match the joint (input, label) distribution; default: when labelled.
              */
@@ -1586,6 +1644,11 @@ export interface components {
              * @default
              */
             separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
