@@ -33,6 +33,7 @@ from app import schemas
 from app.config import Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.errors import ApiError
+from app.scores import example_scores
 from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
 from selector.embedding import Embedder, TokenCounter, content_hash, load_sentence_embedder
 
@@ -760,6 +761,7 @@ class Engine:
             started,
             budget,
             load_seconds,
+            target=(target, weights),
         )
 
     def select_batch(
@@ -802,8 +804,9 @@ class Engine:
                     started,
                     budget,
                     load_seconds,
+                    target=(queries[row : row + 1], None),
                 )
-                for result, query in zip(results, request.queries, strict=True)
+                for row, (result, query) in enumerate(zip(results, request.queries, strict=True))
             ],
         )
 
@@ -1078,6 +1081,53 @@ def render_prompt(
     )
 
 
+def render_messages(
+    snapshot: Snapshot,
+    order: Sequence[int],
+    options: schemas.SelectionOptions,
+    query: str | None,
+    budget: ResponseBudget,
+) -> list[schemas.ChatMessage]:
+    """The demonstrations in ``order`` as chat messages: a user message from the template's
+    parts before ``{output}`` and an assistant message from ``{output}`` on (the output alone
+    when the template has none), after ``options.system``, then the query through the query
+    template; counted against ``budget`` like the prompt."""
+    rows = snapshot.rows
+    parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
+    split = next((p for p, (_, name) in enumerate(parts) if name == "output"), None)
+    asked, answered = (parts, []) if split is None else (parts[:split], parts[split:])
+    if split is not None:  # the literal before {output} belongs to the question
+        asked = [*asked, (parts[split][0], None)]
+        answered = [("", "output"), *answered[1:]]
+    columns: dict[str, Sequence[str | None]] = {
+        "id": rows.ids,
+        "input": rows.inputs,
+        "output": rows.outputs,
+        "label": rows.labels,
+    }
+
+    def fill(pieces: Sequence[tuple[str, str | None]], i: int) -> str:
+        return "".join(
+            literal + ("" if name is None else columns[name][i] or "") for literal, name in pieces
+        ).strip()
+
+    messages = (
+        []
+        if options.system is None
+        else [schemas.ChatMessage(role="system", content=options.system)]
+    )
+    for i in order:
+        answer = fill(answered, i) if split is not None else rows.outputs[i]
+        messages.append(schemas.ChatMessage(role="user", content=fill(asked, i)))
+        messages.append(schemas.ChatMessage(role="assistant", content=answer))
+    if query is not None:
+        query_parts = schemas.template_parts(query_template_for(options), schemas.QUERY_FIELDS)
+        text = "".join(literal + ("" if name is None else query) for literal, name in query_parts)
+        messages.append(schemas.ChatMessage(role="user", content=text.strip()))
+    budget.take_prompt(sum(len(message.content) for message in messages))
+    return messages
+
+
 def _example_chars(rows: PoolRows, i: int) -> int:
     metadata = sum(len(str(key)) + len(str(value)) for key, value in rows.metadata[i].items())
     return (
@@ -1117,11 +1167,15 @@ def report(
     started: float,
     budget: ResponseBudget,
     load_seconds: float = 0.0,
+    *,
+    target: tuple[np.ndarray, Sequence[float] | None],
 ) -> schemas.Selection:
     """The response for one :class:`selector.SelectionResult`: 422 when its numbers are not
     finite or its text exceeds ``budget``; ``load_seconds`` loading the pool (before
-    ``started``, counted in the total)."""
+    ``started``, counted in the total); ``target`` the points and weights it was for (the
+    per-example scores, :mod:`app.scores`)."""
     _finite(result)
+    scores = example_scores(snapshot.pool, result, *target)
     rows = snapshot.rows
     order = result.prompt_order if options.order == "relevance_last" else result.indices
     budget.take(sum(_example_chars(rows, i) for i in order))
@@ -1144,10 +1198,18 @@ def report(
                 label=rows.labels[i],
                 metadata=rows.metadata[i],
                 selection_rank=rank[i],
+                similarity=scores[i].similarity,
+                affinity=scores[i].affinity,
+                contribution=scores[i].contribution,
             )
             for i in order
         ],
         prompt=render_prompt(snapshot, order, options, query, budget),
+        messages=(
+            render_messages(snapshot, order, options, query, budget)
+            if options.format == "messages"
+            else None
+        ),
         mmd2=result.mmd2,
         mmd=result.mmd,
         bias_bound=result.bias_bound,

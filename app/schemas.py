@@ -426,6 +426,17 @@ class SelectionOptions(Model):
         "(auto-k trades it against mmd). 0 leaves the bias bound alone.",
     )
     separator: str = Field(default="\n\n", max_length=64)
+    format: Literal["text", "messages"] = Field(
+        default="text",
+        description="text: the prompt only; messages: also the demonstrations as chat messages "
+        "(messages: the optional system text, a user/assistant pair per demonstration, then the "
+        "query as the last user message).",
+    )
+    system: str | None = Field(
+        default=None,
+        max_length=MAX_TEXT_CHARS,
+        description="With format messages: the first message's text, role system.",
+    )
 
     @field_validator("template")
     @classmethod
@@ -523,6 +534,13 @@ class StatelessSelectRequest(TargetChoice):
         return self
 
 
+class ChatMessage(Model):
+    """One chat message, as OpenAI's chat API takes it."""
+
+    role: Literal["system", "user", "assistant"] = Field(description="Who speaks.")
+    content: str = Field(description="The text.")
+
+
 class SelectedExample(Model):
     id: str = Field(description="The example's id.")
     input: str = Field(description="Its input.")
@@ -530,6 +548,22 @@ class SelectedExample(Model):
     label: str | None = Field(description="Its label, if any.")
     metadata: dict[str, MetadataValue] = Field(description="Its metadata.")
     selection_rank: int = Field(description="0 for the first example the greedy chose.")
+    similarity: float = Field(
+        description="Its input kernel value with the target, sum_j w_j k(x_i, y_j) under the "
+        "selection's kernel and tau (one query: k(x_i, q); kernel units, higher is closer; "
+        "the cosine itself under kernel cosine)."
+    )
+    affinity: float | None = Field(
+        description="Its target affinity t_i, the term the selection weighs: the similarity "
+        "times the target's estimated probability of its label under the joint kernel, the "
+        "similarity otherwise (kernel units). Null when the service cannot redo the joint "
+        "kernel's estimate (a prefiltered selection for a target of several points)."
+    )
+    contribution: float | None = Field(
+        description="How much mmd2 would rise without it: MMD^2(chosen minus it) - mmd2 "
+        "(kernel units; negative when the set is closer to the target without it). Null "
+        "when affinity is."
+    )
 
 
 class Subset(Model):
@@ -589,6 +623,15 @@ class Selection(Model):
     prompt: str = Field(
         description="The demonstrations through template, joined by separator, then the "
         "query through query_template (query only)."
+    )
+    messages: list[ChatMessage] | None = Field(
+        default=None,
+        description="format messages only (else null): OpenAI-style chat messages. The system "
+        "text, if given; per demonstration, in prompt order, a user message (the template up "
+        "to {output}, rendered, trailing whitespace stripped) and an assistant message (the "
+        "template from {output} on, rendered and stripped; the output alone when the template "
+        "has no {output}); then the query through query_template as the last user message "
+        "(query only).",
     )
     mmd2: float = Field(
         description="Squared MMD between the chosen set and the target (kernel units, >= 0)."

@@ -5,6 +5,9 @@
 ``LocalMmdExampleSelector`` runs the ``selector`` library in-process over examples it holds.
 Both build the query from the input variables as ``SemanticSimilarityExampleSelector`` does:
 the values of ``query_keys`` (default: every input variable) sorted by key, joined by spaces.
+For chat models, :func:`few_shot_chat_messages` puts either selector in a
+``FewShotChatMessagePromptTemplate`` (a human/AI message pair per demonstration); set
+``query_keys`` when the chat prompt has variables besides the query (a system hint, history).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
+from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
 from mmdshot_client import AuthenticatedClient
 
 from mmdshot_integrations.remote import ExampleKeys, add_examples, as_client, select_examples
@@ -95,3 +99,22 @@ class LocalMmdExampleSelector(_MmdExampleSelector):
             seed=self.seed,
         )
         return [self.examples[index] for index in result.prompt_order]
+
+
+def few_shot_chat_messages(
+    selector: MmdshotExampleSelector | LocalMmdExampleSelector,
+    example_prompt: ChatPromptTemplate | None = None,
+) -> FewShotChatMessagePromptTemplate:
+    """``selector``'s demonstrations as chat messages, for a ``ChatPromptTemplate``: by
+    default a human message with the example's input and an AI message with its output (the
+    selector's ``keys``); the query variables are the selector's ``query_keys`` (all the
+    prompt's variables when None)."""
+    keys = selector.keys
+    prompt = example_prompt or ChatPromptTemplate.from_messages(
+        [("human", f"{{{keys.input_key}}}"), ("ai", f"{{{keys.output_key}}}")]
+    )
+    return FewShotChatMessagePromptTemplate(
+        example_selector=selector,
+        example_prompt=prompt,
+        input_variables=list(selector.query_keys or [keys.input_key]),
+    )

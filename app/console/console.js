@@ -6,7 +6,7 @@ const root = new URL("..", window.location.href); // the service (the console is
 const keyInput = document.getElementById("api-key");
 const state = { pool: null, cursor: null };
 const SCORE_FIELDS = [ // per-example scores, shown when the service reports them
-  ["similarity", "similarity"], ["target_affinity", "affinity"], ["contribution", "contribution"],
+  ["similarity", "similarity"], ["affinity", "affinity"], ["contribution", "contribution"],
 ];
 
 keyInput.value = sessionStorage.getItem("mmdshot-api-key") || "";

@@ -115,6 +115,11 @@ def test_console_selects_offline(
     shown = browser.locator("#chosen tbody tr td:nth-child(2)").all_inner_texts()
     assert shown == [example["input"] for example in expected["examples"]]
     assert browser.locator("#prompt").inner_text() == expected["prompt"]
+    headers = [text.lower() for text in browser.locator("#chosen thead th").all_inner_texts()]
+    assert headers[-3:] == ["similarity", "affinity", "contribution"]
+    for column, name in zip((6, 7, 8), ("similarity", "affinity", "contribution"), strict=True):
+        cells = browser.locator(f"#chosen tbody tr td:nth-child({column})").all_inner_texts()
+        assert cells == [f"{example[name]:.4f}" for example in expected["examples"]]
     bars = browser.locator("#chart rect.bar")
     assert bars.count() == 1 + len(expected["baselines"]) == 3
     chart = browser.locator("#chart").text_content() or ""

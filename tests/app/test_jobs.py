@@ -176,3 +176,18 @@ def test_a_job_past_its_time_limit_fails_at_a_chunk_boundary(
     job = finished(worker, submit(worker, make_examples(200)))
     assert job["status"] == "failed" and "time limit of 0.35 s" in job["message"]
     assert 0 < job["done"] < 200 and worker.store.get_pool("p")["size"] == job["done"]
+
+
+def test_an_import_bumps_the_version_once_per_chunk_that_changes_the_pool(
+    worker: JobWorker,
+) -> None:
+    """Each committed chunk (10 rows here) is one transaction and one version, so a version
+    names one state of the pool while an import's rows arrive; a chunk of duplicates only
+    changes nothing and bumps nothing."""
+    start = worker.store.pool_version("p")
+    assert finished(worker, submit(worker, make_examples(35)))["status"] == "succeeded"
+    assert worker.store.pool_version("p") == start + 4  # chunks of 10, 10, 10, 5
+    again = make_examples(20) + make_examples(15, start=35)  # 2 duplicate chunks, then new rows
+    assert finished(worker, submit(worker, again))["status"] == "succeeded"
+    assert worker.store.pool_version("p") == start + 4 + 2
+    assert worker.store.read_pool("p").version == start + 6

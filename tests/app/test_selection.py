@@ -410,3 +410,150 @@ def test_timestamps_come_in_iso_8601_too(client: httpx.Client, pool: str) -> Non
     for name in ("created_at", "updated_at"):
         parsed = datetime.fromisoformat(info[f"{name}_iso"])
         assert parsed.utcoffset() is not None and parsed.timestamp() == pytest.approx(info[name])
+
+
+def naive_mmd2(
+    chosen: list[int],
+    inputs: np.ndarray,
+    labels: list[str],
+    points: np.ndarray,
+    probability: np.ndarray | None,
+    tau: float,
+) -> float:
+    """MMD^2 of the pool rows ``chosen`` to the target ``points`` (uniform weights) under the
+    softmax kernel, times the label kernel when ``probability: (m, labels)`` is given: the
+    double sums written out, with the empty set's value the target term alone."""
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.exp((a @ b - 1.0) / tau))
+
+    names = sorted(set(labels))
+    m = len(points)
+    target = (
+        sum(
+            kernel(points[j], points[o])
+            * (1.0 if probability is None else float(probability[j] @ probability[o]))
+            for j in range(m)
+            for o in range(m)
+        )
+        / m**2
+    )
+    if not chosen:
+        return target
+    k = len(chosen)
+    within = sum(
+        kernel(inputs[a], inputs[b]) * (1.0 if probability is None else labels[a] == labels[b])
+        for a in chosen
+        for b in chosen
+    )
+    cross = sum(
+        kernel(inputs[a], points[j])
+        * (1.0 if probability is None else probability[j][names.index(labels[a])])
+        for a in chosen
+        for j in range(m)
+    )
+    return within / k**2 - 2.0 * cross / (k * m) + target
+
+
+@pytest.mark.parametrize("joint", [False, True], ids=["input-kernel", "joint-labels"])
+@pytest.mark.parametrize("targets", [1, 3], ids=["one-query", "three-texts"])
+def test_example_scores(client: httpx.Client, pool: str, joint: bool, targets: int) -> None:
+    texts = ["the boats felt neutral", "the cars felt positive", "trains, negative"][:targets]
+    body: dict[str, Any] = {"k": 4, "joint": joint, "tau": 0.3}
+    body.update({"query": texts[0]} if targets == 1 else {"target": {"texts": texts}})
+    result = select(client, pool, **body)
+    assert result["joint"] is joint
+    rows = pool_rows(client, pool)
+    inputs = EMBEDDER.embed([row["input"] for row in rows]).astype(np.float64)
+    inputs /= np.linalg.norm(inputs, axis=1, keepdims=True)
+    points = EMBEDDER.embed(texts).astype(np.float64)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    labels = [row["label"] for row in rows]
+    names = sorted(set(labels))
+    probability = None
+    if joint:  # the library's estimate: the 16 nearest candidates, softmax at label_tau 0.05
+        probability = np.zeros((targets, len(names)))
+        for j, point in enumerate(points):
+            inner = inputs @ point
+            near = np.argsort(-inner, kind="stable")[:16]
+            weight = np.exp((inner[near] - 1.0) / 0.05)
+            for index, value in zip(near, weight / weight.sum(), strict=True):
+                probability[j][names.index(labels[index])] += value
+    position = {row["id"]: i for i, row in enumerate(rows)}
+    chosen = [position[example_id] for example_id in chosen_ids(result)]
+    full = naive_mmd2(chosen, inputs, labels, points, probability, 0.3)
+    assert full == pytest.approx(result["mmd2"], abs=1e-6)
+    for example in result["examples"]:
+        i = position[example["id"]]
+        similarity = float(np.mean([np.exp((inputs[i] @ y - 1.0) / 0.3) for y in points]))
+        affinity = similarity
+        if probability is not None:
+            affinity = float(
+                np.mean(
+                    [
+                        np.exp((inputs[i] @ y - 1.0) / 0.3) * probability[j][names.index(labels[i])]
+                        for j, y in enumerate(points)
+                    ]
+                )
+            )
+        without = naive_mmd2(
+            [c for c in chosen if c != i], inputs, labels, points, probability, 0.3
+        )
+        assert example["similarity"] == pytest.approx(similarity, abs=1e-6)
+        assert example["affinity"] == pytest.approx(affinity, abs=1e-6)
+        assert example["contribution"] == pytest.approx(without - full, abs=1e-6)
+    # The greedy's own choice: dropping its first pick never brings the set closer here.
+    first = next(e for e in result["examples"] if e["selection_rank"] == 0)
+    assert first["contribution"] > -1e-9
+
+
+def test_example_scores_k1_and_batch(client: httpx.Client, pool: str) -> None:
+    single = select(client, pool, query="the planes felt negative", k=1, joint=False, tau=0.3)
+    (example,) = single["examples"]
+    # MMD^2 of the empty set is the target term k(q, q) = 1: contribution = 1 - mmd2.
+    assert example["contribution"] == pytest.approx(1.0 - single["mmd2"], abs=1e-6)
+    batch = client.post(
+        f"/v1/pools/{pool}/select/batch",
+        json={"queries": ["the planes felt negative", "the cars"], "k": 3},
+    )
+    assert batch.status_code == 200, batch.text
+    for query, item in zip(
+        ["the planes felt negative", "the cars"], batch.json()["results"], strict=True
+    ):
+        alone = select(client, pool, query=query, k=3)
+        assert [e["id"] for e in item["examples"]] == [e["id"] for e in alone["examples"]]
+        for left, right in zip(item["examples"], alone["examples"], strict=True):
+            for name in ("similarity", "affinity", "contribution"):
+                assert left[name] == pytest.approx(right[name], abs=1e-6)  # float32 batches
+
+
+def test_messages_format_gives_chat_messages(client: httpx.Client, pool: str) -> None:
+    template = "Tweet: {input}\nSentiment: {output} ({label})"
+    result = select(
+        client,
+        pool,
+        query="the cars felt positive",
+        k=3,
+        template=template,
+        format="messages",
+        system="Classify the sentiment.",
+    )
+    messages = result["messages"]
+    assert messages[0] == {"role": "system", "content": "Classify the sentiment."}
+    assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * 3 + ["user"]
+    for position, example in enumerate(result["examples"]):
+        user, assistant = messages[1 + 2 * position], messages[2 + 2 * position]
+        assert user["content"] == f"Tweet: {example['input']}\nSentiment:"
+        assert assistant["content"] == f"{example['output']} ({example['label']})"
+    assert messages[-1] == {"role": "user", "content": "Tweet: the cars felt positive\nSentiment:"}
+    assert result["prompt"].endswith("Tweet: the cars felt positive\nSentiment:")
+    plain = select(client, pool, query="the cars felt positive", k=3, template=template)
+    assert plain["messages"] is None and plain["prompt"] == result["prompt"]
+    # No {output} in the template: the user message is the whole template, the answer the output.
+    bare = select(client, pool, query="x", k=2, template="<{input}>", format="messages")
+    assert "system" not in [m["role"] for m in bare["messages"]]
+    for position, example in enumerate(bare["examples"]):
+        assert bare["messages"][2 * position]["content"] == f"<{example['input']}>"
+        assert bare["messages"][2 * position + 1]["content"] == example["output"]
+    response = client.post(f"/v1/pools/{pool}/select", json={"query": "x", "format": "chat"})
+    assert_error(response, 422, "validation_error")

@@ -7,13 +7,17 @@ from typing import Any
 
 import dspy
 import pytest
-from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
+from langchain_core.prompts import ChatPromptTemplate, FewShotPromptTemplate, PromptTemplate
 from mmdshot_client import AuthenticatedClient
 from mmdshot_client.api.pools import pools_create
 from mmdshot_client.models import PoolCreate
 
 from mmdshot_integrations.dspy import mmdshot_demos
-from mmdshot_integrations.langchain import LocalMmdExampleSelector, MmdshotExampleSelector
+from mmdshot_integrations.langchain import (
+    LocalMmdExampleSelector,
+    MmdshotExampleSelector,
+    few_shot_chat_messages,
+)
 from mmdshot_integrations.remote import ExampleKeys, MmdshotError, as_client
 from selector import HashingEmbedder
 from tests.app.conftest import Server, make_examples
@@ -171,3 +175,34 @@ def test_adapters_send_the_api_key(
 
     with pytest.raises(ValueError, match="api_key goes with a base URL"):
         as_client(remote._api, READ_KEY)
+
+
+def chat_prompt(selector: MmdshotExampleSelector | LocalMmdExampleSelector) -> ChatPromptTemplate:
+    return ChatPromptTemplate.from_messages(
+        [
+            ("system", "Classify the review. {hint}"),
+            few_shot_chat_messages(selector),
+            ("human", "{question}"),
+        ]
+    )
+
+
+def test_selectors_in_a_few_shot_chat_prompt(
+    remote: MmdshotExampleSelector, server: Server
+) -> None:
+    local = LocalMmdExampleSelector(
+        examples=qa_examples(30), embedder=HashingEmbedder(), k=4, keys=KEYS
+    )
+    for selector in (remote, local):
+        selector.query_keys = ["question"]  # the system hint is no part of the query
+        messages = chat_prompt(selector).format_messages(question=QUERY, hint="Be brief.")
+        chosen = selector.select_examples({"question": QUERY})
+        expected = [("system", "Classify the review. Be brief.")]
+        for example in chosen:
+            expected += [("human", example["question"]), ("ai", example["answer"])]
+        expected.append(("human", QUERY))
+        assert [(m.type, m.content) for m in messages] == expected
+    # The remote selector's pairs are the service's own choice, in its prompt order.
+    service = service_selection(server, remote.pool, query=QUERY, k=3)
+    remote_messages = chat_prompt(remote).format_messages(question=QUERY, hint="")
+    assert [m.content for m in remote_messages[1:-1:2]] == [e["input"] for e in service]

@@ -347,6 +347,13 @@ export interface components {
             complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
              * Joint
              * @description Match the joint (input, label) distribution; default: when labelled.
              */
@@ -396,6 +403,11 @@ export interface components {
              * @default
              */
             separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
             /**
              * Tau
              * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
@@ -538,6 +550,23 @@ export interface components {
         };
         /** @enum {string} */
         CalibrationScorer: "label_purity" | "output_similarity";
+        /**
+         * ChatMessage
+         * @description One chat message, as OpenAI's chat API takes it.
+         */
+        ChatMessage: {
+            /**
+             * Content
+             * @description The text.
+             */
+            content: string;
+            /**
+             * Role
+             * @description Who speaks.
+             * @enum {string}
+             */
+            role: "system" | "user" | "assistant";
+        };
         /**
          * ConstraintsIn
          * @description Constraints on the chosen set; every field optional.
@@ -1143,6 +1172,13 @@ export interface components {
             complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
              * Joint
              * @description Match the joint (input, label) distribution; default: when labelled.
              */
@@ -1194,6 +1230,11 @@ export interface components {
              * @default
              */
             separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau
@@ -1256,6 +1297,11 @@ export interface components {
              * @description The kernel that measured the MMD.
              */
             kernel: string;
+            /**
+             * Messages
+             * @description format messages only (else null): OpenAI-style chat messages. The system text, if given; per demonstration, in prompt order, a user message (the template up to {output}, rendered, trailing whitespace stripped) and an assistant message (the template from {output} on, rendered and stripped; the output alone when the template has no {output}); then the query through query_template as the last user message (query only).
+             */
+            messages?: components["schemas"]["ChatMessage"][] | null;
             /**
              * Method
              * @description How they were chosen (mmd, knn, mmr, random).
@@ -1354,6 +1400,16 @@ export interface components {
         /** SelectedExample */
         SelectedExample: {
             /**
+             * Affinity
+             * @description Its target affinity t_i, the term the selection weighs: the similarity times the target's estimated probability of its label under the joint kernel, the similarity otherwise (kernel units). Null when the service cannot redo the joint kernel's estimate (a prefiltered selection for a target of several points).
+             */
+            affinity: number | null;
+            /**
+             * Contribution
+             * @description How much mmd2 would rise without it: MMD^2(chosen minus it) - mmd2 (kernel units; negative when the set is closer to the target without it). Null when affinity is.
+             */
+            contribution: number | null;
+            /**
              * Id
              * @description The example's id.
              */
@@ -1385,6 +1441,11 @@ export interface components {
              * @description 0 for the first example the greedy chose.
              */
             selection_rank: number;
+            /**
+             * Similarity
+             * @description Its input kernel value with the target, sum_j w_j k(x_i, y_j) under the selection's kernel and tau (one query: k(x_i, q); kernel units, higher is closer; the cosine itself under kernel cosine).
+             */
+            similarity: number;
         };
         /**
          * Selection
@@ -1437,6 +1498,11 @@ export interface components {
              * @description The kernel that measured the MMD.
              */
             kernel: string;
+            /**
+             * Messages
+             * @description format messages only (else null): OpenAI-style chat messages. The system text, if given; per demonstration, in prompt order, a user message (the template up to {output}, rendered, trailing whitespace stripped) and an assistant message (the template from {output} on, rendered and stripped; the output alone when the template has no {output}); then the query through query_template as the last user message (query only).
+             */
+            messages?: components["schemas"]["ChatMessage"][] | null;
             /**
              * Method
              * @description How they were chosen (mmd, knn, mmr, random).
@@ -1520,6 +1586,13 @@ export interface components {
             complexity_constant?: number;
             constraints?: components["schemas"]["ConstraintsIn"] | null;
             /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
              * Joint
              * @description Match the joint (input, label) distribution; default: when labelled.
              */
@@ -1571,6 +1644,11 @@ export interface components {
              * @default
              */
             separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
             target?: components["schemas"]["TargetIn"] | null;
             /**
              * Tau

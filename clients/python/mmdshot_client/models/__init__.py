@@ -3,11 +3,14 @@
 from .baseline_score import BaselineScore
 from .baselines import Baselines
 from .batch_select_request import BatchSelectRequest
+from .batch_select_request_format import BatchSelectRequestFormat
 from .batch_selection import BatchSelection
 from .bounds_by_k import BoundsByK
 from .calibrate_request import CalibrateRequest
 from .calibration import Calibration
 from .calibration_scorer import CalibrationScorer
+from .chat_message import ChatMessage
+from .chat_message_role import ChatMessageRole
 from .constraints_in import ConstraintsIn
 from .duplicate import Duplicate
 from .error_body import ErrorBody
@@ -34,6 +37,7 @@ from .pool_create import PoolCreate
 from .pool_info import PoolInfo
 from .pool_list import PoolList
 from .pool_select_request import PoolSelectRequest
+from .pool_select_request_format import PoolSelectRequestFormat
 from .pool_selection import PoolSelection
 from .prompt_order import PromptOrder
 from .quota import Quota
@@ -42,6 +46,7 @@ from .selected_example import SelectedExample
 from .selected_example_metadata import SelectedExampleMetadata
 from .selection import Selection
 from .stateless_select_request import StatelessSelectRequest
+from .stateless_select_request_format import StatelessSelectRequestFormat
 from .subset import Subset
 from .target_in import TargetIn
 from .tau_score import TauScore
@@ -54,10 +59,13 @@ __all__ = (
     "BaselineScore",
     "BatchSelection",
     "BatchSelectRequest",
+    "BatchSelectRequestFormat",
     "BoundsByK",
     "CalibrateRequest",
     "Calibration",
     "CalibrationScorer",
+    "ChatMessage",
+    "ChatMessageRole",
     "ConstraintsIn",
     "Duplicate",
     "ErrorBody",
@@ -85,6 +93,7 @@ __all__ = (
     "PoolList",
     "PoolSelection",
     "PoolSelectRequest",
+    "PoolSelectRequestFormat",
     "PromptOrder",
     "Quota",
     "Readiness",
@@ -92,6 +101,7 @@ __all__ = (
     "SelectedExampleMetadata",
     "Selection",
     "StatelessSelectRequest",
+    "StatelessSelectRequestFormat",
     "Subset",
     "TargetIn",
     "TauScore",

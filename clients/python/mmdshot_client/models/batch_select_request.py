@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from attrs import define as _attrs_define
 
+from ..models.batch_select_request_format import BatchSelectRequestFormat, check_batch_select_request_format
 from ..models.kernel import Kernel, check_kernel
 from ..models.method import Method, check_method
 from ..models.prompt_order import PromptOrder, check_prompt_order
@@ -30,6 +31,9 @@ class BatchSelectRequest:
         complexity_constant (float | Unset): R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k
             trades it against mmd). 0 leaves the bias bound alone. Default: 1.0.
         constraints (ConstraintsIn | None | Unset):
+        format_ (BatchSelectRequestFormat | Unset): text: the prompt only; messages: also the demonstrations as chat
+            messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the
+            last user message). Default: 'text'.
         joint (bool | None | Unset): Match the joint (input, label) distribution; default: when labelled.
         k (int | None | Unset): Subset size (default 8).
         k_max (int | None | Unset): Auto-k: largest k tried.
@@ -44,6 +48,7 @@ class BatchSelectRequest:
             {input} before {output}, or other fields there. Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
+        system (None | str | Unset): With format messages: the first message's text, role system.
         tau (float | Literal['median'] | None | Unset): Bandwidth in [0.0001, 1000] (below it float32 rounding distorts
             the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax
             and the median heuristic otherwise.
@@ -56,6 +61,7 @@ class BatchSelectRequest:
     compare_baselines: bool | Unset = True
     complexity_constant: float | Unset = 1.0
     constraints: ConstraintsIn | None | Unset = UNSET
+    format_: BatchSelectRequestFormat | Unset = "text"
     joint: bool | None | Unset = UNSET
     k: int | None | Unset = UNSET
     k_max: int | None | Unset = UNSET
@@ -67,6 +73,7 @@ class BatchSelectRequest:
     query_template: str | Unset = "Input: {query}\nOutput:"
     seed: int | Unset = 0
     separator: str | Unset = "\n\n"
+    system: None | str | Unset = UNSET
     tau: float | Literal["median"] | None | Unset = UNSET
     template: str | Unset = "Input: {input}\nOutput: {output}"
 
@@ -88,6 +95,10 @@ class BatchSelectRequest:
             constraints = self.constraints.to_dict()
         else:
             constraints = self.constraints
+
+        format_: str | Unset = UNSET
+        if not isinstance(self.format_, Unset):
+            format_ = self.format_
 
         joint: bool | None | Unset
         if isinstance(self.joint, Unset):
@@ -133,6 +144,12 @@ class BatchSelectRequest:
 
         separator = self.separator
 
+        system: None | str | Unset
+        if isinstance(self.system, Unset):
+            system = UNSET
+        else:
+            system = self.system
+
         tau: float | Literal["median"] | None | Unset
         if isinstance(self.tau, Unset):
             tau = UNSET
@@ -156,6 +173,8 @@ class BatchSelectRequest:
             field_dict["complexity_constant"] = complexity_constant
         if constraints is not UNSET:
             field_dict["constraints"] = constraints
+        if format_ is not UNSET:
+            field_dict["format"] = format_
         if joint is not UNSET:
             field_dict["joint"] = joint
         if k is not UNSET:
@@ -178,6 +197,8 @@ class BatchSelectRequest:
             field_dict["seed"] = seed
         if separator is not UNSET:
             field_dict["separator"] = separator
+        if system is not UNSET:
+            field_dict["system"] = system
         if tau is not UNSET:
             field_dict["tau"] = tau
         if template is not UNSET:
@@ -214,6 +235,13 @@ class BatchSelectRequest:
             return cast(ConstraintsIn | None | Unset, data)
 
         constraints = _parse_constraints(d.pop("constraints", UNSET))
+
+        _format_ = d.pop("format", UNSET)
+        format_: BatchSelectRequestFormat | Unset
+        if isinstance(_format_, Unset):
+            format_ = UNSET
+        else:
+            format_ = check_batch_select_request_format(_format_)
 
         def _parse_joint(data: object) -> bool | None | Unset:
             if data is None:
@@ -280,6 +308,15 @@ class BatchSelectRequest:
 
         separator = d.pop("separator", UNSET)
 
+        def _parse_system(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        system = _parse_system(d.pop("system", UNSET))
+
         def _parse_tau(data: object) -> float | Literal["median"] | None | Unset:
             if data is None:
                 return data
@@ -301,6 +338,7 @@ class BatchSelectRequest:
             compare_baselines=compare_baselines,
             complexity_constant=complexity_constant,
             constraints=constraints,
+            format_=format_,
             joint=joint,
             k=k,
             k_max=k_max,
@@ -312,6 +350,7 @@ class BatchSelectRequest:
             query_template=query_template,
             seed=seed,
             separator=separator,
+            system=system,
             tau=tau,
             template=template,
         )

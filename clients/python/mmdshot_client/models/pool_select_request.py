@@ -7,6 +7,7 @@ from attrs import define as _attrs_define
 
 from ..models.kernel import Kernel, check_kernel
 from ..models.method import Method, check_method
+from ..models.pool_select_request_format import PoolSelectRequestFormat, check_pool_select_request_format
 from ..models.prompt_order import PromptOrder, check_prompt_order
 from ..types import UNSET, Unset
 
@@ -29,6 +30,9 @@ class PoolSelectRequest:
         complexity_constant (float | Unset): R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k
             trades it against mmd). 0 leaves the bias bound alone. Default: 1.0.
         constraints (ConstraintsIn | None | Unset):
+        format_ (PoolSelectRequestFormat | Unset): text: the prompt only; messages: also the demonstrations as chat
+            messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the
+            last user message). Default: 'text'.
         joint (bool | None | Unset): Match the joint (input, label) distribution; default: when labelled.
         k (int | None | Unset): Subset size (default 8).
         k_max (int | None | Unset): Auto-k: largest k tried.
@@ -45,6 +49,7 @@ class PoolSelectRequest:
             {input} before {output}, or other fields there. Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
+        system (None | str | Unset): With format messages: the first message's text, role system.
         target (None | TargetIn | Unset):
         tau (float | Literal['median'] | None | Unset): Bandwidth in [0.0001, 1000] (below it float32 rounding distorts
             the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax
@@ -57,6 +62,7 @@ class PoolSelectRequest:
     compare_baselines: bool | Unset = True
     complexity_constant: float | Unset = 1.0
     constraints: ConstraintsIn | None | Unset = UNSET
+    format_: PoolSelectRequestFormat | Unset = "text"
     joint: bool | None | Unset = UNSET
     k: int | None | Unset = UNSET
     k_max: int | None | Unset = UNSET
@@ -70,6 +76,7 @@ class PoolSelectRequest:
     query_template: str | Unset = "Input: {query}\nOutput:"
     seed: int | Unset = 0
     separator: str | Unset = "\n\n"
+    system: None | str | Unset = UNSET
     target: None | TargetIn | Unset = UNSET
     tau: float | Literal["median"] | None | Unset = UNSET
     template: str | Unset = "Input: {input}\nOutput: {output}"
@@ -91,6 +98,10 @@ class PoolSelectRequest:
             constraints = self.constraints.to_dict()
         else:
             constraints = self.constraints
+
+        format_: str | Unset = UNSET
+        if not isinstance(self.format_, Unset):
+            format_ = self.format_
 
         joint: bool | None | Unset
         if isinstance(self.joint, Unset):
@@ -151,6 +162,12 @@ class PoolSelectRequest:
 
         separator = self.separator
 
+        system: None | str | Unset
+        if isinstance(self.system, Unset):
+            system = UNSET
+        else:
+            system = self.system
+
         target: dict[str, Any] | None | Unset
         if isinstance(self.target, Unset):
             target = UNSET
@@ -178,6 +195,8 @@ class PoolSelectRequest:
             field_dict["complexity_constant"] = complexity_constant
         if constraints is not UNSET:
             field_dict["constraints"] = constraints
+        if format_ is not UNSET:
+            field_dict["format"] = format_
         if joint is not UNSET:
             field_dict["joint"] = joint
         if k is not UNSET:
@@ -204,6 +223,8 @@ class PoolSelectRequest:
             field_dict["seed"] = seed
         if separator is not UNSET:
             field_dict["separator"] = separator
+        if system is not UNSET:
+            field_dict["system"] = system
         if target is not UNSET:
             field_dict["target"] = target
         if tau is not UNSET:
@@ -241,6 +262,13 @@ class PoolSelectRequest:
             return cast(ConstraintsIn | None | Unset, data)
 
         constraints = _parse_constraints(d.pop("constraints", UNSET))
+
+        _format_ = d.pop("format", UNSET)
+        format_: PoolSelectRequestFormat | Unset
+        if isinstance(_format_, Unset):
+            format_ = UNSET
+        else:
+            format_ = check_pool_select_request_format(_format_)
 
         def _parse_joint(data: object) -> bool | None | Unset:
             if data is None:
@@ -333,6 +361,15 @@ class PoolSelectRequest:
 
         separator = d.pop("separator", UNSET)
 
+        def _parse_system(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        system = _parse_system(d.pop("system", UNSET))
+
         def _parse_target(data: object) -> None | TargetIn | Unset:
             if data is None:
                 return data
@@ -370,6 +407,7 @@ class PoolSelectRequest:
             compare_baselines=compare_baselines,
             complexity_constant=complexity_constant,
             constraints=constraints,
+            format_=format_,
             joint=joint,
             k=k,
             k_max=k_max,
@@ -383,6 +421,7 @@ class PoolSelectRequest:
             query_template=query_template,
             seed=seed,
             separator=separator,
+            system=system,
             target=target,
             tau=tau,
             template=template,

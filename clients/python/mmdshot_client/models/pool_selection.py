@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 if TYPE_CHECKING:
     from ..models.baselines import Baselines
     from ..models.bounds_by_k import BoundsByK
+    from ..models.chat_message import ChatMessage
     from ..models.label_distribution import LabelDistribution
     from ..models.selected_example import SelectedExample
     from ..models.subset import Subset
@@ -46,6 +47,11 @@ class PoolSelection:
         timings (Timings): Milliseconds: loading the pool (0 when it was ready), embedding the target,
             scanning/prefiltering the pool, greedy, refinement; the total includes the load.
         bounds_by_k (BoundsByK | None | Unset): Auto-k: bound of each k.
+        messages (list[ChatMessage] | None | Unset): format messages only (else null): OpenAI-style chat messages. The
+            system text, if given; per demonstration, in prompt order, a user message (the template up to {output},
+            rendered, trailing whitespace stripped) and an assistant message (the template from {output} on, rendered and
+            stripped; the output alone when the template has no {output}); then the query through query_template as the last
+            user message (query only).
         target_label_distribution (LabelDistribution | None | Unset): Labelled pools: the label distribution estimated
             for the target.
     """
@@ -69,6 +75,7 @@ class PoolSelection:
     tau_source: TauSource
     timings: Timings
     bounds_by_k: BoundsByK | None | Unset = UNSET
+    messages: list[ChatMessage] | None | Unset = UNSET
     target_label_distribution: LabelDistribution | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +132,18 @@ class PoolSelection:
         else:
             bounds_by_k = self.bounds_by_k
 
+        messages: list[dict[str, Any]] | None | Unset
+        if isinstance(self.messages, Unset):
+            messages = UNSET
+        elif isinstance(self.messages, list):
+            messages = []
+            for messages_type_0_item_data in self.messages:
+                messages_type_0_item = messages_type_0_item_data.to_dict()
+                messages.append(messages_type_0_item)
+
+        else:
+            messages = self.messages
+
         target_label_distribution: dict[str, Any] | None | Unset
         if isinstance(self.target_label_distribution, Unset):
             target_label_distribution = UNSET
@@ -159,6 +178,8 @@ class PoolSelection:
         )
         if bounds_by_k is not UNSET:
             field_dict["bounds_by_k"] = bounds_by_k
+        if messages is not UNSET:
+            field_dict["messages"] = messages
         if target_label_distribution is not UNSET:
             field_dict["target_label_distribution"] = target_label_distribution
 
@@ -168,6 +189,7 @@ class PoolSelection:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.baselines import Baselines  # noqa: PLC0415
         from ..models.bounds_by_k import BoundsByK  # noqa: PLC0415
+        from ..models.chat_message import ChatMessage  # noqa: PLC0415
         from ..models.label_distribution import LabelDistribution  # noqa: PLC0415
         from ..models.selected_example import SelectedExample  # noqa: PLC0415
         from ..models.subset import Subset  # noqa: PLC0415
@@ -237,6 +259,28 @@ class PoolSelection:
 
         bounds_by_k = _parse_bounds_by_k(d.pop("bounds_by_k", UNSET))
 
+        def _parse_messages(data: object) -> list[ChatMessage] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                messages_type_0 = []
+                _messages_type_0 = data
+                for messages_type_0_item_data in _messages_type_0:
+                    messages_type_0_item = ChatMessage.from_dict(messages_type_0_item_data)
+
+                    messages_type_0.append(messages_type_0_item)
+
+                return messages_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[ChatMessage] | None | Unset, data)
+
+        messages = _parse_messages(d.pop("messages", UNSET))
+
         def _parse_target_label_distribution(data: object) -> LabelDistribution | None | Unset:
             if data is None:
                 return data
@@ -274,6 +318,7 @@ class PoolSelection:
             tau_source=tau_source,
             timings=timings,
             bounds_by_k=bounds_by_k,
+            messages=messages,
             target_label_distribution=target_label_distribution,
         )
 

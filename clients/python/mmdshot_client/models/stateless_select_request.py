@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from ..models.kernel import Kernel, check_kernel
 from ..models.method import Method, check_method
 from ..models.prompt_order import PromptOrder, check_prompt_order
+from ..models.stateless_select_request_format import StatelessSelectRequestFormat, check_stateless_select_request_format
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ class StatelessSelectRequest:
         complexity_constant (float | Unset): R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k
             trades it against mmd). 0 leaves the bias bound alone. Default: 1.0.
         constraints (ConstraintsIn | None | Unset):
+        format_ (StatelessSelectRequestFormat | Unset): text: the prompt only; messages: also the demonstrations as chat
+            messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the
+            last user message). Default: 'text'.
         joint (bool | None | Unset): Match the joint (input, label) distribution; default: when labelled.
         k (int | None | Unset): Subset size (default 8).
         k_max (int | None | Unset): Auto-k: largest k tried.
@@ -48,6 +52,7 @@ class StatelessSelectRequest:
             {input} before {output}, or other fields there. Default: 'Input: {query}\\nOutput:'.
         seed (int | Unset):  Default: 0.
         separator (str | Unset):  Default: '\\n\\n'.
+        system (None | str | Unset): With format messages: the first message's text, role system.
         target (None | TargetIn | Unset):
         tau (float | Literal['median'] | None | Unset): Bandwidth in [0.0001, 1000] (below it float32 rounding distorts
             the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax
@@ -61,6 +66,7 @@ class StatelessSelectRequest:
     compare_baselines: bool | Unset = True
     complexity_constant: float | Unset = 1.0
     constraints: ConstraintsIn | None | Unset = UNSET
+    format_: StatelessSelectRequestFormat | Unset = "text"
     joint: bool | None | Unset = UNSET
     k: int | None | Unset = UNSET
     k_max: int | None | Unset = UNSET
@@ -74,6 +80,7 @@ class StatelessSelectRequest:
     query_template: str | Unset = "Input: {query}\nOutput:"
     seed: int | Unset = 0
     separator: str | Unset = "\n\n"
+    system: None | str | Unset = UNSET
     target: None | TargetIn | Unset = UNSET
     tau: float | Literal["median"] | None | Unset = UNSET
     template: str | Unset = "Input: {input}\nOutput: {output}"
@@ -100,6 +107,10 @@ class StatelessSelectRequest:
             constraints = self.constraints.to_dict()
         else:
             constraints = self.constraints
+
+        format_: str | Unset = UNSET
+        if not isinstance(self.format_, Unset):
+            format_ = self.format_
 
         joint: bool | None | Unset
         if isinstance(self.joint, Unset):
@@ -160,6 +171,12 @@ class StatelessSelectRequest:
 
         separator = self.separator
 
+        system: None | str | Unset
+        if isinstance(self.system, Unset):
+            system = UNSET
+        else:
+            system = self.system
+
         target: dict[str, Any] | None | Unset
         if isinstance(self.target, Unset):
             target = UNSET
@@ -191,6 +208,8 @@ class StatelessSelectRequest:
             field_dict["complexity_constant"] = complexity_constant
         if constraints is not UNSET:
             field_dict["constraints"] = constraints
+        if format_ is not UNSET:
+            field_dict["format"] = format_
         if joint is not UNSET:
             field_dict["joint"] = joint
         if k is not UNSET:
@@ -217,6 +236,8 @@ class StatelessSelectRequest:
             field_dict["seed"] = seed
         if separator is not UNSET:
             field_dict["separator"] = separator
+        if system is not UNSET:
+            field_dict["system"] = system
         if target is not UNSET:
             field_dict["target"] = target
         if tau is not UNSET:
@@ -262,6 +283,13 @@ class StatelessSelectRequest:
             return cast(ConstraintsIn | None | Unset, data)
 
         constraints = _parse_constraints(d.pop("constraints", UNSET))
+
+        _format_ = d.pop("format", UNSET)
+        format_: StatelessSelectRequestFormat | Unset
+        if isinstance(_format_, Unset):
+            format_ = UNSET
+        else:
+            format_ = check_stateless_select_request_format(_format_)
 
         def _parse_joint(data: object) -> bool | None | Unset:
             if data is None:
@@ -354,6 +382,15 @@ class StatelessSelectRequest:
 
         separator = d.pop("separator", UNSET)
 
+        def _parse_system(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        system = _parse_system(d.pop("system", UNSET))
+
         def _parse_target(data: object) -> None | TargetIn | Unset:
             if data is None:
                 return data
@@ -392,6 +429,7 @@ class StatelessSelectRequest:
             compare_baselines=compare_baselines,
             complexity_constant=complexity_constant,
             constraints=constraints,
+            format_=format_,
             joint=joint,
             k=k,
             k_max=k_max,
@@ -405,6 +443,7 @@ class StatelessSelectRequest:
             query_template=query_template,
             seed=seed,
             separator=separator,
+            system=system,
             target=target,
             tau=tau,
             template=template,
