@@ -33,7 +33,14 @@ from app import schemas
 from app.config import Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.errors import ApiError
-from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
+from app.store import (
+    PoolRows,
+    PoolStamp,
+    PreparedExample,
+    UpsertOutcome,
+    apply_changes,
+    open_store,
+)
 from selector.embedding import Embedder, TokenCounter, content_hash, load_sentence_embedder
 
 logger = logging.getLogger(__name__)
@@ -615,7 +622,8 @@ class Engine:
             if previous is not None and previous.rows.created_at != stamp[0]:
                 # Deleted and re-created elsewhere: its index files describe the old pool.
                 shutil.rmtree(self._index_dir(name), ignore_errors=True)
-            rows = self.read_pool(name)
+            same_pool = previous is not None and previous.rows.created_at == stamp[0]
+            rows = self.read_pool(name, previous.rows if same_pool and previous else None)
             large = len(rows.ids) > self.settings.index_above
             index = self._saved_index(name, rows) if large else None
             snapshot = replace(self._prepared(name, rows, index), calibration=calibration)
@@ -627,8 +635,15 @@ class Engine:
             self._build_index_later(name, rows)
         return snapshot, time.perf_counter() - started
 
-    def read_pool(self, name: str) -> PoolRows:
-        """Every row of the pool, from the store (a seam: tests slow it down)."""
+    def read_pool(self, name: str, since: PoolRows | None = None) -> PoolRows:
+        """Every row of the pool, from the store (a seam: tests slow it down). Given the rows
+        of an older version ``since``, only what changed after it is read and applied to
+        them (a small write costs the next selection little), unless the store can no longer
+        tell (then the whole pool is read)."""
+        if since is not None:
+            changes = self.store.read_changes(name, since.stamp)
+            if changes is not None:
+                return apply_changes(since, changes)
         return self.store.read_pool(name)
 
     # --- selection -----------------------------------------------------------------------
@@ -721,6 +736,7 @@ class Engine:
             metadata=[example.metadata for example in prepared],
             token_counts=[example.token_count for example in prepared],
             vectors=np.stack([example.vector for example in prepared]),
+            seqs=np.arange(len(prepared), dtype=np.int64),
         )
         return self._select(self._prepared("inline", rows, None), request, None, 0.0)
 

@@ -288,10 +288,10 @@ def slow_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], Non
     delay = {"seconds": 0.0}
     original = Engine.read_pool
 
-    def read_pool(self: Engine, name: str) -> PoolRows:
+    def read_pool(self: Engine, name: str, since: PoolRows | None = None) -> PoolRows:
         if name == "slow":
             time.sleep(delay["seconds"])
-        return original(self, name)
+        return original(self, name, since)
 
     monkeypatch.setattr(Engine, "read_pool", read_pool)
     yield lambda seconds: delay.__setitem__("seconds", seconds)
