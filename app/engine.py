@@ -54,6 +54,10 @@ _INDEX_FILE = re.compile(r"^v\d+(-\d+)?\.faiss$")
 LANES = ("read", "write")
 """The executor's lanes: ``read`` for selections, ``write`` for upserts, deletes, pool
 creation and calibration requests."""
+LANE_SHARES = {"read": 3.0, "write": 1.0}
+"""The worker time each lane gets while both have work waiting: writes (whose embedding of a
+batch costs about as much as a few selections) get a quarter, so a stream of writes costs
+the selections at most about a quarter of their throughput; a lane alone gets all of it."""
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a 429 from a full lane."""
 
@@ -101,17 +105,23 @@ def checkpoint() -> None:
 
 class FairExecutor:
     """Worker threads for blocking work, fed from one bounded queue per lane (:data:`LANES`).
-    A free worker takes the lanes in turn, so a burst of selections cannot starve writes, nor
-    writes selections; a call that finds its lane's queue full is refused with 429 (and
+    A free worker takes the lane that has used the least worker time for its share
+    (``shares``, equal by default; time a lane spends idle earns it no credit), so a burst of
+    selections cannot starve writes, nor writes selections; a call that finds its lane's queue full is refused with 429 (and
     ``Retry-After``) rather than queued. A task whose caller gave up is dropped from its queue
     (:meth:`cancel`) or, once running, stops at its next step boundary (:func:`checkpoint`,
     the library's ``should_stop``). Heavy tasks (:meth:`claim_heavy`) run on at most all
     workers but one, so a burst of costly requests leaves one for the ordinary ones."""
 
-    def __init__(self, workers: int, queues: dict[str, int]) -> None:
+    def __init__(
+        self, workers: int, queues: dict[str, int], shares: dict[str, float] | None = None
+    ) -> None:
         self.workers = workers
         self._limits = dict(queues)
         self._queues: dict[str, deque[Task]] = {lane: deque() for lane in queues}
+        self._shares = {lane: (shares or {}).get(lane, 1.0) for lane in queues}
+        self._used = dict.fromkeys(queues, 0.0)
+        """Worker seconds each lane's tasks ran, for :meth:`_next`."""
         self._turn = 0
         self._busy = 0
         self._heavy_running = 0
@@ -181,16 +191,27 @@ class FairExecutor:
             return len(self._queues[lane])
 
     def _next(self) -> Task | None:
-        """The next task, taking the lanes in turn and skipping heavy tasks while every
-        heavy slot is taken (call holding the condition)."""
+        """The next task, from the lane furthest below its share of the worker time (ties
+        taken in turn), skipping heavy tasks while every heavy slot is taken (call holding
+        the condition)."""
         lanes = list(self._queues)
+        waiting = [lane for lane in lanes if self._queues[lane]]
+        if not waiting:
+            return None
+        least = min(self._used[lane] / self._shares[lane] for lane in waiting)
+        for lane in lanes:  # an idle lane banks no time to spend later in a burst
+            if not self._queues[lane]:
+                self._used[lane] = max(self._used[lane], least * self._shares[lane])
+        rotated = [lanes[(self._turn + offset) % len(lanes)] for offset in range(len(lanes))]
+        ranked = sorted(
+            waiting, key=lambda lane: (self._used[lane] / self._shares[lane], rotated.index(lane))
+        )
         heavy_full = self._heavy_running >= self.heavy_limit
-        for offset in range(len(lanes)):
-            lane = lanes[(self._turn + offset) % len(lanes)]
+        for lane in ranked:
             for task in self._queues[lane]:
                 if not (task.heavy and heavy_full):
                     self._queues[lane].remove(task)
-                    self._turn = (self._turn + offset + 1) % len(lanes)
+                    self._turn = (lanes.index(lane) + 1) % len(lanes)
                     return task
         return None
 
@@ -205,11 +226,13 @@ class FairExecutor:
                     return
                 self._busy += 1
             deferred = False
+            started = time.perf_counter()
             try:
                 if task.future.running() or task.future.set_running_or_notify_cancel():
                     deferred = self._run(task)
             finally:
                 with self._condition:
+                    self._used[task.lane] += time.perf_counter() - started
                     self._busy -= 1
                     if task.holds_heavy:
                         self._heavy_running -= 1
@@ -321,6 +344,7 @@ class Engine:
         self.executor = FairExecutor(
             settings.compute_workers,
             {"read": settings.compute_queue, "write": settings.write_queue},
+            LANE_SHARES,
         )
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None
