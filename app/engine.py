@@ -107,11 +107,12 @@ class FairExecutor:
     """Worker threads for blocking work, fed from one bounded queue per lane (:data:`LANES`).
     A free worker takes the lane that has used the least worker time for its share
     (``shares``, equal by default; time a lane spends idle earns it no credit), so a burst of
-    selections cannot starve writes, nor writes selections; a call that finds its lane's queue full is refused with 429 (and
-    ``Retry-After``) rather than queued. A task whose caller gave up is dropped from its queue
-    (:meth:`cancel`) or, once running, stops at its next step boundary (:func:`checkpoint`,
-    the library's ``should_stop``). Heavy tasks (:meth:`claim_heavy`) run on at most all
-    workers but one, so a burst of costly requests leaves one for the ordinary ones."""
+    selections cannot starve writes, nor writes selections; a call that finds its lane's
+    queue full is refused with 429 (and ``Retry-After``) rather than queued. A task whose
+    caller gave up is dropped from its queue (:meth:`cancel`) or, once running, stops at its
+    next step boundary (:func:`checkpoint`, the library's ``should_stop``). Heavy tasks
+    (:meth:`claim_heavy`) run on at most all workers but one, so a burst of costly requests
+    leaves one for the ordinary ones."""
 
     def __init__(
         self, workers: int, queues: dict[str, int], shares: dict[str, float] | None = None
