@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         le=10_000,
         description="Writes (upserts, deletes, pool creation, calibration requests) that may "
         "wait for a compute thread, in a queue of their own; then 429. Free threads take "
-        "reads and writes in turn.",
+        "reads and writes by shares of their time (reads 3, writes 1).",
     )
     request_timeout_s: float = Field(
         default=30.0,

@@ -34,7 +34,14 @@ from app.config import Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.errors import ApiError
 from app.scores import example_scores
-from app.store import PoolRows, PoolStamp, PreparedExample, UpsertOutcome, open_store
+from app.store import (
+    PoolRows,
+    PoolStamp,
+    PreparedExample,
+    UpsertOutcome,
+    apply_changes,
+    open_store,
+)
 from selector.embedding import Embedder, TokenCounter, content_hash, load_sentence_embedder
 
 logger = logging.getLogger(__name__)
@@ -48,6 +55,10 @@ _INDEX_FILE = re.compile(r"^v\d+(-\d+)?\.faiss$")
 LANES = ("read", "write")
 """The executor's lanes: ``read`` for selections, ``write`` for upserts, deletes, pool
 creation and calibration requests."""
+LANE_SHARES = {"read": 3.0, "write": 1.0}
+"""The worker time each lane gets while both have work waiting: writes (whose embedding of a
+batch costs about as much as a few selections) get a quarter, so a stream of writes costs
+the selections at most about a quarter of their throughput; a lane alone gets all of it."""
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a 429 from a full lane."""
 
@@ -95,17 +106,24 @@ def checkpoint() -> None:
 
 class FairExecutor:
     """Worker threads for blocking work, fed from one bounded queue per lane (:data:`LANES`).
-    A free worker takes the lanes in turn, so a burst of selections cannot starve writes, nor
-    writes selections; a call that finds its lane's queue full is refused with 429 (and
-    ``Retry-After``) rather than queued. A task whose caller gave up is dropped from its queue
-    (:meth:`cancel`) or, once running, stops at its next step boundary (:func:`checkpoint`,
-    the library's ``should_stop``). Heavy tasks (:meth:`claim_heavy`) run on at most all
-    workers but one, so a burst of costly requests leaves one for the ordinary ones."""
+    A free worker takes the lane that has used the least worker time for its share
+    (``shares``, equal by default; time a lane spends idle earns it no credit), so a burst of
+    selections cannot starve writes, nor writes selections; a call that finds its lane's
+    queue full is refused with 429 (and ``Retry-After``) rather than queued. A task whose
+    caller gave up is dropped from its queue (:meth:`cancel`) or, once running, stops at its
+    next step boundary (:func:`checkpoint`, the library's ``should_stop``). Heavy tasks
+    (:meth:`claim_heavy`) run on at most all workers but one, so a burst of costly requests
+    leaves one for the ordinary ones."""
 
-    def __init__(self, workers: int, queues: dict[str, int]) -> None:
+    def __init__(
+        self, workers: int, queues: dict[str, int], shares: dict[str, float] | None = None
+    ) -> None:
         self.workers = workers
         self._limits = dict(queues)
         self._queues: dict[str, deque[Task]] = {lane: deque() for lane in queues}
+        self._shares = {lane: (shares or {}).get(lane, 1.0) for lane in queues}
+        self._used = dict.fromkeys(queues, 0.0)
+        """Worker seconds each lane's tasks ran, for :meth:`_next`."""
         self._turn = 0
         self._busy = 0
         self._heavy_running = 0
@@ -175,16 +193,27 @@ class FairExecutor:
             return len(self._queues[lane])
 
     def _next(self) -> Task | None:
-        """The next task, taking the lanes in turn and skipping heavy tasks while every
-        heavy slot is taken (call holding the condition)."""
+        """The next task, from the lane furthest below its share of the worker time (ties
+        taken in turn), skipping heavy tasks while every heavy slot is taken (call holding
+        the condition)."""
         lanes = list(self._queues)
+        waiting = [lane for lane in lanes if self._queues[lane]]
+        if not waiting:
+            return None
+        least = min(self._used[lane] / self._shares[lane] for lane in waiting)
+        for lane in lanes:  # an idle lane banks no time to spend later in a burst
+            if not self._queues[lane]:
+                self._used[lane] = max(self._used[lane], least * self._shares[lane])
+        rotated = [lanes[(self._turn + offset) % len(lanes)] for offset in range(len(lanes))]
+        ranked = sorted(
+            waiting, key=lambda lane: (self._used[lane] / self._shares[lane], rotated.index(lane))
+        )
         heavy_full = self._heavy_running >= self.heavy_limit
-        for offset in range(len(lanes)):
-            lane = lanes[(self._turn + offset) % len(lanes)]
+        for lane in ranked:
             for task in self._queues[lane]:
                 if not (task.heavy and heavy_full):
                     self._queues[lane].remove(task)
-                    self._turn = (self._turn + offset + 1) % len(lanes)
+                    self._turn = (lanes.index(lane) + 1) % len(lanes)
                     return task
         return None
 
@@ -199,11 +228,13 @@ class FairExecutor:
                     return
                 self._busy += 1
             deferred = False
+            started = time.perf_counter()
             try:
                 if task.future.running() or task.future.set_running_or_notify_cancel():
                     deferred = self._run(task)
             finally:
                 with self._condition:
+                    self._used[task.lane] += time.perf_counter() - started
                     self._busy -= 1
                     if task.holds_heavy:
                         self._heavy_running -= 1
@@ -321,6 +352,7 @@ class Engine:
         self.executor = FairExecutor(
             settings.compute_workers,
             {"read": settings.compute_queue, "write": settings.write_queue},
+            LANE_SHARES,
         )
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None
@@ -622,7 +654,8 @@ class Engine:
             if previous is not None and previous.rows.created_at != stamp[0]:
                 # Deleted and re-created elsewhere: its index files describe the old pool.
                 shutil.rmtree(self._index_dir(name), ignore_errors=True)
-            rows = self.read_pool(name)
+            same_pool = previous is not None and previous.rows.created_at == stamp[0]
+            rows = self.read_pool(name, previous.rows if same_pool and previous else None)
             large = len(rows.ids) > self.settings.index_above
             index = self._saved_index(name, rows) if large else None
             snapshot = replace(self._prepared(name, rows, index), calibration=calibration)
@@ -634,8 +667,15 @@ class Engine:
             self._build_index_later(name, rows)
         return snapshot, time.perf_counter() - started
 
-    def read_pool(self, name: str) -> PoolRows:
-        """Every row of the pool, from the store (a seam: tests slow it down)."""
+    def read_pool(self, name: str, since: PoolRows | None = None) -> PoolRows:
+        """Every row of the pool, from the store (a seam: tests slow it down). Given the rows
+        of an older version ``since``, only what changed after it is read and applied to
+        them (a small write costs the next selection little), unless the store can no longer
+        tell (then the whole pool is read)."""
+        if since is not None:
+            changes = self.store.read_changes(name, since.stamp)
+            if changes is not None:
+                return apply_changes(since, changes)
         return self.store.read_pool(name)
 
     # --- selection -----------------------------------------------------------------------
@@ -728,6 +768,7 @@ class Engine:
             metadata=[example.metadata for example in prepared],
             token_counts=[example.token_count for example in prepared],
             vectors=np.stack([example.vector for example in prepared]),
+            seqs=np.arange(len(prepared), dtype=np.int64),
         )
         return self._select(self._prepared("inline", rows, None), request, None, 0.0)
 

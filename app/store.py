@@ -99,10 +99,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at)",
     ),
+    # Incremental pool refreshes: the pool version that last wrote each example, tombstones
+    # of deleted examples (the pool's version after the delete), and the newest version
+    # whose tombstones were pruned (a snapshot older than that reloads the whole pool).
+    (
+        "ALTER TABLE examples ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS examples_by_change ON examples (pool, changed)",
+        """CREATE TABLE IF NOT EXISTS example_deletions (
+            pool TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS example_deletions_by_version "
+        "ON example_deletions (pool, version)",
+        "ALTER TABLE pools ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"
-_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, calibration"
+_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, calibration, forgotten"
 _EXAMPLE_COLUMNS = "id, input, output, label, metadata, token_count"
 _JOB_COLUMNS = (
     "id, kind, pool, status, total, done, inserted, updated, duplicates, errors, message, "
@@ -113,6 +128,9 @@ MAX_STORED_LINE_ERRORS = 1_000
 BODY_PART_BYTES = 2**20
 """An import body is kept (PostgreSQL) and read back in parts of this size."""
 UNFINISHED = ("queued", "running")
+TOMBSTONES_KEPT = 100_000
+"""Pool versions whose deletions are kept for incremental refreshes; a snapshot older than
+that reloads the whole pool."""
 
 
 @dataclass(frozen=True)
@@ -147,8 +165,9 @@ re-create under the same name (whose version starts at 1 again)."""
 
 @dataclass(frozen=True)
 class PoolRows:
-    """A consistent read of a whole pool at ``version``: rows in insertion order and
-    ``vectors: (n, d)`` float32."""
+    """A consistent read of a whole pool at ``version``: rows in insertion order (``seqs``,
+    increasing) and ``vectors: (n, d)`` float32. Also the changed rows of a
+    :class:`PoolChanges`."""
 
     version: int
     created_at: float
@@ -160,10 +179,53 @@ class PoolRows:
     metadata: list[dict[str, Any]]
     token_counts: list[int]
     vectors: np.ndarray
+    seqs: np.ndarray
+    """``(n,)`` int64: each row's insertion number (the store's ``seq``)."""
 
     @property
     def stamp(self) -> PoolStamp:
         return (self.created_at, self.version)
+
+
+@dataclass(frozen=True)
+class PoolChanges:
+    """What changed in a pool after one version, read in one consistent view: ``rows``
+    (at the pool's current version) holds every example inserted or replaced since, and
+    ``deleted`` the ids deleted since (some may be back among ``rows``)."""
+
+    rows: PoolRows
+    deleted: frozenset[str]
+
+
+def apply_changes(rows: PoolRows, changes: PoolChanges) -> PoolRows:
+    """``rows`` brought to the version of ``changes``: changed rows replace theirs (an update
+    keeps its place), new ones join by insertion order, deleted ones go; equal to a fresh
+    :meth:`Store.read_pool` at that version."""
+    new = changes.rows
+    gone = changes.deleted | set(new.ids)
+    keep = [i for i, example_id in enumerate(rows.ids) if example_id not in gone]
+    kept = np.asarray(keep, dtype=np.int64)
+    seqs = np.concatenate([rows.seqs[kept], new.seqs])
+    order = None if np.all(np.diff(seqs) > 0) else np.argsort(seqs, kind="stable")
+
+    def merged(old: list[Any], changed: list[Any]) -> list[Any]:
+        joined = [old[i] for i in keep] + changed if len(keep) < len(old) else old + changed
+        return joined if order is None else [joined[i] for i in order]
+
+    vectors = np.concatenate([rows.vectors[kept], new.vectors]).reshape(-1, new.vectors.shape[1])
+    return PoolRows(
+        version=new.version,
+        created_at=new.created_at,
+        model=new.model,
+        ids=merged(rows.ids, new.ids),
+        inputs=merged(rows.inputs, new.inputs),
+        outputs=merged(rows.outputs, new.outputs),
+        labels=merged(rows.labels, new.labels),
+        metadata=merged(rows.metadata, new.metadata),
+        token_counts=merged(rows.token_counts, new.token_counts),
+        vectors=vectors if order is None else vectors[order],
+        seqs=seqs if order is None else seqs[order],
+    )
 
 
 class Row(Protocol):
@@ -198,7 +260,27 @@ def _pool_dict(row: Row, size: int, labelled: bool) -> dict[str, Any]:
     calibration = _json_or_none(row["calibration"])
     if calibration is not None:
         calibration["stale"] = calibration["pool_version"] != row["version"]
-    return {**dict(row), "size": size, "labelled": labelled, "calibration": calibration}
+    described = {k: v for k, v in dict(row).items() if k != "forgotten"}
+    return {**described, "size": size, "labelled": labelled, "calibration": calibration}
+
+
+def _pool_rows(pool: Row, rows: list[Row]) -> PoolRows:
+    """The :class:`PoolRows` of ``rows`` (``seq``, example columns, embedding) of ``pool``."""
+    dimension = int(pool["dimension"])
+    vectors = np.frombuffer(b"".join(row["embedding"] for row in rows), dtype=np.float32)
+    return PoolRows(
+        version=int(pool["version"]),
+        created_at=float(pool["created_at"]),
+        model=pool["model"],
+        ids=[row["id"] for row in rows],
+        inputs=[row["input"] for row in rows],
+        outputs=[row["output"] for row in rows],
+        labels=[row["label"] for row in rows],
+        metadata=[json.loads(row["metadata"]) for row in rows],
+        token_counts=[int(row["token_count"]) for row in rows],
+        vectors=vectors.reshape(len(rows), dimension),
+        seqs=np.fromiter((int(row["seq"]) for row in rows), dtype=np.int64, count=len(rows)),
+    )
 
 
 def _example_dict(row: Row) -> dict[str, Any]:
@@ -377,6 +459,7 @@ class Store:
         with self._transaction() as db:
             self._pool_row(db, name, for_update=True)
             db.execute("DELETE FROM examples WHERE pool = ?", (name,))
+            db.execute("DELETE FROM example_deletions WHERE pool = ?", (name,))
             db.execute("DELETE FROM pools WHERE name = ?", (name,))
 
     @staticmethod
@@ -407,6 +490,7 @@ class Store:
         with self._transaction() as db:
             pool = self._pool_row(db, name, for_update=True)
             outcome = UpsertOutcome(version=int(pool["version"]))
+            writing = outcome.version + 1  # the version this write bumps the pool to
             for position, example in zip(positions, examples, strict=True):
                 if example.vector.shape != (pool["dimension"],):
                     raise ApiError(409, "conflict", "embedding dimension does not match the pool")
@@ -425,10 +509,12 @@ class Store:
                     example.content_hash,
                     example.token_count,
                     np.ascontiguousarray(example.vector, dtype=np.float32).tobytes(),
+                    writing,
                 )
                 changed = db.execute(
                     "UPDATE examples SET input = ?, output = ?, label = ?, metadata = ?, "
-                    "content_hash = ?, token_count = ?, embedding = ? WHERE pool = ? AND id = ?",
+                    "content_hash = ?, token_count = ?, embedding = ?, changed = ? "
+                    "WHERE pool = ? AND id = ?",
                     (*values, name, example.id),
                 ).rowcount
                 if changed:
@@ -436,12 +522,14 @@ class Store:
                 else:
                     db.execute(
                         "INSERT INTO examples (pool, id, input, output, label, metadata, "
-                        "content_hash, token_count, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "content_hash, token_count, embedding, changed) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (name, example.id, *values),
                     )
                     outcome.inserted.append(example.id)
             if outcome.inserted or outcome.updated:
                 outcome.version = self._bump(db, name)
+                assert outcome.version == writing
             if job is not None:
                 self._advance_job(db, job, outcome)
         return outcome
@@ -478,36 +566,56 @@ class Store:
     def delete_example(self, name: str, example_id: str) -> int:
         """Delete one example; returns the new pool version."""
         with self._transaction() as db:
-            self._pool_row(db, name, for_update=True)
+            pool = self._pool_row(db, name, for_update=True)
             deleted = db.execute(
                 "DELETE FROM examples WHERE pool = ? AND id = ?", (name, example_id)
             ).rowcount
             if not deleted:
                 raise not_found("example", example_id)
-            return self._bump(db, name)
+            version = self._bump(db, name)
+            db.execute(
+                "INSERT INTO example_deletions (pool, id, version) VALUES (?, ?, ?)",
+                (name, example_id, version),
+            )
+            forgotten = version - TOMBSTONES_KEPT
+            if forgotten > int(pool["forgotten"]) + 1_000:  # prune now and then
+                db.execute(
+                    "DELETE FROM example_deletions WHERE pool = ? AND version <= ?",
+                    (name, forgotten),
+                )
+                db.execute("UPDATE pools SET forgotten = ? WHERE name = ?", (forgotten, name))
+            return version
 
     def read_pool(self, name: str) -> PoolRows:
         """Every example of the pool and its version, read in one consistent view."""
         with self._reading() as db:
             pool = self._pool_row(db, name)
             rows = db.execute(
-                f"SELECT {_EXAMPLE_COLUMNS}, embedding FROM examples WHERE pool = ? ORDER BY seq",
+                f"SELECT seq, {_EXAMPLE_COLUMNS}, embedding FROM examples WHERE pool = ? "
+                "ORDER BY seq",
                 (name,),
             ).fetchall()
-        dimension = int(pool["dimension"])
-        vectors = np.frombuffer(b"".join(row["embedding"] for row in rows), dtype=np.float32)
-        return PoolRows(
-            version=int(pool["version"]),
-            created_at=float(pool["created_at"]),
-            model=pool["model"],
-            ids=[row["id"] for row in rows],
-            inputs=[row["input"] for row in rows],
-            outputs=[row["output"] for row in rows],
-            labels=[row["label"] for row in rows],
-            metadata=[json.loads(row["metadata"]) for row in rows],
-            token_counts=[int(row["token_count"]) for row in rows],
-            vectors=vectors.reshape(len(rows), dimension),
-        )
+        return _pool_rows(pool, rows)
+
+    def read_changes(self, name: str, since: PoolStamp) -> PoolChanges | None:
+        """The pool's changes after the state ``since`` (its ``(created_at, version)``), read
+        in one consistent view; None when they cannot be told (the pool was re-created, or
+        ``since`` is older than the kept tombstones): read the whole pool then."""
+        created_at, version = since
+        with self._reading() as db:
+            pool = self._pool_row(db, name)
+            if float(pool["created_at"]) != created_at or int(pool["forgotten"]) >= version:
+                return None
+            rows = db.execute(
+                f"SELECT seq, {_EXAMPLE_COLUMNS}, embedding FROM examples "
+                "WHERE pool = ? AND changed > ? ORDER BY seq",
+                (name, version),
+            ).fetchall()
+            deleted = db.execute(
+                "SELECT id FROM example_deletions WHERE pool = ? AND version > ?",
+                (name, version),
+            ).fetchall()
+        return PoolChanges(_pool_rows(pool, rows), frozenset(row["id"] for row in deleted))
 
     # --- jobs --------------------------------------------------------------------------------
     #

@@ -18,7 +18,7 @@ import uvicorn
 
 from app.config import Settings
 from app.cost import selection_cost
-from app.engine import Engine, FairExecutor, Task, checkpoint
+from app.engine import LANE_SHARES, Engine, FairExecutor, Task, checkpoint
 from app.errors import ApiError
 from app.main import create_app
 from app.store import PoolRows
@@ -70,26 +70,44 @@ def serve(data_dir: Path, **settings: str) -> Server:
 # --- the executor ----------------------------------------------------------------------------
 
 
-def test_lanes_alternate_and_refuse_when_full_with_retry_after() -> None:
-    executor = FairExecutor(workers=1, queues={"read": 3, "write": 3})
+def lane_order(shares: dict[str, float] | None, each: int) -> list[str]:
+    """The lanes in the order one worker ran ``each`` queued tasks of 20 ms per lane (reads
+    queued first)."""
+    executor = FairExecutor(workers=1, queues={"read": each, "write": each}, shares=shares)
     release = threading.Event()
     order: list[str] = []
+
+    def work(lane: str) -> None:
+        order.append(lane)
+        time.sleep(0.02)
+
     try:
         blocker = executor.submit("read", release.wait, (), 60)
         time.sleep(0.1)  # the one worker is busy: what follows waits in the queues
-        tasks = [executor.submit("read", order.append, ("read",), 60) for _ in range(3)]
+        tasks = [executor.submit("read", work, ("read",), 60) for _ in range(each)]
         with pytest.raises(ApiError) as refused:
-            executor.submit("read", order.append, ("read",), 60)
+            executor.submit("read", work, ("read",), 60)
         assert refused.value.status == 429
         assert refused.value.headers == {"Retry-After": "1"}
-        tasks += [executor.submit("write", order.append, ("write",), 60) for _ in range(3)]
+        tasks += [executor.submit("write", work, ("write",), 60) for _ in range(each)]
         release.set()
         for task in [blocker, *tasks]:
-            task.future.result(timeout=10)
+            task.future.result(timeout=30)
     finally:
         executor.shutdown()
-    # Three reads queued before any write, yet writes had every other turn.
-    assert order == ["write", "read"] * 3 or order == ["read", "write"] * 3
+    return order
+
+
+def test_lanes_share_the_worker_time_and_refuse_when_full_with_retry_after() -> None:
+    # Equal shares: the reads were queued before any write, yet of the first 12 tasks (both
+    # lanes still waiting) about half were writes.
+    assert 5 <= lane_order(None, 12)[:12].count("write") <= 9
+    # The service's shares: while both lanes wait, about one write runs for three reads
+    # (and a little more at first: the blocking read's time counts against the reads).
+    assert LANE_SHARES == {"read": 3.0, "write": 1.0}
+    order = lane_order(LANE_SHARES, 12)
+    assert 3 <= order[:16].count("write") <= 7, order
+    assert order.count("write") == 12  # the rest ran once the reads were done
 
 
 def test_heavy_tasks_leave_a_worker_for_ordinary_ones() -> None:
@@ -288,10 +306,10 @@ def slow_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], Non
     delay = {"seconds": 0.0}
     original = Engine.read_pool
 
-    def read_pool(self: Engine, name: str) -> PoolRows:
+    def read_pool(self: Engine, name: str, since: PoolRows | None = None) -> PoolRows:
         if name == "slow":
             time.sleep(delay["seconds"])
-        return original(self, name)
+        return original(self, name, since)
 
     monkeypatch.setattr(Engine, "read_pool", read_pool)
     yield lambda seconds: delay.__setitem__("seconds", seconds)

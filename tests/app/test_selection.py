@@ -115,13 +115,18 @@ def test_pool_is_read_once_per_version(tmp_path: Path, monkeypatch: pytest.Monke
         engine.create_pool("cached", "")
         engine.upsert("cached", [ExampleIn(**example) for example in make_examples(20)])
         reads: list[str] = []
-        read_pool = engine.store.read_pool
+        read_pool, read_changes = engine.store.read_pool, engine.store.read_changes
 
         def counted(name: str) -> Any:
             reads.append(name)
             return read_pool(name)
 
+        def changes(name: str, since: Any) -> Any:
+            reads.append(f"changes of {name}")
+            return read_changes(name, since)
+
         monkeypatch.setattr(engine.store, "read_pool", counted)
+        monkeypatch.setattr(engine.store, "read_changes", changes)
         request = PoolSelectRequest(query="boats neutral", k=3)
         first = engine.select_in_pool("cached", request)
         second = engine.select_in_pool("cached", request)
@@ -129,7 +134,9 @@ def test_pool_is_read_once_per_version(tmp_path: Path, monkeypatch: pytest.Monke
         assert second.examples == first.examples
         engine.upsert("cached", [ExampleIn(**make_examples(1, start=500)[0])])
         third = engine.select_in_pool("cached", request)
-        assert reads == ["cached", "cached"] and third.pool_version == first.pool_version + 1
+        # The write costs the next selection only what changed, not the whole pool again.
+        assert reads == ["cached", "changes of cached"]
+        assert third.pool_version == first.pool_version + 1
     finally:
         engine.close()
 

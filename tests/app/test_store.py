@@ -19,8 +19,18 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from app import store as store_module
 from app.errors import ApiError
-from app.store import BODY_PART_BYTES, ClaimLost, JobStep, PreparedExample, SQLiteStore, Store
+from app.store import (
+    BODY_PART_BYTES,
+    ClaimLost,
+    JobStep,
+    PoolRows,
+    PreparedExample,
+    SQLiteStore,
+    Store,
+    apply_changes,
+)
 from app.store_postgres import PostgresStore
 
 DIMENSION = 8
@@ -413,6 +423,76 @@ def test_concurrent_writers_keep_every_example_exactly_once(open_store: StoreFac
     assert sorted(outcome.version for outcome in outcomes if outcome.inserted) == list(
         range(2, 2 + changes)
     ), "every change has a version of its own"
+
+
+def assert_same_rows(got: PoolRows, expected: PoolRows) -> None:
+    for name in ("version", "created_at", "model", "ids", "inputs", "outputs", "labels"):
+        assert getattr(got, name) == getattr(expected, name), name
+    assert got.metadata == expected.metadata and got.token_counts == expected.token_counts
+    np.testing.assert_array_equal(got.seqs, expected.seqs)
+    assert got.vectors.dtype == expected.vectors.dtype == np.float32
+    np.testing.assert_array_equal(got.vectors, expected.vectors)
+
+
+def test_changes_applied_to_an_older_read_equal_a_fresh_read(open_store: StoreFactory) -> None:
+    """After a random mix of inserts, updates (which keep their place), deletes and deleted
+    ids coming back, every older read brought up to date with :meth:`Store.read_changes`
+    equals a fresh :meth:`Store.read_pool`; also through another store (replica)."""
+    writer, reader = open_store(), open_store()
+    writer.create_pool("p", "", "m", DIMENSION)
+    rng = random.Random(7)
+    reads = [reader.read_pool("p")]
+    number = 0
+    for step in range(40):
+        ids = reader.read_pool("p").ids
+        if ids and rng.random() < 0.3:
+            for victim in rng.sample(ids, min(len(ids), rng.randint(1, 3))):
+                writer.delete_example("p", victim)
+        else:
+            batch = []
+            for _ in range(rng.randint(1, 4)):
+                number += 1
+                reused = ids and rng.random() < 0.4
+                # An update of a stored id, or an id that may have been deleted before.
+                example_id = rng.choice(ids) if reused else f"ex-{rng.randint(0, number)}"
+                if example_id not in {item.id for item in batch}:
+                    batch.append(example(number, example_id=example_id))
+            writer.upsert("p", batch)
+        if step % 5 == 0:
+            reads.append(reader.read_pool("p"))
+    fresh = reader.read_pool("p")
+    assert len(fresh.ids) > 5 and fresh.version > 40
+    for older in reads:
+        changes = reader.read_changes("p", older.stamp)
+        assert changes is not None
+        assert_same_rows(apply_changes(older, changes), fresh)
+    unchanged = reader.read_changes("p", fresh.stamp)
+    assert unchanged is not None and not unchanged.rows.ids and not unchanged.deleted
+    assert_same_rows(apply_changes(fresh, unchanged), fresh)
+
+
+def test_changes_cannot_be_told_across_a_recreate_or_pruned_tombstones(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_pool("p", "", "m", DIMENSION)
+    store.upsert("p", [example(n) for n in range(3)])
+    old = store.read_pool("p")
+    store.delete_pool("p")
+    store.create_pool("p", "", "m", DIMENSION)
+    store.upsert("p", [example(n) for n in range(3)])
+    assert store.read_changes("p", old.stamp) is None, "another pool under the same name"
+    monkeypatch.setattr(store_module, "TOMBSTONES_KEPT", 2)
+    start = store.read_pool("p")
+    for n in range(1_004):
+        store.upsert("p", [example(100 + n)])
+    recent = store.read_pool("p")
+    store.delete_example("p", "ex-0")  # prunes the tombstones older than two versions
+    assert store.read_changes("p", start.stamp) is None
+    changes = store.read_changes("p", recent.stamp)
+    assert changes is not None and changes.deleted == {"ex-0"}
+    assert_same_rows(apply_changes(recent, changes), store.read_pool("p"))
+    with api_error(404):
+        store.read_changes("gone", recent.stamp)
 
 
 def test_a_store_sees_changes_made_through_another(open_store: StoreFactory) -> None:
