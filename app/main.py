@@ -27,6 +27,7 @@ from app.engine import Engine
 from app.errors import ERROR_DESCRIPTIONS, error_response, install_error_handlers
 from app.jobs import JobWorker
 from app.metrics import Metrics, MetricsMiddleware
+from app.prefixes import Traffic
 from app.routes import ROUTERS
 from app.server import BodyTimeoutMiddleware
 from app.shutdown import Shutdown, ShutdownMiddleware
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service.state.metrics = Metrics(pool_labels=settings.metrics_require_key)
     service.state.api_keys = ApiKeys(settings.api_key_entries)
     service.state.shutdown = shutdown
+    service.state.traffic = Traffic(settings.traffic_sample)
     install_error_handlers(service)
     for router in ROUTERS:
         service.include_router(router)
