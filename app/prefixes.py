@@ -153,6 +153,7 @@ class StoredPrefix:
             **self.brief().model_dump(),
             pool=self.pool,
             ids=self.ids,
+            examples=[schemas.PrefixExample(**example) for example in self.examples],
             prefix_prompt=self.prompt,
             prefix_tokens=int(self.built["tokens"]),
             pool_version=self.pool_version,

@@ -773,11 +773,23 @@ class PrefixRebuild(Model):
     )
 
 
+class PrefixExample(Model):
+    """An example of a prefix, its texts as they were when the prefix was built."""
+
+    id: str = Field(description="Its id.")
+    input: str = Field(description="Its input.")
+    output: str = Field(description="Its output.")
+    label: str | None = Field(description="Its label, if any.")
+
+
 class PrefixInfo(Stamped, PrefixBrief):
     """A stored prefix."""
 
     pool: str = Field(description="Its pool.")
     ids: list[str] = Field(description="Its example ids, in prompt order (fixed).")
+    examples: list[PrefixExample] = Field(
+        description="Its examples in prompt order, as built (what prefix_prompt renders)."
+    )
     prefix_prompt: str = Field(description="Its block, rendered once with its template.")
     prefix_tokens: int = Field(description="Tokens of prefix_prompt (the bundled tokenizer).")
     pool_version: int = Field(description="The pool version it was built at.")
