@@ -378,7 +378,9 @@ def parser() -> argparse.ArgumentParser:
     group = commands.add_parser(
         "prefixes", help="a pool's prefixes: create, list, show, rebuild, delete"
     )
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = group.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with them"
+    )
 
     def action(name: str, summary: str, named: bool = True) -> Any:
         sub = actions.add_parser(
