@@ -228,7 +228,9 @@ def _prefixes(args: argparse.Namespace) -> int:
                 _show_prefix(args, prefix)
             return 0
         if args.action == "delete":
-            _check(api.delete(f"{base}/{args.name}"), 204)
+            deleted = api.delete(f"{base}/{args.name}")
+            if deleted.status_code != 204:  # 204 has no body to read
+                _check(deleted, 204)
             return 0
         if args.action == "show":
             prefix = _check(api.get(f"{base}/{args.name}"), 200)

@@ -501,7 +501,7 @@ def select_with_prefix(
         stale=prefix.stale,
         pinned=len(pinned),
         slice_mmd2=chosen_mmd2,
-        slice_mmd=math.sqrt(max(chosen_mmd2, 0.0)),
+        slice_mmd=float(result.chosen_mmd),
     )
     whole = prefix.prompt + prefix.request.separator + selection.prompt
     return schemas.PoolSelection(
