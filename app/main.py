@@ -184,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 _POOL = {"pool": "$response.body#/name"}
 _SAME_POOL = {"pool": "$request.path.pool"}
 _JOB = {"job_id": "$response.body#/id"}
+_PREFIX = {**_SAME_POOL, "name": "$response.body#/name"}
 # OpenAPI links: what a response lets a client (or schemathesis' stateful phase) do next,
 # as (operation, status) -> {link name: (target operation, its parameters)}.
 LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
@@ -195,7 +196,13 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
         "select": ("selection-select", _POOL),
         "select-batch": ("selection-select_batch", _POOL),
         "calibrate": ("pools-calibrate", _POOL),
+        "create-prefix": ("prefixes-create", _POOL),
         "delete": ("pools-delete", _POOL),
+    },
+    ("prefixes-create", "201"): {
+        "get": ("prefixes-get", _PREFIX),
+        "rebuild": ("prefixes-rebuild", _PREFIX),
+        "delete": ("prefixes-delete", _PREFIX),
     },
     ("examples-upsert", "200"): {
         "get": ("examples-get", {**_SAME_POOL, "example_id": "$response.body#/inserted/0"}),
