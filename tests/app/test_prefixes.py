@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -128,6 +129,24 @@ def test_create_select_stale_rebuild_delete(http: httpx.Client) -> None:
     missing = http.post(f"/v1/pools/{pool}/select", json={"query": "x", "prefix": "shared"})
     assert_error(missing, 404, "not_found")
     assert http.get(f"/v1/pools/{pool}").json()["prefixes"] == []
+
+
+def test_a_prefix_survives_a_restart_byte_for_byte(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data").start()
+    try:
+        with server.client() as http:
+            pool = new_pool(http, "kept", 30)
+            made = create(http, pool, name="p", k=3, target={"texts": QUERIES})
+            before = select(http, pool, query="ferries", k=2, prefix="p")
+        server.stop()
+        server.start()
+        with server.client() as http:
+            assert http.get(f"/v1/pools/{pool}/prefixes/p").json() == made
+            after = select(http, pool, query="ferries", k=2, prefix="p")
+        assert after["prompt"] == before["prompt"]
+        assert after["prefix"]["prefix_hash"] == made["prefix_hash"]
+    finally:
+        server.ensure_stopped()
 
 
 def kernel_mmd2(chosen: np.ndarray, query: np.ndarray, tau: float) -> float:
