@@ -49,6 +49,7 @@ from app.engine import (
     should_stop,
     target_texts,
 )
+from app.engine import _finite as finite
 from app.errors import ApiError, not_found
 from app.store import PoolRows, Row, Session, Store
 
@@ -370,12 +371,7 @@ def build(
     prompt = render_prompt(
         prefix_rows(examples), range(len(examples)), request, None, ResponseBudget(engine.settings)
     )
-    if not math.isfinite(result.mmd2):
-        raise ApiError(
-            422,
-            "invalid_input",
-            f"the MMD under tau {result.tau:g} is not finite; give a larger tau",
-        )
+    finite(result)
     built = Built(
         request=request,
         examples=examples,
