@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import Depends, Request
@@ -56,6 +56,7 @@ from app.store import PoolRows, Row, Session, Store
 if TYPE_CHECKING:
     from app.engine import Engine
 
+Options = TypeVar("Options", schemas.PoolSelectRequest, schemas.BatchSelectRequest)
 _PREFIX_COLUMNS = (
     "name, request, examples, built, content_hash, pool_version, created_at, updated_at"
 )
@@ -403,7 +404,7 @@ def rebuild(
 # --- selection with a prefix ----------------------------------------------------------------
 
 
-def _slice_options(request: schemas.TargetChoice, prefix: StoredPrefix) -> schemas.TargetChoice:
+def _slice_options(request: Options, prefix: StoredPrefix) -> Options:
     """The request with the prefix's template and separator where it set none of its own (its
     query template then follows the prefix's template), and no system text (it comes first,
     with the prefix's messages)."""
@@ -414,11 +415,22 @@ def _slice_options(request: schemas.TargetChoice, prefix: StoredPrefix) -> schem
     return request.model_copy(update=update)
 
 
-def select_with_prefix(
-    engine: Engine, pool: str, request: schemas.PoolSelectRequest
-) -> schemas.PoolSelection:
-    """A selection of ``request.k`` examples conditioned on the prefix ``request.prefix`` of
-    ``pool``: the prompt is the prefix's block, its separator, the slice and the query."""
+@dataclass(frozen=True)
+class Conditioned:
+    """A selection request with its prefix: the pool, the prefix, the pool indices of its
+    examples still in the pool (``pinned``) and the slice's size ``k``."""
+
+    snapshot: Snapshot
+    load_seconds: float
+    prefix: StoredPrefix
+    pinned: list[int]
+    k: int
+
+
+def _conditioned(
+    engine: Engine, pool: str, request: schemas.PoolSelectRequest | schemas.BatchSelectRequest
+) -> Conditioned:
+    """404 for an unknown prefix, 422 for a prefix and slice larger than the pool."""
     assert request.prefix is not None
     snapshot, load_seconds = engine.loaded(pool)
     prefix = read_prefix(engine.store, pool, request.prefix)
@@ -432,7 +444,64 @@ def select_with_prefix(
             f"pool {pool!r} holds {snapshot.pool.size}",
             {"prefix": len(pinned), "k": k, "pool_size": snapshot.pool.size},
         )
-    options = _slice_options(request, prefix)
+    return Conditioned(snapshot, load_seconds, prefix, pinned, k)
+
+
+def _put_first(
+    engine: Engine,
+    conditioned: Conditioned,
+    system: str | None,
+    options: schemas.SelectionOptions,
+    selection: schemas.Selection,
+    result: selector.SelectionResult,
+    budget: ResponseBudget,
+) -> schemas.Selection:
+    """``selection`` of the slice with the prefix's block (and messages) put first."""
+    prefix = conditioned.prefix
+    budget.take_prompt(len(prefix.prompt))
+    messages = None
+    prefix_messages = None
+    if options.format == "messages":
+        head = render_messages(
+            prefix_rows(prefix.examples),
+            range(len(prefix.examples)),
+            prefix.request.model_copy(update={"system": system}),
+            None,
+            budget,
+        )
+        prefix_messages = len(head)
+        messages = [*head, *(selection.messages or [])]
+    part = schemas.PrefixSlice(
+        name=prefix.name,
+        prefix_hash=prefix.content_hash,
+        prefix_ids=prefix.ids,
+        prefix_prompt=prefix.prompt,
+        slice_prompt=selection.prompt,
+        prefix_tokens=int(prefix.built["tokens"]),
+        slice_tokens=count_tokens(engine, selection.prompt),
+        prefix_messages=prefix_messages,
+        stale=prefix.stale,
+        pinned=len(conditioned.pinned),
+        slice_mmd2=float(result.chosen_mmd2),
+        slice_mmd=float(result.chosen_mmd),
+    )
+    return selection.model_copy(
+        update={
+            "prompt": prefix.prompt + prefix.request.separator + selection.prompt,
+            "messages": messages,
+            "prefix": part,
+        }
+    )
+
+
+def select_with_prefix(
+    engine: Engine, pool: str, request: schemas.PoolSelectRequest
+) -> schemas.PoolSelection:
+    """A selection of ``request.k`` examples conditioned on the prefix ``request.prefix`` of
+    ``pool``: the prompt is the prefix's block, its separator, the slice and the query."""
+    conditioned = _conditioned(engine, pool, request)
+    snapshot = conditioned.snapshot
+    options = _slice_options(request, conditioned.prefix)
     target_pool, target_load = engine._target_pool(options)
     texts = target_texts(options)
     engine.admit(
@@ -440,7 +509,7 @@ def select_with_prefix(
             pool=snapshot.pool.size,
             problems=1,
             target_points=len(texts) if target_pool is None else target_pool.pool.size,
-            k=k + len(pinned),
+            k=conditioned.k + len(conditioned.pinned),
             num_subsets=options.num_subsets,
             chars=embedded_chars(texts),
         )
@@ -452,14 +521,13 @@ def select_with_prefix(
     result = selector.select(
         snapshot.pool,
         target,
-        options.k or k,
+        options.k or conditioned.k,
         target_weights=weights,
         should_stop=should_stop(),
-        pinned=pinned,
+        pinned=conditioned.pinned,
         **library_options(snapshot, options, tau),
     )
     budget = ResponseBudget(engine.settings)
-    budget.take_prompt(len(prefix.prompt))
     selection = report(
         snapshot,
         result,
@@ -469,42 +537,59 @@ def select_with_prefix(
         embedded - started,
         started,
         budget,
-        load_seconds + target_load,
+        conditioned.load_seconds + target_load,
         target=(target, weights),
     )
-    messages = None
-    prefix_messages = None
-    if options.format == "messages":
-        head = render_messages(
-            prefix_rows(prefix.examples),
-            range(len(prefix.examples)),
-            prefix.request.model_copy(update={"system": request.system}),
-            None,
-            budget,
+    whole = _put_first(engine, conditioned, request.system, options, selection, result, budget)
+    return schemas.PoolSelection(**whole.model_dump(), pool=pool, pool_version=snapshot.version)
+
+
+def select_batch_with_prefix(
+    engine: Engine, pool: str, request: schemas.BatchSelectRequest
+) -> schemas.BatchSelection:
+    """Independent selections for many queries, each a slice conditioned on the same prefix
+    (one batched computation); each result is what :func:`select_with_prefix` gives."""
+    conditioned = _conditioned(engine, pool, request)
+    snapshot = conditioned.snapshot
+    options = _slice_options(request, conditioned.prefix)
+    engine.admit(
+        selection_cost(
+            pool=snapshot.pool.size,
+            problems=len(options.queries),
+            target_points=1,
+            k=conditioned.k + len(conditioned.pinned),
+            num_subsets=options.num_subsets,
+            chars=embedded_chars(options.queries),
         )
-        prefix_messages = len(head)
-        messages = [*head, *(selection.messages or [])]
-    chosen_mmd2 = float(result.chosen_mmd2)
-    part = schemas.PrefixSlice(
-        name=prefix.name,
-        prefix_hash=prefix.content_hash,
-        prefix_ids=prefix.ids,
-        prefix_prompt=prefix.prompt,
-        slice_prompt=selection.prompt,
-        prefix_tokens=int(prefix.built["tokens"]),
-        slice_tokens=count_tokens(engine, selection.prompt),
-        prefix_messages=prefix_messages,
-        stale=prefix.stale,
-        pinned=len(pinned),
-        slice_mmd2=chosen_mmd2,
-        slice_mmd=float(result.chosen_mmd),
     )
-    whole = prefix.prompt + prefix.request.separator + selection.prompt
-    return schemas.PoolSelection(
-        **selection.model_dump(exclude={"prompt", "messages", "prefix"}),
-        prompt=whole,
-        messages=messages,
-        prefix=part,
-        pool=pool,
-        pool_version=snapshot.version,
+    started = time.perf_counter()
+    queries = engine._query_vectors(options.queries)
+    embed_share = (time.perf_counter() - started) / len(options.queries)
+    tau, tau_source = chosen_tau(snapshot, options)
+    results = selector.select_batch(
+        snapshot.pool,
+        queries,
+        options.k or conditioned.k,
+        should_stop=should_stop(),
+        pinned=conditioned.pinned,
+        **library_options(snapshot, options, tau),
     )
+    budget = ResponseBudget(engine.settings)
+    selections = []
+    for row, (result, query) in enumerate(zip(results, options.queries, strict=True)):
+        selection = report(
+            snapshot,
+            result,
+            options,
+            tau_source,
+            query,
+            embed_share,
+            started,
+            budget,
+            conditioned.load_seconds,
+            target=(queries[row : row + 1], None),
+        )
+        selections.append(
+            _put_first(engine, conditioned, request.system, options, selection, result, budget)
+        )
+    return schemas.BatchSelection(pool=pool, pool_version=snapshot.version, results=selections)

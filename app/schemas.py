@@ -525,7 +525,7 @@ class PoolSelectRequest(TargetChoice, PrefixChoice):
     )
 
 
-class BatchSelectRequest(SelectionOptions):
+class BatchSelectRequest(SelectionOptions, PrefixChoice):
     """Many independent single-query selections, computed as one batch."""
 
     model_config = ConfigDict(

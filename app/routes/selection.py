@@ -63,7 +63,10 @@ async def select_batch(
     metrics: MetricsDep,
     traffic: TrafficDep,
 ) -> BatchSelection:
-    result = await compute.read(engine.select_batch, pool, body)
+    if body.prefix is None:
+        result = await compute.read(engine.select_batch, pool, body)
+    else:
+        result = await compute.read(prefixes.select_batch_with_prefix, engine, pool, body)
     seconds = max(item.timings.total_ms for item in result.results) / 1000.0
     metrics.selection.labels("batch").observe(seconds)
     traffic.record(pool, body.queries)

@@ -217,6 +217,28 @@ def test_the_prefix_block_is_byte_identical_across_queries(
         assert first["messages"] is None and first["prefix"]["prefix_messages"] is None
 
 
+def test_a_batch_with_a_prefix_is_its_single_selections(
+    http: httpx.Client, stable: tuple[str, dict[str, Any]]
+) -> None:
+    pool, made = stable
+    body = {"k": 3, "prefix": "p", "format": "messages"}
+    batch = http.post(f"/v1/pools/{pool}/select/batch", json={**body, "queries": QUERIES})
+    assert batch.status_code == 200, batch.text
+    for query, result in zip(QUERIES, batch.json()["results"], strict=True):
+        single = select(http, pool, query=query, **body)
+        assert_prefix_first(result, made)
+        assert (result["prompt"], result["messages"]) == (single["prompt"], single["messages"])
+        assert [e["id"] for e in result["examples"]] == [e["id"] for e in single["examples"]]
+        numbers = ("slice_mmd2", "slice_mmd")
+        for name, value in result["prefix"].items():  # floats to rounding (batched kernels)
+            assert value == (
+                pytest.approx(single["prefix"][name]) if name in numbers else single["prefix"][name]
+            )
+        assert result["mmd2"] == pytest.approx(single["mmd2"], abs=1e-6)
+    unknown = http.post(f"/v1/pools/{pool}/select/batch", json={"queries": ["a"], "prefix": "no"})
+    assert_error(unknown, 404, "not_found")
+
+
 def test_traffic_sampling_and_rebuild_from_it(http: httpx.Client) -> None:
     pool = new_pool(http, "traffic")
     # Nothing recorded yet: a clear 409, for a creation and a rebuild alike.

@@ -443,6 +443,11 @@ export interface components {
             num_subsets?: number;
             /** @default relevance_last */
             order?: components["schemas"]["PromptOrder"];
+            /**
+             * Prefix
+             * @description A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its block (byte-identical on every call), then a slice of k examples chosen by the greedy conditioned on the prefix's examples, then the query.
+             */
+            prefix?: string | null;
             /** Queries */
             queries: string[];
             /**
