@@ -1,11 +1,11 @@
-"""What a selection reports besides its subset: each ranked subset with its bounds, the
-baselines' MMD^2 at the same k, and the target's estimated label distribution."""
+"""What a selection reports: the :class:`SelectionResult`, each ranked subset with its bounds,
+the baselines' MMD^2 at the same k, and the target's estimated label distribution."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,6 +24,47 @@ class RankedSubset:
     mmd: float
     bias_bound: float
     bound: float
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """The chosen subset (``indices``, pool indices in selection order) and how good it is.
+
+    ``subsets`` ranks alternatives by ``mmd2`` (the first is the chosen one);
+    ``prompt_order`` is ``indices`` from least to most target-affine (most relevant last);
+    ``target_label_distribution`` is the estimated output distribution of the target (joint
+    kernel with labels); ``baselines`` the ``mmd2`` that knn and random reach at the same k;
+    ``bounds_by_k`` the bound of each greedy prefix when k was chosen automatically;
+    ``timings`` seconds spent in ``scan``, ``select`` and ``refine``.
+
+    With ``pinned`` candidates (already in the prompt), ``indices``, ``k`` and
+    ``prompt_order`` are the chosen slice alone, while ``mmd2``, ``mmd``, the bounds and
+    ``subsets`` are of the whole prompt (pinned + chosen; the subsets' ``indices`` are their
+    slices); ``chosen_mmd2``/``chosen_mmd`` are of the chosen slice alone (equal to
+    ``mmd2``/``mmd`` without pins).
+    """
+
+    indices: list[int]
+    mmd2: float
+    mmd: float
+    bias_bound: float
+    bound: float
+    k: int
+    subsets: list[RankedSubset]
+    prompt_order: list[int]
+    method: str
+    kernel: str
+    tau: float
+    joint: bool
+    prefiltered: bool
+    region_size: int
+    chosen_mmd2: float = 0.0
+    chosen_mmd: float = 0.0
+    pinned: tuple[int, ...] = ()
+    target_label_distribution: dict[Hashable, float] | None = None
+    bounds_by_k: dict[int, float] | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def ranked(
