@@ -211,7 +211,6 @@ def _exact_regions(
         pending == [0]
         and settings.strategy.speculates
         and plan.static_only
-        and plan.pinned is None
         and scorer.pool.device.type == "cpu"
     ):
         answer = exact_single(regions, plan, size, k_min, k_max)
