@@ -444,6 +444,7 @@ class JobWorker:
 
     def _import(self, job: dict[str, Any], deadline: float) -> None:
         job_id, pool = job["id"], job["pool"]
+        tokenizer = self.store.pool_tokenizer(pool)
         with self.store.open_job_body(job_id) as body:
             if job["total"] == 0:  # first run: count the records, check a JSON array
                 total = sum(1 for _ in import_records(body))
@@ -463,7 +464,7 @@ class JobWorker:
                     else:
                         examples.append(checked)
                         lines.append(line)
-                prepared = self.engine.prepare(examples) if examples else []
+                prepared = self.engine.prepare(examples, tokenizer=tokenizer) if examples else []
                 step = JobStep(job_id, self.store.owner, len(chunk), errors)
                 self.store.upsert(pool, prepared, lines, job=step)
         self.store.finish_job(job_id, "succeeded")

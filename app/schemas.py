@@ -156,6 +156,15 @@ class CalibrateRequest(Model):
 class PoolCreate(Model):
     name: PoolName
     description: str = Field(default="", max_length=1_000, examples=["support tickets, 3 labels"])
+    tokenizer: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="The tokenizer the pool counts its examples' tokens with (token_count, "
+        "constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); "
+        "default: the embedding model's.",
+        examples=["default"],
+    )
 
 
 class Stamped(Model):
@@ -190,6 +199,9 @@ class PoolInfo(Stamped):
     )
     model: str = Field(description="The embedding model.", examples=["all-MiniLM-L6-v2"])
     dimension: int = Field(description="The embeddings' dimension.", examples=[384])
+    tokenizer: str = Field(
+        description="The tokenizer of its token counts and budgets.", examples=["default"]
+    )
     calibration: PoolCalibration | None = Field(
         default=None, description="The last calibration (POST /v1/pools/{pool}/calibrate)."
     )
@@ -231,7 +243,9 @@ class Example(ExampleIn):
     """A stored demonstration."""
 
     id: str = Field(description="Its id.")
-    token_count: int = Field(description="Tokens of input and output (bundled tokenizer).")
+    token_count: int = Field(
+        description="Tokens of input and output (the pool's tokenizer, without special tokens)."
+    )
 
 
 class ExamplesUpsert(Model):
@@ -728,6 +742,10 @@ class Info(Model):
     kernels: list[str] = Field(description="The kernels a selection may name.")
     methods: list[str] = Field(description="The methods a selection may name.")
     limits: Limits = Field(description="The hard limits of requests.")
+    tokenizers: list[str] = Field(
+        description="The tokenizers a pool may name at creation (default first; "
+        "MMDSHOT_TOKENIZERS); empty until the models load."
+    )
     auth: Literal["none", "api_key"] = Field(
         description="api_key: every /v1 route needs `Authorization: Bearer <key>`; "
         "none: the service is open (no MMDSHOT_API_KEYS)."

@@ -114,10 +114,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ON example_deletions (pool, version)",
         "ALTER TABLE pools ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
     ),
+    # The tokenizer a pool counts its examples' tokens with (a name of the service's
+    # MMDSHOT_TOKENIZERS; 'default' for pools made before).
+    ("ALTER TABLE pools ADD COLUMN tokenizer TEXT NOT NULL DEFAULT 'default'",),
 )
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"
-_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, calibration, forgotten"
+_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, tokenizer, calibration, forgotten"
 _EXAMPLE_COLUMNS = "id, input, output, label, metadata, token_count"
 _JOB_COLUMNS = (
     "id, kind, pool, status, total, done, inserted, updated, duplicates, errors, message, "
@@ -371,14 +374,15 @@ class Store:
     # --- pools ---------------------------------------------------------------------------
 
     def create_pool(
-        self, name: str, description: str, model: str, dimension: int
+        self, name: str, description: str, model: str, dimension: int, tokenizer: str = "default"
     ) -> dict[str, Any]:
         now = time.time()
         try:
             with self._transaction() as db:
                 db.execute(
-                    f"INSERT INTO pools ({_POOL_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (name, description, model, dimension, now, now),
+                    f"INSERT INTO pools ({_POOL_COLUMNS}, tokenizer) "
+                    "VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                    (name, description, model, dimension, now, now, tokenizer),
                 )
         except self.integrity_error as exc:
             raise ApiError(409, "conflict", f"pool {name!r} already exists") from exc
@@ -446,6 +450,11 @@ class Store:
 
     def pool_version(self, name: str) -> int:
         return self.pool_stamp(name)[1]
+
+    def pool_tokenizer(self, name: str) -> str:
+        """The name of the tokenizer the pool counts tokens with (404 if unknown)."""
+        with self._reading() as db:
+            return str(self._pool_row(db, name)["tokenizer"])
 
     def pool_sizes(self) -> dict[str, int]:
         with self._reading() as db:

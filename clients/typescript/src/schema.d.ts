@@ -679,7 +679,7 @@ export interface components {
             output?: string;
             /**
              * Token Count
-             * @description Tokens of input and output (bundled tokenizer).
+             * @description Tokens of input and output (the pool's tokenizer, without special tokens).
              */
             token_count: number;
         };
@@ -780,6 +780,11 @@ export interface components {
              * @description The embedding model; null until loaded.
              */
             model: string | null;
+            /**
+             * Tokenizers
+             * @description The tokenizers a pool may name at creation (default first; MMDSHOT_TOKENIZERS); empty until the models load.
+             */
+            tokenizers: string[];
             /**
              * Version
              * @description The service's version.
@@ -1067,6 +1072,13 @@ export interface components {
              * @example tweets
              */
             name: string;
+            /**
+             * Tokenizer
+             * @description The tokenizer the pool counts its examples' tokens with (token_count, constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); default: the embedding model's.
+             * @default default
+             * @example default
+             */
+            tokenizer?: string;
         };
         /**
          * PoolInfo
@@ -1119,6 +1131,12 @@ export interface components {
              * @example 1200
              */
             size: number;
+            /**
+             * Tokenizer
+             * @description The tokenizer of its token counts and budgets.
+             * @example default
+             */
+            tokenizer: string;
             /**
              * Updated At
              * @description Seconds since the epoch: the last change.
