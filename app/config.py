@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.schemas import MAX_UPSERT_BATCH
 
 ApiScope = Literal["read", "write"]
+DEFAULT_READ_SHARE = 0.9
+"""Selections' share of the compute time while writes wait (:attr:`Settings.read_share`)."""
 DEFAULT_TOKENIZER = "default"
 """The tokenizer of a pool that names none: the model's ``tokenizer.json``, else the bundled
 MiniLM's."""
@@ -114,7 +116,15 @@ class Settings(BaseSettings):
         le=10_000,
         description="Writes (upserts, deletes, pool creation, calibration requests) that may "
         "wait for a compute thread, in a queue of their own; then 429. Free threads take "
-        "reads and writes by shares of their time (reads 3, writes 1).",
+        "reads and writes by shares of their time (read_share).",
+    )
+    read_share: float = Field(
+        default=DEFAULT_READ_SHARE,
+        gt=0,
+        lt=1,
+        description="The share of the compute threads' time selections get while writes wait "
+        "too (writes get the rest; either alone gets all of it). Higher: selections keep more "
+        "of their throughput under a stream of writes, and writes wait longer.",
     )
     request_timeout_s: float = Field(
         default=30.0,

@@ -55,10 +55,14 @@ _INDEX_FILE = re.compile(r"^v\d+(-\d+)?\.faiss$")
 LANES = ("read", "write")
 """The executor's lanes: ``read`` for selections, ``write`` for upserts, deletes, pool
 creation and calibration requests."""
-LANE_SHARES = {"read": 3.0, "write": 1.0}
-"""The worker time each lane gets while both have work waiting: writes (whose embedding of a
-batch costs about as much as a few selections) get a quarter, so a stream of writes costs
-the selections at most about a quarter of their throughput; a lane alone gets all of it."""
+
+
+def lane_shares(read_share: float) -> dict[str, float]:
+    """The worker time each lane gets while both have work waiting (``read_share`` of it for
+    reads, the rest for writes, :attr:`Settings.read_share`); a lane alone gets all of it."""
+    return {"read": read_share, "write": 1.0 - read_share}
+
+
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a 429 from a full lane."""
 
@@ -359,7 +363,7 @@ class Engine:
         self.executor = FairExecutor(
             settings.compute_workers,
             {"read": settings.compute_queue, "write": settings.write_queue},
-            LANE_SHARES,
+            lane_shares(settings.read_share),
         )
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None

@@ -285,7 +285,8 @@ class LineError(Model):
 class Job(Stamped):
     """A background job, kept in the store: any replica may run it, and a job whose replica
     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-    are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+    are committed (beside the pool, moved into it at the end in one version) or rejected
+    (``total`` is 0 until the job has counted them). A calibration:
     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
     the result once it succeeded."""
 
@@ -305,9 +306,13 @@ class Job(Stamped):
         "(calibration) to process."
     )
     done: int = Field(description="Of total, processed so far.")
-    inserted: int = Field(description="Import: new examples stored.")
-    updated: int = Field(description="Import: examples whose content was replaced.")
-    duplicates: int = Field(description="Import: records whose content the pool held.")
+    inserted: int = Field(description="Import: new examples stored (0 until it succeeded).")
+    updated: int = Field(
+        description="Import: examples whose content was replaced (0 until it succeeded)."
+    )
+    duplicates: int = Field(
+        description="Import: records whose content the pool held (0 until it succeeded)."
+    )
     errors: list[LineError] = Field(description="Import: the records refused.")
     message: str | None = Field(default=None, description="Why it failed, when it did.")
     calibration: Calibration | None = Field(

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import ValidationError
 
 from app.config import Settings
 from app.cost import selection_cost
-from app.engine import LANE_SHARES, Engine, FairExecutor, Task, checkpoint
+from app.engine import Engine, FairExecutor, Task, checkpoint, lane_shares
 from app.errors import ApiError
 from app.main import create_app
 from app.store import PoolRows
@@ -102,12 +103,20 @@ def test_lanes_share_the_worker_time_and_refuse_when_full_with_retry_after() -> 
     # Equal shares: the reads were queued before any write, yet of the first 12 tasks (both
     # lanes still waiting) about half were writes.
     assert 5 <= lane_order(None, 12)[:12].count("write") <= 9
-    # The service's shares: while both lanes wait, about one write runs for three reads
+    # A read share of 0.75: while both lanes wait, about one write runs for three reads
     # (and a little more at first: the blocking read's time counts against the reads).
-    assert LANE_SHARES == {"read": 3.0, "write": 1.0}
-    order = lane_order(LANE_SHARES, 12)
+    order = lane_order(lane_shares(0.75), 12)
     assert 3 <= order[:16].count("write") <= 7, order
     assert order.count("write") == 12  # the rest ran once the reads were done
+    # The default (MMDSHOT_READ_SHARE 0.9): about one write for nine reads.
+    settings = Settings(data_dir=Path("unused"), embedder="hashing")
+    assert lane_shares(settings.read_share) == pytest.approx({"read": 0.9, "write": 0.1})
+    order = lane_order(lane_shares(settings.read_share), 20)
+    assert 1 <= order[:20].count("write") <= 4, order
+    assert order.count("write") == 20
+    for refused in (0.0, 1.0):
+        with pytest.raises(ValidationError):
+            Settings(read_share=refused)
 
 
 def test_heavy_tasks_leave_a_worker_for_ordinary_ones() -> None:

@@ -795,7 +795,8 @@ export interface components {
          * Job
          * @description A background job, kept in the store: any replica may run it, and a job whose replica
          *     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-         *     are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+         *     are committed (beside the pool, moved into it at the end in one version) or rejected
+         *     (``total`` is 0 until the job has counted them). A calibration:
          *     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
          *     the result once it succeeded.
          */
@@ -819,7 +820,7 @@ export interface components {
             done: number;
             /**
              * Duplicates
-             * @description Import: records whose content the pool held.
+             * @description Import: records whose content the pool held (0 until it succeeded).
              */
             duplicates: number;
             /**
@@ -834,7 +835,7 @@ export interface components {
             id: string;
             /**
              * Inserted
-             * @description Import: new examples stored.
+             * @description Import: new examples stored (0 until it succeeded).
              */
             inserted: number;
             /**
@@ -872,7 +873,7 @@ export interface components {
             total: number;
             /**
              * Updated
-             * @description Import: examples whose content was replaced.
+             * @description Import: examples whose content was replaced (0 until it succeeded).
              */
             updated: number;
             /**
