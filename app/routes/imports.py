@@ -94,7 +94,8 @@ def get_job(job_id: JobPath, jobs: JobsDep) -> Job:
     response_model=Job,
     summary="Cancel a queued or running job",
     description="A queued job never starts; a running one commits nothing after this answer "
-    "(what it committed before stays). 409 for a job that already ended.",
+    "and the chunks it staged are dropped (an import is all or nothing). 409 for a job that "
+    "already ended.",
     dependencies=[WriteAccess],
     responses=error_responses(401, 403, 404, 409, 422, 507),
 )

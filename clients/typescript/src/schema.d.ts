@@ -100,7 +100,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a queued or running job
-         * @description A queued job never starts; a running one commits nothing after this answer (what it committed before stays). 409 for a job that already ended.
+         * @description A queued job never starts; a running one commits nothing after this answer and the chunks it staged are dropped (an import is all or nothing). 409 for a job that already ended.
          */
         post: operations["imports-cancel"];
         delete?: never;
