@@ -22,6 +22,7 @@ from tests.app.test_durability import all_ids, wait_for_progress
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """This module's server; conftest's ``client`` fixture talks to it."""
     running = Server(
         tmp_path_factory.mktemp("control"),
         import_chunk_size="50",
@@ -30,12 +31,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ).start()
     yield running
     running.stop()
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with server.client() as http:
-        yield http
 
 
 @pytest.fixture

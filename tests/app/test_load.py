@@ -507,8 +507,10 @@ def test_health_stays_fast_while_a_50_mb_import_uploads_and_parses(tmp_path: Pat
             p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
             assert len(latencies) > 30
             # Issue 11 asks for a p99 under 100 ms; on this 2-core machine it measured 0.109 s
-            # (median 5 ms) and is not reliably met, so the bound here is 250 ms: it still
-            # catches a stall of the event loop (parsing the body on it stalled 2.5 s).
+            # (median 5 ms) when quiet, and with the 1 ms GIL switch interval (app/server.py)
+            # 0.197, 0.173 and 0.498 s (medians 14-19 ms) on the same machine shared with
+            # other jobs: not reliably met, so the bound here is 250 ms: it still catches a
+            # stall of the event loop (parsing the body on it stalled 2.5 s).
             assert p99 < 0.25, (p99, statistics.median(latencies), latencies[-5:])
     finally:
         server.stop()
