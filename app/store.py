@@ -264,21 +264,6 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
-    def fetchmany(self, size: int = ...) -> list[Any]: ...
-
-
-READ_PAGE = 10_000
-"""Rows a pool read fetches at a time: ``fetchall`` of a 200,000-row pool held the GIL in one C
-call for some 0.5 s, stalling every other thread; between pages other threads run."""
-
-
-def _fetch_paged(cursor: Cursor) -> list[Any]:
-    """Every row of ``cursor``, fetched :data:`READ_PAGE` at a time."""
-    rows: list[Any] = []
-    while page := cursor.fetchmany(READ_PAGE):
-        rows += page
-    return rows
-
 
 class Session(Protocol):
     """What the SQL below needs of a connection: ``execute`` with ``?`` placeholders."""
@@ -728,13 +713,11 @@ class Store:
         """Every example of the pool and its version, read in one consistent view."""
         with self._reading() as db:
             pool = self._pool_row(db, name)
-            rows = _fetch_paged(
-                db.execute(
-                    f"SELECT seq, {_EXAMPLE_COLUMNS}, embedding FROM examples WHERE pool = ? "
-                    "ORDER BY seq",
-                    (name,),
-                )
-            )
+            rows = db.execute(
+                f"SELECT seq, {_EXAMPLE_COLUMNS}, embedding FROM examples WHERE pool = ? "
+                "ORDER BY seq",
+                (name,),
+            ).fetchall()
         return _pool_rows(pool, rows)
 
     def read_changes(self, name: str, since: PoolStamp) -> PoolChanges | None:
@@ -746,13 +729,11 @@ class Store:
             pool = self._pool_row(db, name)
             if float(pool["created_at"]) != created_at or int(pool["forgotten"]) >= version:
                 return None
-            rows = _fetch_paged(
-                db.execute(
-                    f"SELECT seq, {_EXAMPLE_COLUMNS}, embedding FROM examples "
-                    "WHERE pool = ? AND changed > ? ORDER BY seq",
-                    (name, version),
-                )
-            )
+            rows = db.execute(
+                f"SELECT seq, {_EXAMPLE_COLUMNS}, embedding FROM examples "
+                "WHERE pool = ? AND changed > ? ORDER BY seq",
+                (name, version),
+            ).fetchall()
             deleted = db.execute(
                 "SELECT id FROM example_deletions WHERE pool = ? AND version > ?",
                 (name, version),
