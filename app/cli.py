@@ -28,6 +28,8 @@ class CliError(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from app.config import ApiKeyError, get_settings
     from app.main import create_app
     from app.server import run
@@ -36,6 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
         get_settings()
     except ApiKeyError as exc:
         print(f"mmdshot: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a bad setting: name it in one line, no traceback
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        print(f"mmdshot: MMDSHOT_{where.upper()}: {problem['msg']}", file=sys.stderr)
         return 2
 
     updates = {

@@ -272,10 +272,9 @@ def _save(store: Store, snapshot: Snapshot, built: Built, replace: bool) -> None
         )
 
 
-def count_tokens(engine: Engine, text: str) -> int:
-    """Tokens of ``text`` by the service's token counter (the bundled tokenizer)."""
-    counter = engine._token_counter
-    assert counter is not None  # the engine is ready
+def count_tokens(engine: Engine, pool: str, text: str) -> int:
+    """Tokens of ``text`` by the tokenizer the pool ``pool`` counts with."""
+    counter = engine.token_counter(engine.store.pool_tokenizer(pool))
     return int(counter.count([text])[0])
 
 
@@ -378,7 +377,7 @@ def build(
         examples=examples,
         report={
             "prompt": prompt,
-            "tokens": count_tokens(engine, prompt),
+            "tokens": count_tokens(engine, snapshot.name, prompt),
             "source": source,
             "target_size": int(points.shape[0]),
             "mmd2": float(result.mmd2),
@@ -478,7 +477,7 @@ def _put_first(
         prefix_prompt=prefix.prompt,
         slice_prompt=selection.prompt,
         prefix_tokens=int(prefix.built["tokens"]),
-        slice_tokens=count_tokens(engine, selection.prompt),
+        slice_tokens=count_tokens(engine, conditioned.snapshot.name, selection.prompt),
         prefix_messages=prefix_messages,
         stale=prefix.stale,
         pinned=len(conditioned.pinned),

@@ -156,6 +156,15 @@ class CalibrateRequest(Model):
 class PoolCreate(Model):
     name: PoolName
     description: str = Field(default="", max_length=1_000, examples=["support tickets, 3 labels"])
+    tokenizer: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="The tokenizer the pool counts its examples' tokens with (token_count, "
+        "constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); "
+        "default: the embedding model's.",
+        examples=["default"],
+    )
 
 
 class Stamped(Model):
@@ -201,6 +210,9 @@ class PoolInfo(Stamped):
     )
     model: str = Field(description="The embedding model.", examples=["all-MiniLM-L6-v2"])
     dimension: int = Field(description="The embeddings' dimension.", examples=[384])
+    tokenizer: str = Field(
+        description="The tokenizer of its token counts and budgets.", examples=["default"]
+    )
     calibration: PoolCalibration | None = Field(
         default=None, description="The last calibration (POST /v1/pools/{pool}/calibrate)."
     )
@@ -245,7 +257,9 @@ class Example(ExampleIn):
     """A stored demonstration."""
 
     id: str = Field(description="Its id.")
-    token_count: int = Field(description="Tokens of input and output (bundled tokenizer).")
+    token_count: int = Field(
+        description="Tokens of input and output (the pool's tokenizer, without special tokens)."
+    )
 
 
 class ExamplesUpsert(Model):
@@ -285,7 +299,8 @@ class LineError(Model):
 class Job(Stamped):
     """A background job, kept in the store: any replica may run it, and a job whose replica
     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-    are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+    are committed (beside the pool, moved into it at the end in one version) or rejected
+    (``total`` is 0 until the job has counted them). A calibration:
     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
     the result once it succeeded."""
 
@@ -305,9 +320,13 @@ class Job(Stamped):
         "(calibration) to process."
     )
     done: int = Field(description="Of total, processed so far.")
-    inserted: int = Field(description="Import: new examples stored.")
-    updated: int = Field(description="Import: examples whose content was replaced.")
-    duplicates: int = Field(description="Import: records whose content the pool held.")
+    inserted: int = Field(description="Import: new examples stored (0 until it succeeded).")
+    updated: int = Field(
+        description="Import: examples whose content was replaced (0 until it succeeded)."
+    )
+    duplicates: int = Field(
+        description="Import: records whose content the pool held (0 until it succeeded)."
+    )
     errors: list[LineError] = Field(description="Import: the records refused.")
     message: str | None = Field(default=None, description="Why it failed, when it did.")
     calibration: Calibration | None = Field(
@@ -649,8 +668,8 @@ class PrefixSlice(Model):
         description="The rest of the prompt: the slice's demonstrations (most relevant last by "
         "default) and the query."
     )
-    prefix_tokens: int = Field(description="Tokens of prefix_prompt (the bundled tokenizer).")
-    slice_tokens: int = Field(description="Tokens of slice_prompt (the bundled tokenizer).")
+    prefix_tokens: int = Field(description="Tokens of prefix_prompt (the pool's tokenizer).")
+    slice_tokens: int = Field(description="Tokens of slice_prompt (the pool's tokenizer).")
     prefix_messages: int | None = Field(
         default=None,
         description="format messages: how many of messages come before the slice's (the "
@@ -791,7 +810,7 @@ class PrefixInfo(Stamped, PrefixBrief):
         description="Its examples in prompt order, as built (what prefix_prompt renders)."
     )
     prefix_prompt: str = Field(description="Its block, rendered once with its template.")
-    prefix_tokens: int = Field(description="Tokens of prefix_prompt (the bundled tokenizer).")
+    prefix_tokens: int = Field(description="Tokens of prefix_prompt (the pool's tokenizer).")
     pool_version: int = Field(description="The pool version it was built at.")
     source: Literal["texts", "pool", "traffic"] = Field(description="What its target was.")
     target_size: int = Field(description="Points of that target.")
@@ -864,6 +883,10 @@ class Info(Model):
     kernels: list[str] = Field(description="The kernels a selection may name.")
     methods: list[str] = Field(description="The methods a selection may name.")
     limits: Limits = Field(description="The hard limits of requests.")
+    tokenizers: list[str] = Field(
+        description="The tokenizers a pool may name at creation (default first; "
+        "MMDSHOT_TOKENIZERS); empty until the models load."
+    )
     auth: Literal["none", "api_key"] = Field(
         description="api_key: every /v1 route needs `Authorization: Bearer <key>`; "
         "none: the service is open (no MMDSHOT_API_KEYS)."

@@ -28,7 +28,8 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
     responses=error_responses(401, 403, 409, 422, 429, 503),
 )
 async def create_pool(body: PoolCreate, engine: ReadyEngine, compute: ComputeDep) -> PoolInfo:
-    return PoolInfo(**await compute.write(engine.create_pool, body.name, body.description))
+    created = await compute.write(engine.create_pool, body.name, body.description, body.tokenizer)
+    return PoolInfo(**created)
 
 
 @router.get(

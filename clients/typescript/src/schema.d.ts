@@ -100,7 +100,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a queued or running job
-         * @description A queued job never starts; a running one commits nothing after this answer (what it committed before stays). 409 for a job that already ended.
+         * @description A queued job never starts; a running one commits nothing after this answer and the chunks it staged are dropped (an import is all or nothing). 409 for a job that already ended.
          */
         post: operations["imports-cancel"];
         delete?: never;
@@ -743,7 +743,7 @@ export interface components {
             output?: string;
             /**
              * Token Count
-             * @description Tokens of input and output (bundled tokenizer).
+             * @description Tokens of input and output (the pool's tokenizer, without special tokens).
              */
             token_count: number;
         };
@@ -845,6 +845,11 @@ export interface components {
              */
             model: string | null;
             /**
+             * Tokenizers
+             * @description The tokenizers a pool may name at creation (default first; MMDSHOT_TOKENIZERS); empty until the models load.
+             */
+            tokenizers: string[];
+            /**
              * Version
              * @description The service's version.
              */
@@ -854,7 +859,8 @@ export interface components {
          * Job
          * @description A background job, kept in the store: any replica may run it, and a job whose replica
          *     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-         *     are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+         *     are committed (beside the pool, moved into it at the end in one version) or rejected
+         *     (``total`` is 0 until the job has counted them). A calibration:
          *     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
          *     the result once it succeeded.
          */
@@ -878,7 +884,7 @@ export interface components {
             done: number;
             /**
              * Duplicates
-             * @description Import: records whose content the pool held.
+             * @description Import: records whose content the pool held (0 until it succeeded).
              */
             duplicates: number;
             /**
@@ -893,7 +899,7 @@ export interface components {
             id: string;
             /**
              * Inserted
-             * @description Import: new examples stored.
+             * @description Import: new examples stored (0 until it succeeded).
              */
             inserted: number;
             /**
@@ -931,7 +937,7 @@ export interface components {
             total: number;
             /**
              * Updated
-             * @description Import: examples whose content was replaced.
+             * @description Import: examples whose content was replaced (0 until it succeeded).
              */
             updated: number;
             /**
@@ -1131,6 +1137,13 @@ export interface components {
              * @example tweets
              */
             name: string;
+            /**
+             * Tokenizer
+             * @description The tokenizer the pool counts its examples' tokens with (token_count, constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); default: the embedding model's.
+             * @default default
+             * @example default
+             */
+            tokenizer?: string;
         };
         /**
          * PoolInfo
@@ -1188,6 +1201,12 @@ export interface components {
              * @example 1200
              */
             size: number;
+            /**
+             * Tokenizer
+             * @description The tokenizer of its token counts and budgets.
+             * @example default
+             */
+            tokenizer: string;
             /**
              * Updated At
              * @description Seconds since the epoch: the last change.
@@ -1669,7 +1688,7 @@ export interface components {
             prefix_prompt: string;
             /**
              * Prefix Tokens
-             * @description Tokens of prefix_prompt (the bundled tokenizer).
+             * @description Tokens of prefix_prompt (the pool's tokenizer).
              */
             prefix_tokens: number;
             /**
@@ -1768,7 +1787,7 @@ export interface components {
             prefix_prompt: string;
             /**
              * Prefix Tokens
-             * @description Tokens of prefix_prompt (the bundled tokenizer).
+             * @description Tokens of prefix_prompt (the pool's tokenizer).
              */
             prefix_tokens: number;
             /**
@@ -1788,7 +1807,7 @@ export interface components {
             slice_prompt: string;
             /**
              * Slice Tokens
-             * @description Tokens of slice_prompt (the bundled tokenizer).
+             * @description Tokens of slice_prompt (the pool's tokenizer).
              */
             slice_tokens: number;
             /**

@@ -28,6 +28,7 @@ class PoolInfo:
         model (str): The embedding model.
         name (str): The pool's name.
         size (int): Examples stored.
+        tokenizer (str): The tokenizer of its token counts and budgets.
         updated_at (float): Seconds since the epoch: the last change.
         updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
         version (int): Bumped by one by every call that changes the pool.
@@ -43,6 +44,7 @@ class PoolInfo:
     model: str
     name: str
     size: int
+    tokenizer: str
     updated_at: float
     updated_at_iso: str
     version: int
@@ -67,6 +69,8 @@ class PoolInfo:
         name = self.name
 
         size = self.size
+
+        tokenizer = self.tokenizer
 
         updated_at = self.updated_at
 
@@ -101,6 +105,7 @@ class PoolInfo:
                 "model": model,
                 "name": name,
                 "size": size,
+                "tokenizer": tokenizer,
                 "updated_at": updated_at,
                 "updated_at_iso": updated_at_iso,
                 "version": version,
@@ -134,6 +139,8 @@ class PoolInfo:
         name = d.pop("name")
 
         size = d.pop("size")
+
+        tokenizer = d.pop("tokenizer")
 
         updated_at = d.pop("updated_at")
 
@@ -176,6 +183,7 @@ class PoolInfo:
             model=model,
             name=name,
             size=size,
+            tokenizer=tokenizer,
             updated_at=updated_at,
             updated_at_iso=updated_at_iso,
             version=version,

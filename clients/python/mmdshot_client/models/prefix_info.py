@@ -31,7 +31,7 @@ class PrefixInfo:
         pool_version (int): The pool version it was built at.
         prefix_hash (str): sha256 (hex) of its rendered text block.
         prefix_prompt (str): Its block, rendered once with its template.
-        prefix_tokens (int): Tokens of prefix_prompt (the bundled tokenizer).
+        prefix_tokens (int): Tokens of prefix_prompt (the pool's tokenizer).
         separator (str): Between demonstrations, and before the slice.
         source (PrefixInfoSource): What its target was.
         stale (bool): One of its examples changed or was deleted since it was built: rebuild it.

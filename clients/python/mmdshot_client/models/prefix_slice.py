@@ -23,12 +23,12 @@ class PrefixSlice:
                 can check that the provider's prefix cache can hit.
             prefix_ids (list[str]): The prefix's example ids, in prompt order.
             prefix_prompt (str): The prefix's block, as stored (byte-identical).
-            prefix_tokens (int): Tokens of prefix_prompt (the bundled tokenizer).
+            prefix_tokens (int): Tokens of prefix_prompt (the pool's tokenizer).
             slice_mmd (float): MMD of the slice alone: sqrt(slice_mmd2).
             slice_mmd2 (float): Squared MMD of the slice alone to the target.
             slice_prompt (str): The rest of the prompt: the slice's demonstrations (most relevant last by default) and the
                 query.
-            slice_tokens (int): Tokens of slice_prompt (the bundled tokenizer).
+            slice_tokens (int): Tokens of slice_prompt (the pool's tokenizer).
             stale (bool): A prefix example changed or was deleted since the prefix was built; its block is served unchanged,
                 and the bounds count those still in the pool.
             prefix_messages (int | None | Unset): format messages: how many of messages come before the slice's (the system
