@@ -266,7 +266,10 @@ def folder_dimension(folder: Path) -> int | None:
             config = folder / module.get("path", "") / "config.json"
             kind = str(module.get("type", ""))
             if kind.endswith("Pooling") and config.is_file():
-                dimension = int(json.loads(config.read_text())["word_embedding_dimension"])
+                pooling = json.loads(config.read_text())  # sentence-transformers 3 or 6 key
+                dimension = int(
+                    pooling.get("word_embedding_dimension") or pooling["embedding_dimension"]
+                )
             elif kind.endswith("Dense") and config.is_file():
                 dimension = int(json.loads(config.read_text())["out_features"])
         return dimension

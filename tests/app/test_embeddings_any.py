@@ -241,6 +241,11 @@ def tiny_model(folder: Path) -> Path:
     model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
     out = folder / "tiny"
     model.save(str(out))
+    # The pooling config as the bundled model writes it (sentence-transformers 3), which the
+    # library's ONNX backend reads; sentence-transformers 6 writes {"pooling_mode": "mean"}.
+    pooling = json.loads((bundled_model_path() / "1_Pooling" / "config.json").read_text())
+    pooling["word_embedding_dimension"] = 32
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     return out
 
 
