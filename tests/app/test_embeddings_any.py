@@ -213,6 +213,18 @@ def test_provided_import_reports_bad_vectors_as_lines(client: httpx.Client) -> N
     client.delete("/v1/pools/byov-import")
 
 
+def test_provided_pool_calibrates_by_labels_only(client: httpx.Client) -> None:
+    examples, _ = vector_examples(60, seed=9)
+    body = {"name": "byov-cal", "embedding": "provided", "dimension": DIMENSION}
+    assert client.post("/v1/pools", json=body).status_code == 201
+    for example in examples:
+        example.pop("label")
+    assert client.post("/v1/pools/byov-cal/examples", json={"examples": examples}).is_success
+    calibrate = client.post("/v1/pools/byov-cal/calibrate", json={"k": 2, "validation_size": 5})
+    assert_error(calibrate, 422, "invalid_input")  # outputs cannot be embedded: no scorer
+    client.delete("/v1/pools/byov-cal")
+
+
 # --- two local models in one server --------------------------------------------------------------
 
 
@@ -441,6 +453,7 @@ def test_remote_embedding_server(infinity: Infinity, tmp_path: Path) -> None:
         embedding_batch_size="16",
         embedding_retries="1",
         import_chunk_size="32",
+        request_timeout_s="180",  # the first pool on minilm loads it (torch), on a busy CPU
     ).start()
     queries = ["the ferry was late in the fog", "a smooth quiet taxi", "rude crew, broken seat"]
     try:
