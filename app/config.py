@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.schemas import MAX_UPSERT_BATCH
+from app.schemas import MAX_TARGET_TEXTS, MAX_UPSERT_BATCH
 
 ApiScope = Literal["read", "write"]
 SCOPES: tuple[ApiScope, ...] = ("read", "write")
@@ -256,6 +256,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Pools larger than this get a faiss prefilter index (built in the "
         "background; selections are exact until it is ready).",
+    )
+    traffic_sample: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_TARGET_TEXTS,
+        description="Traffic sampling for prefixes: keep the N most recent query texts of each "
+        "pool's selections in memory (per replica, lost on restart), the target of a prefix "
+        'built or rebuilt with target "traffic"; 0: off, nothing is kept.',
     )
     api_keys: SecretStr | None = Field(
         default=None,

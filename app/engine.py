@@ -1257,7 +1257,7 @@ def query_template_for(options: schemas.SelectionOptions) -> str:
 
 
 def render_prompt(
-    snapshot: Snapshot,
+    snapshot: Snapshot | PoolRows,
     order: Sequence[int],
     options: schemas.SelectionOptions,
     query: str | None,
@@ -1265,8 +1265,9 @@ def render_prompt(
 ) -> str:
     """The demonstrations in ``order`` through the template, then the query, if one. The
     templates hold bare field names only (:func:`schemas.template_parts`); the length is
-    counted against ``budget`` before the text is built."""
-    rows = snapshot.rows
+    counted against ``budget`` before the text is built. ``snapshot`` may be bare rows (a
+    prefix's stored examples)."""
+    rows = snapshot.rows if isinstance(snapshot, Snapshot) else snapshot
     example_parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
     columns: dict[str, Sequence[str | None]] = {
         "id": rows.ids,
@@ -1293,7 +1294,7 @@ def render_prompt(
 
 
 def render_messages(
-    snapshot: Snapshot,
+    snapshot: Snapshot | PoolRows,
     order: Sequence[int],
     options: schemas.SelectionOptions,
     query: str | None,
@@ -1303,7 +1304,7 @@ def render_messages(
     parts before ``{output}`` and an assistant message from ``{output}`` on (the output alone
     when the template has none), after ``options.system``, then the query through the query
     template; counted against ``budget`` like the prompt."""
-    rows = snapshot.rows
+    rows = snapshot.rows if isinstance(snapshot, Snapshot) else snapshot
     parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
     split = next((p for p, (_, name) in enumerate(parts) if name == "output"), None)
     asked, answered = (parts, []) if split is None else (parts[:split], parts[split:])

@@ -114,6 +114,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ON example_deletions (pool, version)",
         "ALTER TABLE pools ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
     ),
+    # Prefixes (app/prefixes.py): a pool's stored prompt blocks, their examples' texts kept
+    # as built (JSON), the pool version they were built at and the request that built them.
+    (
+        """CREATE TABLE IF NOT EXISTS prefixes (
+            pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            request TEXT NOT NULL,
+            examples TEXT NOT NULL,
+            built TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            pool_version INTEGER NOT NULL,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL,
+            PRIMARY KEY (pool, name)
+        )""",
+    ),
 )
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"

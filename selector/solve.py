@@ -453,9 +453,7 @@ def _finish(
     if pins:
         chosen_mmd2 = max(scorer.evaluate(row, primary.indices), 0.0)
     baselines = (
-        report.baselines(
-            scorer, plan, settings.seed, row, solved.pool_index, solved.affinity, k - pinned
-        )
+        report.baselines(scorer, plan, settings.seed, row, k - pinned)
         if settings.compare_baselines
         else {}
     )

@@ -41,6 +41,9 @@ class BatchSelectRequest:
         method (Method | Unset):
         num_subsets (int | Unset):  Default: 1.
         order (PromptOrder | Unset):
+        prefix (None | str | Unset): A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its block
+            (byte-identical on every call), then a slice of k examples chosen by the greedy conditioned on the prefix's
+            examples, then the query.
         queries (list[str] | None | Unset):
         query_embeddings (list[list[float]] | None | Unset): The queries as vectors, instead of queries (provided
             embeddings).
@@ -71,6 +74,7 @@ class BatchSelectRequest:
     method: Method | Unset = UNSET
     num_subsets: int | Unset = 1
     order: PromptOrder | Unset = UNSET
+    prefix: None | str | Unset = UNSET
     queries: list[str] | None | Unset = UNSET
     query_embeddings: list[list[float]] | None | Unset = UNSET
     query_template: str | Unset = "Input: {query}\nOutput:"
@@ -138,6 +142,12 @@ class BatchSelectRequest:
         order: str | Unset = UNSET
         if not isinstance(self.order, Unset):
             order = self.order
+
+        prefix: None | str | Unset
+        if isinstance(self.prefix, Unset):
+            prefix = UNSET
+        else:
+            prefix = self.prefix
 
         queries: list[str] | None | Unset
         if isinstance(self.queries, Unset):
@@ -210,6 +220,8 @@ class BatchSelectRequest:
             field_dict["num_subsets"] = num_subsets
         if order is not UNSET:
             field_dict["order"] = order
+        if prefix is not UNSET:
+            field_dict["prefix"] = prefix
         if queries is not UNSET:
             field_dict["queries"] = queries
         if query_embeddings is not UNSET:
@@ -323,6 +335,15 @@ class BatchSelectRequest:
         else:
             order = check_prompt_order(_order)
 
+        def _parse_prefix(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        prefix = _parse_prefix(d.pop("prefix", UNSET))
+
         def _parse_queries(data: object) -> list[str] | None | Unset:
             if data is None:
                 return data
@@ -406,6 +427,7 @@ class BatchSelectRequest:
             method=method,
             num_subsets=num_subsets,
             order=order,
+            prefix=prefix,
             queries=queries,
             query_embeddings=query_embeddings,
             query_template=query_template,

@@ -9,6 +9,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.pool_calibration import PoolCalibration
+    from ..models.prefix_brief import PrefixBrief
 
 
 T = TypeVar("T", bound="PoolInfo")
@@ -31,6 +32,7 @@ class PoolInfo:
         updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
         version (int): Bumped by one by every call that changes the pool.
         calibration (None | PoolCalibration | Unset): The last calibration (POST /v1/pools/{pool}/calibrate).
+        prefixes (list[PrefixBrief] | Unset): Its prefixes (POST /v1/pools/{pool}/prefixes), by name.
     """
 
     created_at: float
@@ -45,6 +47,7 @@ class PoolInfo:
     updated_at_iso: str
     version: int
     calibration: None | PoolCalibration | Unset = UNSET
+    prefixes: list[PrefixBrief] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
@@ -79,6 +82,13 @@ class PoolInfo:
         else:
             calibration = self.calibration
 
+        prefixes: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.prefixes, Unset):
+            prefixes = []
+            for prefixes_item_data in self.prefixes:
+                prefixes_item = prefixes_item_data.to_dict()
+                prefixes.append(prefixes_item)
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -98,12 +108,15 @@ class PoolInfo:
         )
         if calibration is not UNSET:
             field_dict["calibration"] = calibration
+        if prefixes is not UNSET:
+            field_dict["prefixes"] = prefixes
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
+        from ..models.prefix_brief import PrefixBrief  # noqa: PLC0415
 
         d = dict(src_dict)
         created_at = d.pop("created_at")
@@ -145,6 +158,15 @@ class PoolInfo:
 
         calibration = _parse_calibration(d.pop("calibration", UNSET))
 
+        _prefixes = d.pop("prefixes", UNSET)
+        prefixes: list[PrefixBrief] | Unset = UNSET
+        if _prefixes is not UNSET:
+            prefixes = []
+            for prefixes_item_data in _prefixes:
+                prefixes_item = PrefixBrief.from_dict(prefixes_item_data)
+
+                prefixes.append(prefixes_item)
+
         pool_info = cls(
             created_at=created_at,
             created_at_iso=created_at_iso,
@@ -158,6 +180,7 @@ class PoolInfo:
             updated_at_iso=updated_at_iso,
             version=version,
             calibration=calibration,
+            prefixes=prefixes,
         )
 
         return pool_info
