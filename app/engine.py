@@ -8,6 +8,7 @@ selections."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -32,6 +33,15 @@ import selector
 from app import schemas
 from app.config import DEFAULT_TOKENIZER, Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
+from app.embedders import (
+    PROVIDED,
+    EmbedderRegistry,
+    ProvidedVectors,
+    RemoteEmbedder,
+    parse_models,
+    unit_rows,
+    vectors_or_422,
+)
 from app.errors import ApiError
 from app.scores import example_scores
 from app.store import (
@@ -313,9 +323,26 @@ class CalibrationPlan:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """The embedder the settings name (loading MiniLM takes seconds)."""
+    """The default embedder the settings name (loading MiniLM takes seconds): the remote
+    server when ``embedding_url`` is set."""
+    if settings.embedding_url is not None:
+        key = settings.embedding_api_key
+        return RemoteEmbedder(
+            settings.embedding_url,
+            api_key=None if key is None else key.get_secret_value(),
+            model=settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            timeout_s=settings.embedding_timeout_s,
+            retries=settings.embedding_retries,
+        )
     if settings.embedder == "hashing":
         return selector.HashingEmbedder(settings.hashing_dimension)
+    return build_local_embedder(settings, settings.model_path)
+
+
+def build_local_embedder(settings: Settings, model_path: Path | None) -> Embedder:
+    """A local sentence-transformers folder (None: the bundled MiniLM) on the settings'
+    backend and device."""
     # The model is on disk: the service keeps every Hugging Face library off the network (the
     # library itself reads no environment variables).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -323,7 +350,7 @@ def build_embedder(settings: Settings) -> Embedder:
     if cache is None:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmdshot"
     return load_sentence_embedder(
-        settings.model_path,
+        model_path,
         backend=settings.embedding_backend,
         device=str(selector.resolve_device(settings.device)),
         cache_dir=cache,
@@ -369,6 +396,8 @@ class Engine:
         self._embedder: Embedder | None = None
         self._query_embedder: Embedder | None = None
         self._token_counters: dict[str, TokenCounter] = {}
+        self.embedders: EmbedderRegistry | None = None
+        """The models pools may name (:mod:`app.embedders`), once :meth:`load_models` ran."""
         self.load_error: str | None = None
         self._snapshots: dict[str, Snapshot] = {}
         # Guards the dictionaries only (held for no I/O); a pool loads under its own lock.
@@ -421,10 +450,26 @@ class Engine:
         try:
             embedder = build_embedder(self.settings)
             self._token_counters = build_token_counters(self.settings)
+            models = parse_models(self.settings.models)
         except selector.SelectorError as exc:
             self.load_error = public_load_error(exc.message)
             logger.error("model loading failed: %s", exc.message)
             return
+        except ValueError as exc:
+            self.load_error = str(exc)
+            logger.error("MMDSHOT_MODELS: %s", exc)
+            return
+        bundled = (
+            self.settings.embedding_url is None
+            and self.settings.embedder == "minilm"
+            and self.settings.model_path is None
+        )
+        self.embedders = EmbedderRegistry(
+            embedder,
+            models,
+            functools.partial(build_local_embedder, self.settings),
+            bundled_is_default=bundled,
+        )
         self._query_embedder = selector.CachedEmbedder(embedder, QUERY_CACHE_ENTRIES)
         self._embedder = embedder
 
@@ -449,6 +494,8 @@ class Engine:
 
     @property
     def dimension(self) -> int | None:
+        if isinstance(self._embedder, RemoteEmbedder):  # never a request to answer /v1/info
+            return self._embedder.known_dimension
         return None if self._embedder is None else self._embedder.dimension
 
     async def run(
@@ -516,13 +563,34 @@ class Engine:
         return counter
 
     def create_pool(
-        self, name: str, description: str, tokenizer: str = DEFAULT_TOKENIZER
+        self,
+        name: str,
+        description: str,
+        model: str | None = None,
+        dimension: int | None = None,
+        tokenizer: str = DEFAULT_TOKENIZER,
     ) -> dict[str, Any]:
-        embedder = self.embedder
+        """A new pool embedded by ``model`` (None: the default; ``provided``: the client's
+        vectors of ``dimension``), counting tokens with ``tokenizer``."""
+        self.require_ready()
+        assert self.embedders is not None
         self.token_counter(tokenizer)  # 422 for an unknown one
-        return self.store.create_pool(
-            name, description, embedder.model_id, embedder.dimension, tokenizer
-        )
+        model = self.embedders.canonical(model)
+        if model != PROVIDED:
+            dimension = self.embedders.dimension_of(model)
+        assert dimension is not None
+        return self.store.create_pool(name, description, model, dimension, tokenizer)
+
+    def embedder_for(self, pool: str | PoolRows, *, query: bool = False) -> Embedder:
+        """The embedder of a pool (by name, or its rows): its model, shared with every pool
+        that names it, or :class:`app.embedders.ProvidedVectors`; with ``query`` the one with
+        the query cache in front."""
+        self.require_ready()
+        assert self.embedders is not None
+        if isinstance(pool, PoolRows):
+            return self.embedders.get(pool.model, int(pool.vectors.shape[1]), query=query)
+        info = self.store.get_pool(pool)
+        return self.embedders.get(info["model"], int(info["dimension"]), query=query)
 
     def delete_pool(self, name: str) -> None:
         self.store.delete_pool(name)
@@ -537,10 +605,34 @@ class Engine:
         tokenizer: str = DEFAULT_TOKENIZER,
     ) -> list[PreparedExample]:
         """Embed the inputs and count the tokens of ``examples`` (with the configured
-        ``tokenizer``, a pool's)."""
+        ``tokenizer``, a pool's); for a provided pool's embedder, take (and normalise) their
+        ``embedding`` instead."""
         counter = self.token_counter(tokenizer)
         checkpoint()
-        vectors = (embedder or self.embedder).embed([example.input for example in examples])
+        embedder = embedder or self.embedder
+        if isinstance(embedder, ProvidedVectors):
+            missing = [i for i, example in enumerate(examples) if example.embedding is None]
+            if missing:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    "this pool has provided embeddings: every example needs its embedding",
+                    {"positions": missing[:20]},
+                )
+            vectors = vectors_or_422(
+                [example.embedding or [] for example in examples], embedder.dimension, "embedding"
+            )
+        else:
+            given = [i for i, example in enumerate(examples) if example.embedding is not None]
+            if given:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    f"this pool embeds its examples with {embedder.model_id!r}: leave out "
+                    "embedding, or create the pool with embedding: provided",
+                    {"positions": given[:20]},
+                )
+            vectors = embedder.embed([example.input for example in examples])
         counts = counter.count([f"{example.input}\n{example.output}" for example in examples])
         prepared = []
         for example, vector, count in zip(examples, vectors, counts, strict=True):
@@ -559,9 +651,25 @@ class Engine:
             )
         return prepared
 
+    @staticmethod
+    def vector_problem(example: schemas.ExampleIn, embedder: Embedder) -> str | None:
+        """Why the pool of ``embedder`` refuses this example's embedding (or its lack of
+        one), None when it does not: an import's bad line."""
+        if not isinstance(embedder, ProvidedVectors):
+            if example.embedding is not None:
+                return f"this pool embeds with {embedder.model_id!r}: leave out embedding"
+            return None
+        if example.embedding is None:
+            return "this pool has provided embeddings: the example needs its embedding"
+        try:
+            unit_rows([example.embedding], embedder.dimension)
+        except ValueError as exc:
+            return f"embedding: {exc}"
+        return None
+
     def upsert(self, name: str, examples: Sequence[schemas.ExampleIn]) -> UpsertOutcome:
         tokenizer = self.store.pool_tokenizer(name)  # 404 before embedding anything
-        prepared = self.prepare(examples, tokenizer=tokenizer)
+        prepared = self.prepare(examples, self.embedder_for(name), tokenizer=tokenizer)
         checkpoint()  # the caller gave up while it embedded: commit nothing
         return self.store.upsert(name, prepared)
 
@@ -623,13 +731,7 @@ class Engine:
         return index
 
     def _prepared(self, name: str, rows: PoolRows, index: selector.PoolIndex | None) -> Snapshot:
-        if rows.model != self.embedder.model_id:
-            raise ApiError(
-                409,
-                "conflict",
-                f"pool {name!r} was embedded with {rows.model!r}, the service runs "
-                f"{self.embedder.model_id!r}",
-            )
+        self.embedder_for(rows)  # 409: a model this server does not have
         if not rows.ids:
             raise ApiError(422, "invalid_input", f"pool {name!r} is empty")
         labelled = all(label is not None for label in rows.labels)
@@ -717,23 +819,58 @@ class Engine:
 
     # --- selection -----------------------------------------------------------------------
 
-    def _query_vectors(self, texts: Sequence[str]) -> np.ndarray:
-        assert self._query_embedder is not None
-        self.require_ready()
-        return self._query_embedder.embed(list(texts))
+    def _query_vectors(self, snapshot: Snapshot, texts: Sequence[str]) -> np.ndarray:
+        """The pool's model's embeddings of query texts (422 for a provided pool)."""
+        return self.embedder_for(snapshot.rows, query=True).embed(list(texts))
+
+    def _given_vectors(
+        self, snapshot: Snapshot, vectors: Sequence[Sequence[float]], field: str
+    ) -> np.ndarray:
+        """Query vectors of a request as unit rows: 422 unless the pool is provided and they
+        have its dimension, are finite and nonzero."""
+        if snapshot.rows.model != PROVIDED:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"{field}: this pool embeds with {snapshot.rows.model!r}; send query text "
+                "(vectors are for pools created with embedding: provided)",
+                {"field": field},
+            )
+        return vectors_or_422(vectors, int(snapshot.rows.vectors.shape[1]), field)
 
     def _target(
-        self, request: schemas.TargetChoice, target_pool: Snapshot | None
+        self, request: schemas.TargetChoice, target_pool: Snapshot | None, snapshot: Snapshot
     ) -> tuple[np.ndarray, list[float] | None, str | None]:
         """``(points (m, d), weights or None, the single query or None)``."""
         if request.query is not None:
-            return self._query_vectors([request.query]), None, request.query
+            return self._query_vectors(snapshot, [request.query]), None, request.query
         if request.queries is not None:
-            return self._query_vectors(request.queries), None, None
+            return self._query_vectors(snapshot, request.queries), None, None
+        if request.query_embedding is not None:
+            field = "query_embedding"
+            return self._given_vectors(snapshot, [request.query_embedding], field), None, None
+        if request.query_embeddings is not None:
+            field = "query_embeddings"
+            return self._given_vectors(snapshot, request.query_embeddings, field), None, None
         assert request.target is not None
         if request.target.texts is not None:
-            return self._query_vectors(request.target.texts), request.target.weights, None
+            texts = request.target.texts
+            return self._query_vectors(snapshot, texts), request.target.weights, None
+        if request.target.embeddings is not None:
+            vectors = self._given_vectors(snapshot, request.target.embeddings, "target.embeddings")
+            return vectors, request.target.weights, None
         assert target_pool is not None
+        if (target_pool.rows.model, target_pool.rows.vectors.shape[1]) != (
+            snapshot.rows.model,
+            snapshot.rows.vectors.shape[1],
+        ):
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"target pool {target_pool.name!r} is embedded with {target_pool.rows.model!r}, "
+                f"pool {snapshot.name!r} with {snapshot.rows.model!r}: a target pool needs the "
+                "same model",
+            )
         return target_pool.rows.vectors, None, None
 
     def _target_pool(self, request: schemas.TargetChoice) -> tuple[Snapshot | None, float]:
@@ -764,11 +901,12 @@ class Engine:
         snapshot, load_seconds = self.loaded(name)
         target_pool, target_load = self._target_pool(request)
         texts = target_texts(request)
+        points = target_points(request) if target_pool is None else target_pool.pool.size
         self.admit(
             selection_cost(
                 pool=snapshot.pool.size,
                 problems=1,
-                target_points=len(texts) if target_pool is None else target_pool.pool.size,
+                target_points=points,
                 k=request_k(request),
                 num_subsets=request.num_subsets,
                 chars=embedded_chars(texts),
@@ -782,22 +920,27 @@ class Engine:
     def select_inline(self, request: schemas.StatelessSelectRequest) -> schemas.Selection:
         self.require_ready()
         texts = target_texts(request)
-        candidates = [example.input for example in request.candidates]
+        given = [example.embedding for example in request.candidates]
+        provided = given[0] is not None
+        candidates = [] if provided else [example.input for example in request.candidates]
         self.admit(
             selection_cost(
-                pool=len(candidates),
+                pool=len(request.candidates),
                 problems=1,
-                target_points=len(texts),
+                target_points=target_points(request),
                 k=request_k(request),
                 num_subsets=request.num_subsets,
                 chars=embedded_chars(texts) + embedded_chars(candidates),
             )
         )
-        prepared = self.prepare(request.candidates, self._query_embedder)
+        # Candidates with vectors select on vectors (every one needs its own, of one size).
+        assert self._query_embedder is not None
+        embedder = ProvidedVectors(len(given[0] or [])) if provided else self._query_embedder
+        prepared = self.prepare(request.candidates, embedder)
         rows = PoolRows(
             version=0,
             created_at=0.0,
-            model=self.embedder.model_id,
+            model=PROVIDED if provided else self.embedder.model_id,
             ids=[example.id for example in prepared],
             inputs=[example.input for example in prepared],
             outputs=[example.output for example in prepared],
@@ -817,7 +960,7 @@ class Engine:
         load_seconds: float,
     ) -> schemas.Selection:
         started = time.perf_counter()
-        target, weights, query = self._target(request, target_pool)
+        target, weights, query = self._target(request, target_pool, snapshot)
         embedded = time.perf_counter()
         tau, tau_source = chosen_tau(snapshot, request)
         result = selector.select(
@@ -849,16 +992,21 @@ class Engine:
         self.admit(
             selection_cost(
                 pool=snapshot.pool.size,
-                problems=len(request.queries),
+                problems=request.size,
                 target_points=1,
                 k=request_k(request),
                 num_subsets=request.num_subsets,
-                chars=embedded_chars(request.queries),
+                chars=embedded_chars(request.queries or []),
             )
         )
         started = time.perf_counter()
-        queries = self._query_vectors(request.queries)
-        embed_share = (time.perf_counter() - started) / len(request.queries)
+        if request.queries is not None:
+            queries = self._query_vectors(snapshot, request.queries)
+        else:
+            assert request.query_embeddings is not None
+            queries = self._given_vectors(snapshot, request.query_embeddings, "query_embeddings")
+        embed_share = (time.perf_counter() - started) / request.size
+        texts: list[str | None] = [*request.queries] if request.queries else [None] * request.size
         tau, tau_source = chosen_tau(snapshot, request)
         results = selector.select_batch(
             snapshot.pool,
@@ -884,7 +1032,7 @@ class Engine:
                     load_seconds,
                     target=(queries[row : row + 1], None),
                 )
-                for row, (result, query) in enumerate(zip(results, request.queries, strict=True))
+                for row, (result, query) in enumerate(zip(results, texts, strict=True))
             ],
         )
 
@@ -909,10 +1057,19 @@ class Engine:
                     "demonstrations by their labels, or by their outputs when the pool is not "
                     "labelled; give every example a label, or every example an output",
                 )
-            scorer = self._output_similarity_scorer(outputs)
+            if snapshot.rows.model == PROVIDED:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    f"pool {name!r} cannot be calibrated: its vectors are provided, so the "
+                    "service cannot embed the outputs to score them; give every example a label",
+                )
+            scorer = self._output_similarity_scorer(outputs, self.embedder_for(snapshot.rows))
         return CalibrationPlan(snapshot, request, validation_rows, scorer)
 
-    def _output_similarity_scorer(self, outputs: Sequence[str]) -> selector.Scorer:
+    def _output_similarity_scorer(
+        self, outputs: Sequence[str], embedder: Embedder
+    ) -> selector.Scorer:
         """Output similarity of an unlabelled pool: the outputs are embedded as the scoring
         meets them (a held-out example's and its demonstrations'), not the whole pool's."""
         embedded: dict[int, np.ndarray] = {}
@@ -920,7 +1077,7 @@ class Engine:
         def output_similarity(rows: np.ndarray, chosen: np.ndarray) -> float:
             missing = sorted((set(rows.tolist()) | set(chosen.ravel().tolist())) - set(embedded))
             if missing:
-                vectors = self.embedder.embed([outputs[row] for row in missing])
+                vectors = embedder.embed([outputs[row] for row in missing])
                 embedded.update(zip(missing, vectors, strict=True))
             return selector.output_similarity(
                 torch.from_numpy(np.stack([embedded[row] for row in rows.tolist()])),
@@ -958,6 +1115,16 @@ class Engine:
             }
         )
         return calibration.model_dump(exclude_computed_fields=True)  # stored: epoch only
+
+
+def target_points(request: schemas.TargetChoice) -> int:
+    """The points of a request's target: texts or vectors (none counted for a target pool)."""
+    vectors = request.query_embeddings or (
+        [request.query_embedding] if request.query_embedding is not None else None
+    )
+    if vectors is None and request.target is not None:
+        vectors = request.target.embeddings
+    return len(target_texts(request)) if vectors is None else len(vectors)
 
 
 def target_texts(request: schemas.TargetChoice) -> list[str]:

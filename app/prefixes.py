@@ -347,7 +347,9 @@ def build(
             chars=embedded_chars(texts),
         )
     )
-    points = engine._query_vectors(texts) if target_pool is None else target_pool.rows.vectors
+    points = (
+        engine._query_vectors(snapshot, texts) if target_pool is None else target_pool.rows.vectors
+    )
     tau, _ = chosen_tau(snapshot, request)
     result = selector.select(
         snapshot.pool,
@@ -514,7 +516,7 @@ def select_with_prefix(
         )
     )
     started = time.perf_counter()
-    target, weights, query = engine._target(options, target_pool)
+    target, weights, query = engine._target(options, target_pool, snapshot)
     embedded = time.perf_counter()
     tau, tau_source = chosen_tau(snapshot, options)
     result = selector.select(
@@ -551,6 +553,10 @@ def select_batch_with_prefix(
     conditioned = _conditioned(engine, pool, request)
     snapshot = conditioned.snapshot
     options = _slice_options(request, conditioned.prefix)
+    if options.queries is None:
+        raise ApiError(
+            422, "invalid_input", "a prefix batch takes queries (texts), not query_embeddings"
+        )
     engine.admit(
         selection_cost(
             pool=snapshot.pool.size,
@@ -562,7 +568,7 @@ def select_batch_with_prefix(
         )
     )
     started = time.perf_counter()
-    queries = engine._query_vectors(options.queries)
+    queries = engine._query_vectors(snapshot, options.queries)
     embed_share = (time.perf_counter() - started) / len(options.queries)
     tau, tau_source = chosen_tau(snapshot, options)
     results = selector.select_batch(

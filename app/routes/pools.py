@@ -28,7 +28,10 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
     responses=error_responses(401, 403, 409, 422, 429, 503),
 )
 async def create_pool(body: PoolCreate, engine: ReadyEngine, compute: ComputeDep) -> PoolInfo:
-    created = await compute.write(engine.create_pool, body.name, body.description, body.tokenizer)
+    model = "provided" if body.embedding == "provided" else body.model
+    created = await compute.write(
+        engine.create_pool, body.name, body.description, model, body.dimension, body.tokenizer
+    )
     return PoolInfo(**created)
 
 

@@ -69,7 +69,7 @@ async def select_batch(
         result = await compute.read(prefixes.select_batch_with_prefix, engine, pool, body)
     seconds = max(item.timings.total_ms for item in result.results) / 1000.0
     metrics.selection.labels("batch").observe(seconds)
-    traffic.record(pool, body.queries)
+    traffic.record(pool, body.queries or [])
     return result
 
 

@@ -118,10 +118,10 @@ def test_a_failing_job_fails_alone(worker: JobWorker, monkeypatch: Any) -> None:
     prepare = worker.engine.prepare
     calls = iter(range(1_000))
 
-    def fails_on_the_second_chunk(examples: Any, **options: Any) -> Any:
+    def fails_on_the_second_chunk(examples: Any, *embedder: Any, **options: Any) -> Any:
         if next(calls) == 1:
             raise RuntimeError("a bug in one job")
-        return prepare(examples, **options)
+        return prepare(examples, *embedder, **options)
 
     monkeypatch.setattr(worker.engine, "prepare", fails_on_the_second_chunk)
     failed = finished(worker, submit(worker, make_examples(30)))
@@ -168,9 +168,9 @@ def test_a_job_past_its_time_limit_fails_at_a_chunk_boundary(
 ) -> None:
     prepare = worker.engine.prepare
 
-    def slow(examples: Any, **options: Any) -> Any:
+    def slow(examples: Any, *embedder: Any, **options: Any) -> Any:
         time.sleep(0.1)
-        return prepare(examples, **options)
+        return prepare(examples, *embedder, **options)
 
     monkeypatch.setattr(worker.engine, "prepare", slow)
     monkeypatch.setattr(worker.settings, "job_timeout_s", 0.35)
@@ -187,9 +187,9 @@ def test_an_import_bumps_the_version_once(worker: JobWorker, monkeypatch: Any) -
     prepare = worker.engine.prepare
     seen: list[tuple[int, int]] = []
 
-    def watched(examples: Any, **options: Any) -> Any:
+    def watched(examples: Any, *embedder: Any, **options: Any) -> Any:
         seen.append((worker.store.pool_version("p"), worker.store.get_pool("p")["size"]))
-        return prepare(examples, **options)
+        return prepare(examples, *embedder, **options)
 
     monkeypatch.setattr(worker.engine, "prepare", watched)
     job = finished(worker, submit(worker, make_examples(35)))

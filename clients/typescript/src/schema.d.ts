@@ -449,7 +449,12 @@ export interface components {
              */
             prefix?: string | null;
             /** Queries */
-            queries: string[];
+            queries?: string[] | null;
+            /**
+             * Query Embeddings
+             * @description The queries as vectors, instead of queries (provided embeddings).
+             */
+            query_embeddings?: components["schemas"]["Vector"][] | null;
             /**
              * Query Template
              * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
@@ -757,6 +762,8 @@ export interface components {
          *     }
          */
         ExampleIn: {
+            /** @description Its input's embedding: required in a pool created with embedding provided (or for every inline candidate, to select on vectors), refused otherwise. */
+            embedding?: components["schemas"]["Vector"] | null;
             /**
              * Id
              * @description Its id; default: 16 hex digits of its content's hash.
@@ -841,9 +848,14 @@ export interface components {
             methods: string[];
             /**
              * Model
-             * @description The embedding model; null until loaded.
+             * @description The default embedding model; null until loaded.
              */
             model: string | null;
+            /**
+             * Models
+             * @description Every model a pool may name (MMDSHOT_MODELS, the bundled minilm, the remote server); a pool may also be created with embedding provided.
+             */
+            models?: components["schemas"]["ModelInfo"][];
             /**
              * Tokenizers
              * @description The tokenizers a pool may name at creation (default first; MMDSHOT_TOKENIZERS); empty until the models load.
@@ -1061,6 +1073,38 @@ export interface components {
         };
         /** @enum {string} */
         Method: "mmd" | "knn" | "mmr" | "random";
+        /**
+         * ModelInfo
+         * @description A model a pool may name at creation (POST /v1/pools ``model``).
+         */
+        ModelInfo: {
+            /**
+             * Aliases
+             * @description Other names it answers to (minilm).
+             */
+            aliases: string[];
+            /**
+             * Default
+             * @description The model of a pool created without one.
+             */
+            default: boolean;
+            /**
+             * Dimension
+             * @description Its embeddings' dimension; null for a remote server not yet asked.
+             */
+            dimension: number | null;
+            /**
+             * Loaded
+             * @description Loaded in this replica (local models load on first use).
+             */
+            loaded: boolean;
+            /**
+             * Name
+             * @description What a pool names it by.
+             * @example all-MiniLM-L6-v2
+             */
+            name: string;
+        };
         /** PoolCalibration */
         PoolCalibration: {
             /**
@@ -1132,6 +1176,23 @@ export interface components {
              * @example support tickets, 3 labels
              */
             description?: string;
+            /**
+             * Dimension
+             * @description embedding provided: the vectors' dimension (required).
+             */
+            dimension?: number | null;
+            /**
+             * Embedding
+             * @description model: the service embeds inputs and queries with the pool's model; provided: examples carry their embedding and selections send query vectors.
+             * @default model
+             * @enum {string}
+             */
+            embedding?: "model" | "provided";
+            /**
+             * Model
+             * @description embedding model: one of GET /v1/info models (default: the default model).
+             */
+            model?: string | null;
             /**
              * Name
              * @example tweets
@@ -1306,6 +1367,13 @@ export interface components {
             queries?: string[] | null;
             /** Query */
             query?: string | null;
+            /** @description The query's vector (a pool with provided embeddings). */
+            query_embedding?: components["schemas"]["Vector"] | null;
+            /**
+             * Query Embeddings
+             * @description One shared target set of vectors, as queries (provided embeddings).
+             */
+            query_embeddings?: components["schemas"]["Vector"][] | null;
             /**
              * Query Template
              * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
@@ -1828,6 +1896,11 @@ export interface components {
         /** Readiness */
         Readiness: {
             /**
+             * Embedding Server
+             * @description The remote embedding server (MMDSHOT_EMBEDDING_URL), when one is set: unavailable makes the replica not ready.
+             */
+            embedding_server?: ("ok" | "unavailable") | null;
+            /**
              * Message
              * @description Why not ready, when it is not.
              */
@@ -2091,6 +2164,13 @@ export interface components {
             queries?: string[] | null;
             /** Query */
             query?: string | null;
+            /** @description The query's vector (a pool with provided embeddings). */
+            query_embedding?: components["schemas"]["Vector"] | null;
+            /**
+             * Query Embeddings
+             * @description One shared target set of vectors, as queries (provided embeddings).
+             */
+            query_embeddings?: components["schemas"]["Vector"][] | null;
             /**
              * Query Template
              * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
@@ -2160,9 +2240,15 @@ export interface components {
         };
         /**
          * TargetIn
-         * @description A target distribution: texts (optionally weighted) or every example of another pool.
+         * @description A target distribution: texts or vectors (optionally weighted), or every example of
+         *     another pool.
          */
         TargetIn: {
+            /**
+             * Embeddings
+             * @description The target's vectors (a pool with provided embeddings).
+             */
+            embeddings?: components["schemas"]["Vector"][] | null;
             /** Pool */
             pool?: string | null;
             /** Texts */
@@ -2254,6 +2340,8 @@ export interface components {
              */
             version: number;
         };
+        /** @description An embedding: the pool's dimension, finite, not all zero (the service normalises it). */
+        Vector: number[];
     };
     responses: never;
     parameters: never;
@@ -2688,7 +2776,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2813,7 +2901,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2921,7 +3009,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3091,7 +3179,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3220,7 +3308,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3343,7 +3431,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3519,7 +3607,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3648,7 +3736,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3767,7 +3855,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3875,7 +3963,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3983,7 +4071,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4088,7 +4176,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
