@@ -35,7 +35,10 @@ async def select(
     compute: ComputeDep,
     metrics: MetricsDep,
 ) -> PoolSelection:
-    result = await compute.read(engine.select_in_pool, pool, body)
+    if body.query is not None:  # one query: batched with the others (app/batching.py)
+        result = await compute.batched(engine.select_batched, pool, body)
+    else:
+        result = await compute.read(engine.select_in_pool, pool, body)
     metrics.selection.labels("pool").observe(result.timings.total_ms / 1000.0)
     return result
 
@@ -54,7 +57,7 @@ async def select_batch(
     compute: ComputeDep,
     metrics: MetricsDep,
 ) -> BatchSelection:
-    result = await compute.read(engine.select_batch, pool, body)
+    result = await compute.batched(engine.select_batch_batched, pool, body)
     seconds = max(item.timings.total_ms for item in result.results) / 1000.0
     metrics.selection.labels("batch").observe(seconds)
     return result
