@@ -89,6 +89,37 @@ class Settings(BaseSettings):
         "(~/.cache/mmdshot).",
     )
     hashing_dimension: int = Field(default=64, ge=2, le=4096)
+    models: str = Field(
+        default="",
+        description="More local sentence-transformers folders a pool may pick "
+        "(name=/path,name2=/path2); the default model and the bundled MiniLM (minilm) are "
+        "always there. Each loads on first use and is shared by every pool that names it.",
+    )
+    embedding_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible embedding server (its base URL, e.g. "
+        "http://infinity:7997, with /embeddings under it): then the default model for new "
+        "pools, named remote or remote:<embedding_model>.",
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="Sent as Authorization: Bearer to embedding_url."
+    )
+    embedding_model: str | None = Field(
+        default=None, description="The model name sent to embedding_url (unset: none sent)."
+    )
+    embedding_batch_size: int = Field(
+        default=64, ge=1, le=2048, description="Texts per request to embedding_url."
+    )
+    embedding_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Deadline of one request to embedding_url."
+    )
+    embedding_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Retries of a failed request to embedding_url (connection errors, 429, "
+        "5xx), with exponential backoff from 0.2 s; then 503 embedding_unavailable.",
+    )
     device: str = Field(
         default="auto", description="Torch device for selection: auto, cpu, cuda[:N]."
     )

@@ -34,6 +34,15 @@ from app import schemas
 from app.batching import Batcher, Job
 from app.config import Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
+from app.embedders import (
+    PROVIDED,
+    EmbedderRegistry,
+    ProvidedVectors,
+    RemoteEmbedder,
+    parse_models,
+    unit_rows,
+    vectors_or_422,
+)
 from app.errors import ApiError
 from app.scores import example_scores
 from app.store import (
@@ -311,9 +320,26 @@ class CalibrationPlan:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """The embedder the settings name (loading MiniLM takes seconds)."""
+    """The default embedder the settings name (loading MiniLM takes seconds): the remote
+    server when ``embedding_url`` is set."""
+    if settings.embedding_url is not None:
+        key = settings.embedding_api_key
+        return RemoteEmbedder(
+            settings.embedding_url,
+            api_key=None if key is None else key.get_secret_value(),
+            model=settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            timeout_s=settings.embedding_timeout_s,
+            retries=settings.embedding_retries,
+        )
     if settings.embedder == "hashing":
         return selector.HashingEmbedder(settings.hashing_dimension)
+    return build_local_embedder(settings, settings.model_path)
+
+
+def build_local_embedder(settings: Settings, model_path: Path | None) -> Embedder:
+    """A local sentence-transformers folder (None: the bundled MiniLM) on the settings'
+    backend and device."""
     # The model is on disk: the service keeps every Hugging Face library off the network (the
     # library itself reads no environment variables).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -321,7 +347,7 @@ def build_embedder(settings: Settings) -> Embedder:
     if cache is None:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmdshot"
     return load_sentence_embedder(
-        settings.model_path,
+        model_path,
         backend=settings.embedding_backend,
         device=str(selector.resolve_device(settings.device)),
         cache_dir=cache,
@@ -359,6 +385,8 @@ class Engine:
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None
         self._query_embedder: Embedder | None = None
+        self.embedders: EmbedderRegistry | None = None
+        """The models pools may name (:mod:`app.embedders`), once :meth:`load_models` ran."""
         self._token_counter: TokenCounter | None = None
         self._batchers: dict[Embedder, Batcher] = {}
         self.load_error: str | None = None
@@ -413,10 +441,26 @@ class Engine:
         try:
             embedder = build_embedder(self.settings)
             self._token_counter = build_token_counter(self.settings)
+            models = parse_models(self.settings.models)
         except selector.SelectorError as exc:
             self.load_error = public_load_error(exc.message)
             logger.error("model loading failed: %s", exc.message)
             return
+        except ValueError as exc:
+            self.load_error = str(exc)
+            logger.error("MMDSHOT_MODELS: %s", exc)
+            return
+        bundled = (
+            self.settings.embedding_url is None
+            and self.settings.embedder == "minilm"
+            and self.settings.model_path is None
+        )
+        self.embedders = EmbedderRegistry(
+            embedder,
+            models,
+            functools.partial(build_local_embedder, self.settings),
+            bundled_is_default=bundled,
+        )
         self._query_embedder = selector.CachedEmbedder(embedder, QUERY_CACHE_ENTRIES)
         self._embedder = embedder
 
@@ -511,13 +555,6 @@ class Engine:
             "jobs": sum(batcher.jobs for batcher in batchers),
         }
 
-    @property
-    def query_batcher(self) -> Batcher:
-        """The batcher of the service's query embedder."""
-        self.require_ready()
-        assert self._query_embedder is not None
-        return self.batcher_for(self._query_embedder)
-
     def close(self) -> None:
         self._closing = True
         for batcher in self._batchers.values():
@@ -527,9 +564,33 @@ class Engine:
 
     # --- pools and examples --------------------------------------------------------------
 
-    def create_pool(self, name: str, description: str) -> dict[str, Any]:
-        embedder = self.embedder
-        return self.store.create_pool(name, description, embedder.model_id, embedder.dimension)
+    def create_pool(
+        self,
+        name: str,
+        description: str,
+        model: str | None = None,
+        dimension: int | None = None,
+    ) -> dict[str, Any]:
+        """A new pool embedded by ``model`` (None: the default; ``provided``: the client's
+        vectors of ``dimension``)."""
+        self.require_ready()
+        assert self.embedders is not None
+        model = self.embedders.canonical(model)
+        if model != PROVIDED:
+            dimension = self.embedders.dimension_of(model)
+        assert dimension is not None
+        return self.store.create_pool(name, description, model, dimension)
+
+    def embedder_for(self, pool: str | PoolRows, *, query: bool = False) -> Embedder:
+        """The embedder of a pool (by name, or its rows): its model, shared with every pool
+        that names it, or :class:`app.embedders.ProvidedVectors`; with ``query`` the one with
+        the query cache in front."""
+        self.require_ready()
+        assert self.embedders is not None
+        if isinstance(pool, PoolRows):
+            return self.embedders.get(pool.model, int(pool.vectors.shape[1]), query=query)
+        info = self.store.get_pool(pool)
+        return self.embedders.get(info["model"], int(info["dimension"]), query=query)
 
     def delete_pool(self, name: str) -> None:
         self.store.delete_pool(name)
@@ -540,10 +601,34 @@ class Engine:
     def prepare(
         self, examples: Sequence[schemas.ExampleIn], embedder: Embedder | None = None
     ) -> list[PreparedExample]:
-        """Embed the inputs and count the tokens of ``examples``."""
+        """Embed the inputs and count the tokens of ``examples``; for a provided pool's
+        embedder, take (and normalise) their ``embedding`` instead."""
         assert self._token_counter is not None
         checkpoint()
-        vectors = (embedder or self.embedder).embed([example.input for example in examples])
+        embedder = embedder or self.embedder
+        if isinstance(embedder, ProvidedVectors):
+            missing = [i for i, example in enumerate(examples) if example.embedding is None]
+            if missing:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    "this pool has provided embeddings: every example needs its embedding",
+                    {"positions": missing[:20]},
+                )
+            vectors = vectors_or_422(
+                [example.embedding or [] for example in examples], embedder.dimension, "embedding"
+            )
+        else:
+            given = [i for i, example in enumerate(examples) if example.embedding is not None]
+            if given:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    f"this pool embeds its examples with {embedder.model_id!r}: leave out "
+                    "embedding, or create the pool with embedding: provided",
+                    {"positions": given[:20]},
+                )
+            vectors = embedder.embed([example.input for example in examples])
         counts = self._token_counter.count(
             [f"{example.input}\n{example.output}" for example in examples]
         )
@@ -564,9 +649,25 @@ class Engine:
             )
         return prepared
 
+    @staticmethod
+    def vector_problem(example: schemas.ExampleIn, embedder: Embedder) -> str | None:
+        """Why the pool of ``embedder`` refuses this example's embedding (or its lack of
+        one), None when it does not: an import's bad line."""
+        if not isinstance(embedder, ProvidedVectors):
+            if example.embedding is not None:
+                return f"this pool embeds with {embedder.model_id!r}: leave out embedding"
+            return None
+        if example.embedding is None:
+            return "this pool has provided embeddings: the example needs its embedding"
+        try:
+            unit_rows([example.embedding], embedder.dimension)
+        except ValueError as exc:
+            return f"embedding: {exc}"
+        return None
+
     def upsert(self, name: str, examples: Sequence[schemas.ExampleIn]) -> UpsertOutcome:
         self.store.pool_version(name)  # 404 before embedding anything
-        prepared = self.prepare(examples)
+        prepared = self.prepare(examples, self.embedder_for(name))
         checkpoint()  # the caller gave up while it embedded: commit nothing
         return self.store.upsert(name, prepared)
 
@@ -628,13 +729,7 @@ class Engine:
         return index
 
     def _prepared(self, name: str, rows: PoolRows, index: selector.PoolIndex | None) -> Snapshot:
-        if rows.model != self.embedder.model_id:
-            raise ApiError(
-                409,
-                "conflict",
-                f"pool {name!r} was embedded with {rows.model!r}, the service runs "
-                f"{self.embedder.model_id!r}",
-            )
+        self.embedder_for(rows)  # 409: a model this server does not have
         if not rows.ids:
             raise ApiError(422, "invalid_input", f"pool {name!r} is empty")
         labelled = all(label is not None for label in rows.labels)
@@ -722,23 +817,58 @@ class Engine:
 
     # --- selection -----------------------------------------------------------------------
 
-    def _query_vectors(self, texts: Sequence[str]) -> np.ndarray:
-        assert self._query_embedder is not None
-        self.require_ready()
-        return self._query_embedder.embed(list(texts))
+    def _query_vectors(self, snapshot: Snapshot, texts: Sequence[str]) -> np.ndarray:
+        """The pool's model's embeddings of query texts (422 for a provided pool)."""
+        return self.embedder_for(snapshot.rows, query=True).embed(list(texts))
+
+    def _given_vectors(
+        self, snapshot: Snapshot, vectors: Sequence[Sequence[float]], field: str
+    ) -> np.ndarray:
+        """Query vectors of a request as unit rows: 422 unless the pool is provided and they
+        have its dimension, are finite and nonzero."""
+        if snapshot.rows.model != PROVIDED:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"{field}: this pool embeds with {snapshot.rows.model!r}; send query text "
+                "(vectors are for pools created with embedding: provided)",
+                {"field": field},
+            )
+        return vectors_or_422(vectors, int(snapshot.rows.vectors.shape[1]), field)
 
     def _target(
-        self, request: schemas.TargetChoice, target_pool: Snapshot | None
+        self, request: schemas.TargetChoice, target_pool: Snapshot | None, snapshot: Snapshot
     ) -> tuple[np.ndarray, list[float] | None, str | None]:
         """``(points (m, d), weights or None, the single query or None)``."""
         if request.query is not None:
-            return self._query_vectors([request.query]), None, request.query
+            return self._query_vectors(snapshot, [request.query]), None, request.query
         if request.queries is not None:
-            return self._query_vectors(request.queries), None, None
+            return self._query_vectors(snapshot, request.queries), None, None
+        if request.query_embedding is not None:
+            field = "query_embedding"
+            return self._given_vectors(snapshot, [request.query_embedding], field), None, None
+        if request.query_embeddings is not None:
+            field = "query_embeddings"
+            return self._given_vectors(snapshot, request.query_embeddings, field), None, None
         assert request.target is not None
         if request.target.texts is not None:
-            return self._query_vectors(request.target.texts), request.target.weights, None
+            texts = request.target.texts
+            return self._query_vectors(snapshot, texts), request.target.weights, None
+        if request.target.embeddings is not None:
+            vectors = self._given_vectors(snapshot, request.target.embeddings, "target.embeddings")
+            return vectors, request.target.weights, None
         assert target_pool is not None
+        if (target_pool.rows.model, target_pool.rows.vectors.shape[1]) != (
+            snapshot.rows.model,
+            snapshot.rows.vectors.shape[1],
+        ):
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"target pool {target_pool.name!r} is embedded with {target_pool.rows.model!r}, "
+                f"pool {snapshot.name!r} with {snapshot.rows.model!r}: a target pool needs the "
+                "same model",
+            )
         return target_pool.rows.vectors, None, None
 
     def _target_pool(self, request: schemas.TargetChoice) -> tuple[Snapshot | None, float]:
@@ -775,11 +905,12 @@ class Engine:
         snapshot, load_seconds = self.loaded(name)
         target_pool, target_load = self._target_pool(request)
         texts = target_texts(request)
+        points = target_points(request) if target_pool is None else target_pool.pool.size
         self.admit(
             selection_cost(
                 pool=snapshot.pool.size,
                 problems=1,
-                target_points=len(texts) if target_pool is None else target_pool.pool.size,
+                target_points=points,
                 k=request_k(request),
                 num_subsets=request.num_subsets,
                 chars=embedded_chars(texts),
@@ -795,22 +926,27 @@ class Engine:
     def select_inline(self, request: schemas.StatelessSelectRequest) -> schemas.Selection:
         self.require_ready()
         texts = target_texts(request)
-        candidates = [example.input for example in request.candidates]
+        given = [example.embedding for example in request.candidates]
+        provided = given[0] is not None
+        candidates = [] if provided else [example.input for example in request.candidates]
         self.admit(
             selection_cost(
-                pool=len(candidates),
+                pool=len(request.candidates),
                 problems=1,
-                target_points=len(texts),
+                target_points=target_points(request),
                 k=request_k(request),
                 num_subsets=request.num_subsets,
                 chars=embedded_chars(texts) + embedded_chars(candidates),
             )
         )
-        prepared = self.prepare(request.candidates, self._query_embedder)
+        # Candidates with vectors select on vectors (every one needs its own, of one size).
+        assert self._query_embedder is not None
+        embedder = ProvidedVectors(len(given[0] or [])) if provided else self._query_embedder
+        prepared = self.prepare(request.candidates, embedder)
         rows = PoolRows(
             version=0,
             created_at=0.0,
-            model=self.embedder.model_id,
+            model=PROVIDED if provided else self.embedder.model_id,
             ids=[example.id for example in prepared],
             inputs=[example.input for example in prepared],
             outputs=[example.output for example in prepared],
@@ -833,7 +969,7 @@ class Engine:
     ) -> schemas.Selection:
         started = time.perf_counter() - embed_seconds
         if vectors is None:
-            target, weights, query = self._target(request, target_pool)
+            target, weights, query = self._target(request, target_pool, snapshot)
         else:
             target, weights, query = vectors, None, request.query
         embedded = time.perf_counter() if vectors is None else started + embed_seconds
@@ -873,18 +1009,25 @@ class Engine:
         self.admit(
             selection_cost(
                 pool=snapshot.pool.size,
-                problems=len(request.queries),
+                problems=request.size,
                 target_points=1,
                 k=request_k(request),
                 num_subsets=request.num_subsets,
-                chars=embedded_chars(request.queries),
+                chars=embedded_chars(request.queries or []),
             )
         )
         started = time.perf_counter() - embed_seconds
-        queries = self._query_vectors(request.queries) if vectors is None else vectors
-        embed_share = (time.perf_counter() - started) / len(request.queries)
         if vectors is not None:
-            embed_share = embed_seconds / len(request.queries)
+            queries = vectors
+        elif request.queries is not None:
+            queries = self._query_vectors(snapshot, request.queries)
+        else:
+            assert request.query_embeddings is not None
+            queries = self._given_vectors(snapshot, request.query_embeddings, "query_embeddings")
+        embed_share = (time.perf_counter() - started) / request.size
+        if vectors is not None:
+            embed_share = embed_seconds / request.size
+        texts: list[str | None] = [*request.queries] if request.queries else [None] * request.size
         tau, tau_source = chosen_tau(snapshot, request)
         results = selector.select_batch(
             snapshot.pool,
@@ -910,7 +1053,7 @@ class Engine:
                     load_seconds,
                     target=(queries[row : row + 1], None),
                 )
-                for row, (result, query) in enumerate(zip(results, request.queries, strict=True))
+                for row, (result, query) in enumerate(zip(results, texts, strict=True))
             ],
         )
 
@@ -922,13 +1065,15 @@ class Engine:
         request: schemas.PoolSelectRequest,
         gone: Callable[[], Awaitable[object]] | None = None,
     ) -> schemas.PoolSelection:
-        """``select_in_pool`` of a single ``query`` through the query batcher: it joins the
-        selections of the same pool and settings arriving with it (one forward, one
-        ``select_batch``)."""
-        assert request.query is not None
+        """``select_in_pool``; a single ``query`` goes through its model's batcher, joining
+        the selections of the same pool and settings arriving with it (one forward, one
+        ``select_batch``). Other targets run alone."""
+        batcher = None if request.query is None else await asyncio.to_thread(self._batcher, name)
+        if batcher is None or request.query is None:
+            return await self.run("read", self.select_in_pool, name, request, gone=gone)
         key = ("one", name, request.model_dump_json(exclude={"query"}))
-        batcher = self.query_batcher
-        return await batcher.submit(key, [request.query], self._select_group, (name, request), gone)
+        job = (name, request)
+        return await batcher.submit(key, [request.query], self._select_group, job, gone)
 
     async def select_batch_batched(
         self,
@@ -936,11 +1081,24 @@ class Engine:
         request: schemas.BatchSelectRequest,
         gone: Callable[[], Awaitable[object]] | None = None,
     ) -> schemas.BatchSelection:
-        """``select_batch`` through the query batcher: its queries share forwards with the
-        requests arriving with it."""
+        """``select_batch``; query texts go through their model's batcher, sharing forwards
+        with the requests arriving with them."""
+        batcher = None if request.queries is None else await asyncio.to_thread(self._batcher, name)
+        if batcher is None or request.queries is None:
+            return await self.run("read", self.select_batch, name, request, gone=gone)
         key = ("batch", name, request.model_dump_json(exclude={"queries"}))
-        batcher = self.query_batcher
-        return await batcher.submit(key, request.queries, self._batch_group, (name, request), gone)
+        job = (name, request)
+        return await batcher.submit(key, request.queries, self._batch_group, job, gone)
+
+    def _batcher(self, name: str) -> Batcher | None:
+        """The batcher of the loaded pool ``name``'s query embedder; None for a pool not
+        loaded yet or one of provided vectors (those take the unbatched path)."""
+        self.require_ready()
+        with self._guard:
+            snapshot = self._snapshots.get(name)
+        if snapshot is None or snapshot.rows.model == PROVIDED:
+            return None
+        return self.batcher_for(self.embedder_for(snapshot.rows, query=True))
 
     def _select_group(self, jobs: list[Job], vectors: list[np.ndarray]) -> list[Any]:
         """The jobs of one pool and settings: alone, ``select_in_pool``; several single
@@ -1041,10 +1199,12 @@ class Engine:
                     "demonstrations by their labels, or by their outputs when the pool is not "
                     "labelled; give every example a label, or every example an output",
                 )
-            scorer = self._output_similarity_scorer(outputs)
+            scorer = self._output_similarity_scorer(outputs, self.embedder_for(snapshot.rows))
         return CalibrationPlan(snapshot, request, validation_rows, scorer)
 
-    def _output_similarity_scorer(self, outputs: Sequence[str]) -> selector.Scorer:
+    def _output_similarity_scorer(
+        self, outputs: Sequence[str], embedder: Embedder
+    ) -> selector.Scorer:
         """Output similarity of an unlabelled pool: the outputs are embedded as the scoring
         meets them (a held-out example's and its demonstrations'), not the whole pool's."""
         embedded: dict[int, np.ndarray] = {}
@@ -1052,7 +1212,7 @@ class Engine:
         def output_similarity(rows: np.ndarray, chosen: np.ndarray) -> float:
             missing = sorted((set(rows.tolist()) | set(chosen.ravel().tolist())) - set(embedded))
             if missing:
-                vectors = self.embedder.embed([outputs[row] for row in missing])
+                vectors = embedder.embed([outputs[row] for row in missing])
                 embedded.update(zip(missing, vectors, strict=True))
             return selector.output_similarity(
                 torch.from_numpy(np.stack([embedded[row] for row in rows.tolist()])),
@@ -1101,6 +1261,16 @@ def _job_result(answer: Callable[[], T]) -> T | Exception:
         raise
     except Exception as exc:
         return exc
+
+
+def target_points(request: schemas.TargetChoice) -> int:
+    """The points of a request's target: texts or vectors (none counted for a target pool)."""
+    vectors = request.query_embeddings or (
+        [request.query_embedding] if request.query_embedding is not None else None
+    )
+    if vectors is None and request.target is not None:
+        vectors = request.target.embeddings
+    return len(target_texts(request)) if vectors is None else len(vectors)
 
 
 def target_texts(request: schemas.TargetChoice) -> list[str]:

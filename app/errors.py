@@ -7,9 +7,10 @@ input (``validation_error``, ``invalid_input``, ``unknown_kernel``, ``response_t
 404 ``not_found``, 405 ``method_not_allowed`` (with ``Allow``), 408 ``request_timeout``, 409
 ``conflict`` and ``infeasible_constraint`` (the constraints cannot be met by this pool), 413
 ``payload_too_large``, 415 ``unsupported_media_type``, 422 ``too_costly`` (over the cost budget),
-429 ``overloaded``, 503 ``not_ready``, ``timeout`` (past the request deadline) and
-``shutting_down``, 507 ``storage_full``; anything unexpected is a 500 ``internal`` without
-internals in the body. Every 429 and 503 carries ``Retry-After``.
+429 ``overloaded``, 503 ``not_ready``, ``timeout`` (past the request deadline),
+``embedding_unavailable`` (the remote embedding server is down) and ``shutting_down``, 507
+``storage_full``; anything unexpected is a 500 ``internal`` without internals in the body.
+Every 429 and 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ def error_response(
     if status in (429, 503):
         headers.setdefault("Retry-After", str(RETRY_AFTER_S))
     return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def from_embedding_error(exc: Exception) -> ApiError:
+    """503 ``embedding_unavailable``: the remote embedding server did not answer (after its
+    retries); nothing of the request was stored."""
+    return ApiError(503, "embedding_unavailable", str(exc))
+
+
+async def _embedding_error(request: Request, exc: Exception) -> JSONResponse:
+    return await _api_error(request, from_embedding_error(exc))
 
 
 def from_selector_error(exc: SelectorError) -> ApiError:
@@ -193,6 +204,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Route every exception through the one error body."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SelectorError, _selector_error)
+    from app.embedders import EmbeddingUnavailable  # it raises ApiError: imported late
+
+    app.add_exception_handler(EmbeddingUnavailable, _embedding_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RecursionError, _too_deep)
@@ -211,8 +225,8 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid input, or a response over its size limit (response_too_large), or over the "
     "cost budget (too_costly)",
     429: "Overloaded (a queue is full); retry after Retry-After seconds",
-    503: "Not ready (not_ready), past the request deadline (timeout) or stopping "
-    "(shutting_down); retry after Retry-After seconds",
+    503: "Not ready (not_ready), past the request deadline (timeout), the embedding server "
+    "down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds",
     507: "Out of storage space (storage_full); nothing was written",
 }
 

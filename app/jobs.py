@@ -38,8 +38,9 @@ import numpy as np
 from pydantic import ValidationError
 
 import selector
+from app.embedders import EmbeddingUnavailable
 from app.engine import Engine
-from app.errors import ApiError
+from app.errors import ApiError, from_embedding_error
 from app.schemas import CalibrateRequest, ExampleIn
 from app.store import ClaimLost, JobStep
 from selector.errors import SelectorError
@@ -409,6 +410,10 @@ class JobWorker:
             # A full store keeps the job's body and progress: it resumes once there is room.
             resumable = exc.type == "storage_full"
             self._end(self.store.finish_job, job_id, "failed", exc.message, resumable)
+        except EmbeddingUnavailable as exc:
+            # Nothing of the failed chunk was stored: resumed, the job embeds it again.
+            message = from_embedding_error(exc).message
+            self._end(self.store.finish_job, job_id, "failed", message, True)
         except (SelectorError, ImportBodyError) as exc:
             self._end(self.store.finish_job, job_id, "failed", exc.message)
         except _TimedOut:
@@ -442,8 +447,31 @@ class JobWorker:
         if done is not None:
             self.store.renew_claim(job_id, done)
 
+    def _prepare(
+        self,
+        embedder: selector.Embedder,
+        examples: list[ExampleIn],
+        lines: list[int],
+        errors: list[dict[str, Any]],
+    ) -> list[Any]:
+        """The chunk's valid examples embedded; a record whose embedding the pool refuses
+        (missing, unwanted, a bad vector) becomes a bad line in ``errors`` and leaves
+        ``examples`` and ``lines``."""
+        kept = []
+        for example, line in zip(examples, lines, strict=True):
+            problem = self.engine.vector_problem(example, embedder)
+            if problem is None:
+                kept.append((example, line))
+            else:
+                errors.append({"line": line, "message": problem})
+        errors.sort(key=lambda error: error["line"])
+        examples[:] = [example for example, _ in kept]
+        lines[:] = [line for _, line in kept]
+        return self.engine.prepare(examples, embedder) if examples else []
+
     def _import(self, job: dict[str, Any], deadline: float) -> None:
         job_id, pool = job["id"], job["pool"]
+        embedder = self.engine.embedder_for(pool)
         with self.store.open_job_body(job_id) as body:
             if job["total"] == 0:  # first run: count the records, check a JSON array
                 total = sum(1 for _ in import_records(body))
@@ -463,7 +491,7 @@ class JobWorker:
                     else:
                         examples.append(checked)
                         lines.append(line)
-                prepared = self.engine.prepare(examples) if examples else []
+                prepared = self._prepare(embedder, examples, lines, errors)
                 step = JobStep(job_id, self.store.owner, len(chunk), errors)
                 self.store.upsert(pool, prepared, lines, job=step)
         self.store.finish_job(job_id, "succeeded")

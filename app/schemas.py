@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypeAliasType
 
 from selector.kernels import KERNEL_NAMES
@@ -31,6 +32,7 @@ MAX_PAGE = 1_000
 MAX_SUBSETS = 16
 MAX_TAUS = 16
 MAX_VALIDATION_SIZE = 10_000
+MAX_DIMENSION = 8_192
 # The kernels stay finite and accurate down to MIN_TAU: the float32 rounding of <x, x> - 1
 # (about 1e-7) divided by tau is at most 1e-3 there, while at tau 1e-8 the softmax kernel's
 # exp(error / tau) already reaches e^10 and at 1e-11 overflows (mmd2 inf).
@@ -57,6 +59,18 @@ PoolName = Annotated[str, Field(pattern=POOL_NAME_PATTERN, examples=["tweets"])]
 ExampleId = Annotated[str, Field(pattern=EXAMPLE_ID_PATTERN, examples=["ex-1"])]
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 MetadataValue = str | int | float | bool | None
+Vector = TypeAliasType(
+    "Vector",
+    Annotated[
+        list[float],
+        Field(
+            min_length=1,
+            max_length=MAX_DIMENSION,
+            description="An embedding: the pool's dimension, finite, not all zero (the service "
+            "normalises it).",
+        ),
+    ],
+)
 Metadata = TypeAliasType("Metadata", Annotated[dict[str, MetadataValue], Field(max_length=64)])
 
 
@@ -156,6 +170,30 @@ class CalibrateRequest(Model):
 class PoolCreate(Model):
     name: PoolName
     description: str = Field(default="", max_length=1_000, examples=["support tickets, 3 labels"])
+    embedding: Literal["model", "provided"] = Field(
+        default="model",
+        description="model: the service embeds inputs and queries with the pool's model; "
+        "provided: examples carry their embedding and selections send query vectors.",
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="embedding model: one of GET /v1/info models (default: the default model).",
+    )
+    dimension: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DIMENSION,
+        description="embedding provided: the vectors' dimension (required).",
+    )
+
+    @model_validator(mode="after")
+    def _embedding(self) -> PoolCreate:
+        if self.embedding == "provided" and (self.dimension is None or self.model is not None):
+            raise ValueError("embedding provided needs dimension and takes no model")
+        if self.embedding == "model" and self.dimension is not None:
+            raise ValueError("dimension is for embedding provided (a model has its own)")
+        return self
 
 
 class Stamped(Model):
@@ -225,12 +263,18 @@ class ExampleIn(Model):
     metadata: Metadata = Field(
         default_factory=dict, description="Free fields (constraints.metadata_filter)."
     )
+    embedding: Vector | None = Field(
+        default=None,
+        description="Its input's embedding: required in a pool created with embedding "
+        "provided (or for every inline candidate, to select on vectors), refused otherwise.",
+    )
 
 
 class Example(ExampleIn):
     """A stored demonstration."""
 
     id: str = Field(description="Its id.")
+    embedding: SkipJsonSchema[None] = Field(default=None, exclude=True)
     token_count: int = Field(description="Tokens of input and output (bundled tokenizer).")
 
 
@@ -459,35 +503,55 @@ class SelectionOptions(Model):
 
 
 class TargetIn(Model):
-    """A target distribution: texts (optionally weighted) or every example of another pool."""
+    """A target distribution: texts or vectors (optionally weighted), or every example of
+    another pool."""
 
     texts: list[QueryText] | None = Field(default=None, min_length=1, max_length=MAX_TARGET_TEXTS)
+    embeddings: list[Vector] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TARGET_TEXTS,
+        description="The target's vectors (a pool with provided embeddings).",
+    )
     weights: list[Annotated[float, Field(ge=0)]] | None = None
     pool: PoolName | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TargetIn:
-        if (self.texts is None) == (self.pool is None):
-            raise ValueError("give exactly one of texts or pool")
-        if self.weights is not None and (
-            self.texts is None or len(self.weights) != len(self.texts)
-        ):
-            raise ValueError("weights need texts, one weight per text")
+        sources = [self.texts, self.embeddings, self.pool]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("give exactly one of texts, embeddings or pool")
+        points = self.texts if self.texts is not None else self.embeddings
+        if self.weights is not None and (points is None or len(self.weights) != len(points)):
+            raise ValueError("weights need texts or embeddings, one weight per point")
         return self
 
 
+TARGETS = ("query", "queries", "target", "query_embedding", "query_embeddings")
+
+
 class TargetChoice(SelectionOptions):
-    """Exactly one of ``query``, ``queries`` (one shared target set) or ``target``."""
+    """Exactly one of ``query``, ``queries`` (one shared target set), ``target``, or, for a
+    pool with provided embeddings, ``query_embedding`` / ``query_embeddings``."""
 
     query: QueryText | None = None
     queries: list[QueryText] | None = Field(default=None, min_length=1, max_length=MAX_QUERIES)
     target: TargetIn | None = None
+    query_embedding: Vector | None = Field(
+        default=None, description="The query's vector (a pool with provided embeddings)."
+    )
+    query_embeddings: list[Vector] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_QUERIES,
+        description="One shared target set of vectors, as queries (provided embeddings).",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> TargetChoice:
-        given = [name for name in ("query", "queries", "target") if getattr(self, name) is not None]
+        given = [name for name in TARGETS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of query, queries or target")
+            raise ValueError(f"give exactly one of {', '.join(TARGETS)}")
         return self
 
 
@@ -504,7 +568,24 @@ class BatchSelectRequest(SelectionOptions):
         json_schema_extra={"examples": [{"queries": ["first query", "second query"], "k": 4}]}
     )
 
-    queries: list[QueryText] = Field(min_length=1, max_length=MAX_QUERIES)
+    queries: list[QueryText] | None = Field(default=None, min_length=1, max_length=MAX_QUERIES)
+    query_embeddings: list[Vector] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_QUERIES,
+        description="The queries as vectors, instead of queries (provided embeddings).",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BatchSelectRequest:
+        if (self.queries is None) == (self.query_embeddings is None):
+            raise ValueError("give exactly one of queries or query_embeddings")
+        return self
+
+    @property
+    def size(self) -> int:
+        """The number of queries, texts or vectors."""
+        return len(self.queries or self.query_embeddings or [])
 
 
 class StatelessSelectRequest(TargetChoice):
@@ -689,6 +770,11 @@ class Readiness(Model):
         description="The pools stored at start are loaded (/ready waits for it when "
         "MMDSHOT_READY_AFTER_LOAD is set)."
     )
+    embedding_server: Literal["ok", "unavailable"] | None = Field(
+        default=None,
+        description="The remote embedding server (MMDSHOT_EMBEDDING_URL), when one is set: "
+        "unavailable makes the replica not ready.",
+    )
     message: str | None = Field(default=None, description="Why not ready, when it is not.")
 
 
@@ -720,10 +806,27 @@ class Limits(Model):
     write_queue: int = Field(description="Writes that may wait, in their own queue; then 429.")
 
 
+class ModelInfo(Model):
+    """A model a pool may name at creation (POST /v1/pools ``model``)."""
+
+    name: str = Field(description="What a pool names it by.", examples=["all-MiniLM-L6-v2"])
+    dimension: int | None = Field(
+        description="Its embeddings' dimension; null for a remote server not yet asked."
+    )
+    loaded: bool = Field(description="Loaded in this replica (local models load on first use).")
+    default: bool = Field(description="The model of a pool created without one.")
+    aliases: list[str] = Field(description="Other names it answers to (minilm).")
+
+
 class Info(Model):
     version: str = Field(description="The service's version.")
-    model: str | None = Field(description="The embedding model; null until loaded.")
+    model: str | None = Field(description="The default embedding model; null until loaded.")
     dimension: int | None = Field(description="Its embedding dimension; null until loaded.")
+    models: list[ModelInfo] = Field(
+        default_factory=list,
+        description="Every model a pool may name (MMDSHOT_MODELS, the bundled minilm, the "
+        "remote server); a pool may also be created with embedding provided.",
+    )
     device: str = Field(description="Where the kernels run (cpu, cuda:0).")
     kernels: list[str] = Field(description="The kernels a selection may name.")
     methods: list[str] = Field(description="The methods a selection may name.")

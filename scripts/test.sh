@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# infinity-emb in its own venv, for the remote-embedder tests (tests/app/test_embeddings_any.py).
+MMDSHOT_INFINITY_VENV=$(./scripts/infinity.sh)
+export MMDSHOT_INFINITY_VENV
 ruff check selector app tests bench mmdshot_integrations
 ruff format --check selector app tests bench mmdshot_integrations
 mypy

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 import app
 from app.auth import MetricsAccess, ReadAccess
 from app.deps import EngineDep, MetricsDep, SettingsDep
 from app.errors import RETRY_AFTER_S, error_responses
-from app.schemas import Health, Info, Limits, Readiness
+from app.schemas import Health, Info, Limits, ModelInfo, Readiness
 from selector.kernels import KERNEL_NAMES
 from selector.search import METHODS
 
@@ -36,13 +37,18 @@ async def ready(engine: EngineDep, request: Request) -> JSONResponse:
         message = f"loading the stored pools ({loaded} of {total} loaded)"
     if shutting_down:
         message = "shutting down"
-    serving = engine.serving and not shutting_down
+    remote = None if engine.embedders is None else engine.embedders.remote
+    problem = None if remote is None else await run_in_threadpool(remote.health)
+    if problem is not None and not shutting_down:
+        message = problem
+    serving = engine.serving and not shutting_down and problem is None
     state = Readiness(
         ready=serving,
         model_loaded=engine.ready,
         store_open=True,
         storage_full=full is not None,
         pools_loaded=engine.pools_loaded.is_set(),
+        embedding_server=None if remote is None else ("ok" if problem is None else "unavailable"),
         message=message,
     )
     headers = {} if serving else {"Retry-After": str(RETRY_AFTER_S)}
@@ -61,6 +67,9 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
         version=app.__version__,
         model=engine.model,
         dimension=engine.dimension,
+        models=[ModelInfo(**model) for model in engine.embedders.describe()]
+        if engine.embedders is not None
+        else [],
         device=engine.device,
         kernels=list(KERNEL_NAMES),
         methods=list(METHODS),

@@ -23,7 +23,11 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
     responses=error_responses(401, 403, 409, 422, 429, 503),
 )
 async def create_pool(body: PoolCreate, engine: ReadyEngine, compute: ComputeDep) -> PoolInfo:
-    return PoolInfo(**await compute.write(engine.create_pool, body.name, body.description))
+    model = "provided" if body.embedding == "provided" else body.model
+    created = await compute.write(
+        engine.create_pool, body.name, body.description, model, body.dimension
+    )
+    return PoolInfo(**created)
 
 
 @router.get(

@@ -35,10 +35,7 @@ async def select(
     compute: ComputeDep,
     metrics: MetricsDep,
 ) -> PoolSelection:
-    if body.query is not None:  # one query: batched with the others (app/batching.py)
-        result = await compute.batched(engine.select_batched, pool, body)
-    else:
-        result = await compute.read(engine.select_in_pool, pool, body)
+    result = await compute.batched(engine.select_batched, pool, body)
     metrics.selection.labels("pool").observe(result.timings.total_ms / 1000.0)
     return result
 
