@@ -485,6 +485,8 @@ class Engine:
 
     @property
     def dimension(self) -> int | None:
+        if isinstance(self._embedder, RemoteEmbedder):  # never a request to answer /v1/info
+            return self._embedder.known_dimension
         return None if self._embedder is None else self._embedder.dimension
 
     async def run(
@@ -1198,6 +1200,13 @@ class Engine:
                     f"pool {name!r} cannot be calibrated: calibration scores the chosen "
                     "demonstrations by their labels, or by their outputs when the pool is not "
                     "labelled; give every example a label, or every example an output",
+                )
+            if snapshot.rows.model == PROVIDED:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    f"pool {name!r} cannot be calibrated: its vectors are provided, so the "
+                    "service cannot embed the outputs to score them; give every example a label",
                 )
             scorer = self._output_similarity_scorer(outputs, self.embedder_for(snapshot.rows))
         return CalibrationPlan(snapshot, request, validation_rows, scorer)

@@ -3,6 +3,8 @@
 
 ``MmdshotExampleSelector`` asks a running mmdshot (``add_example`` upserts into its pool);
 ``LocalMmdExampleSelector`` runs the ``selector`` library in-process over examples it holds.
+Given any LangChain ``Embeddings``, ``MmdshotExampleSelector`` embeds on the client and sends
+vectors (a pool created with ``embedding: "provided"``): the service then runs no model.
 Both build the query from the input variables as ``SemanticSimilarityExampleSelector`` does:
 the values of ``query_keys`` (default: every input variable) sorted by key, joined by spaces.
 For chat models, :func:`few_shot_chat_messages` puts either selector in a
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 from langchain_core.example_selectors import BaseExampleSelector
 from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
 from mmdshot_client import AuthenticatedClient
@@ -41,23 +44,30 @@ class MmdshotExampleSelector(_MmdExampleSelector):
     """The ``k`` demonstrations a running mmdshot chooses from ``pool``; ``options`` are further
     select-request fields (``kernel``, ``constraints``, ``method``, ...). ``client`` is a
     generated client or the service's base URL, which is reached with ``api_key`` (default:
-    ``$MMDSHOT_API_KEY``)."""
+    ``$MMDSHOT_API_KEY``). With ``embeddings`` (any LangChain ``Embeddings``) the inputs and
+    queries are embedded here (``embed_documents``, ``embed_query``) and sent as vectors, for a
+    pool created with ``embedding: "provided"`` of their dimension."""
 
     client: AuthenticatedClient | str
     pool: str
     options: Mapping[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
+    embeddings: Embeddings | None = None
 
     def __post_init__(self) -> None:
         self._api = as_client(self.client, self.api_key)
 
     def add_example(self, example: dict[str, str]) -> str:
         """Upsert ``example`` into the pool; returns its id (an existing one for a duplicate)."""
-        result = add_examples(self._api, self.pool, [self.keys.to_example(example)])
+        vector = None
+        if self.embeddings is not None:
+            vector = self.embeddings.embed_documents([str(example[self.keys.input_key])])[0]
+        result = add_examples(self._api, self.pool, [self.keys.to_example(example, vector)])
         return (result.inserted + result.updated + [d.existing_id for d in result.duplicates])[0]
 
     def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
-        query = self.query(input_variables)
+        text = self.query(input_variables)
+        query = text if self.embeddings is None else self.embeddings.embed_query(text)
         chosen = select_examples(self._api, self.pool, query, self.k, self.options)
         return [self.keys.to_dict(example) for example in chosen]
 

@@ -80,12 +80,21 @@ class ExampleKeys:
     output_key: str = "output"
     label_key: str | None = None
 
-    def to_example(self, example: Mapping[str, Any]) -> ExampleIn:
+    def to_example(
+        self, example: Mapping[str, Any], embedding: Sequence[float] | None = None
+    ) -> ExampleIn:
+        """``example`` as mmdshot's example; with ``embedding``, its input's vector (a pool
+        with provided embeddings)."""
         named = {self.input_key, self.output_key, self.label_key}
         body = {key: value for key, value in example.items() if key not in named}
-        record = {"input": example[self.input_key], "output": example.get(self.output_key, "")}
+        record: dict[str, Any] = {
+            "input": example[self.input_key],
+            "output": example.get(self.output_key, ""),
+        }
         if self.label_key is not None and self.label_key in example:
             record["label"] = example[self.label_key]
+        if embedding is not None:
+            record["embedding"] = [float(value) for value in embedding]
         return ExampleIn.from_dict({**record, "metadata": body})
 
     def to_dict(self, example: SelectedExample) -> dict[str, Any]:
@@ -98,12 +107,21 @@ class ExampleKeys:
 
 
 def select_examples(
-    client: AuthenticatedClient, pool: str, query: str, k: int, options: Mapping[str, Any]
+    client: AuthenticatedClient,
+    pool: str,
+    query: str | Sequence[float],
+    k: int,
+    options: Mapping[str, Any],
 ) -> list[SelectedExample]:
     """The ``k`` examples of ``pool`` mmdshot chooses for ``query``, in prompt order (most
-    relevant last); ``options`` are further fields of the select request (``kernel``,
-    ``constraints``, ...)."""
-    body = PoolSelectRequest.from_dict({**options, "query": query, "k": k})
+    relevant last): a text, or a vector for a pool with provided embeddings; ``options``
+    are further fields of the select request (``kernel``, ``constraints``, ...)."""
+    target: dict[str, Any] = (
+        {"query": query}
+        if isinstance(query, str)
+        else {"query_embedding": [float(value) for value in query]}
+    )
+    body = PoolSelectRequest.from_dict({**options, **target, "k": k})
     selection: PoolSelection = expect(
         selection_select.sync_detailed(pool, client=client, body=body)
     )

@@ -213,6 +213,18 @@ def test_provided_import_reports_bad_vectors_as_lines(client: httpx.Client) -> N
     client.delete("/v1/pools/byov-import")
 
 
+def test_provided_pool_calibrates_by_labels_only(client: httpx.Client) -> None:
+    examples, _ = vector_examples(60, seed=9)
+    body = {"name": "byov-cal", "embedding": "provided", "dimension": DIMENSION}
+    assert client.post("/v1/pools", json=body).status_code == 201
+    for example in examples:
+        example.pop("label")
+    assert client.post("/v1/pools/byov-cal/examples", json={"examples": examples}).is_success
+    calibrate = client.post("/v1/pools/byov-cal/calibrate", json={"k": 2, "validation_size": 5})
+    assert_error(calibrate, 422, "invalid_input")  # outputs cannot be embedded: no scorer
+    client.delete("/v1/pools/byov-cal")
+
+
 # --- two local models in one server --------------------------------------------------------------
 
 
@@ -293,6 +305,86 @@ def test_two_pools_on_two_local_models(tmp_path: Path) -> None:
 
 # --- a real remote embedding server --------------------------------------------------------------
 
+WORDS = [
+    "brakes",
+    "engine",
+    "ticket",
+    "delay",
+    "harbour",
+    "storm",
+    "pilot",
+    "runway",
+    "sail",
+    "wheel",
+    "battery",
+    "charger",
+    "route",
+    "station",
+    "platform",
+    "crew",
+    "cabin",
+    "seat",
+    "window",
+    "luggage",
+    "fare",
+    "refund",
+    "signal",
+    "bridge",
+    "tunnel",
+    "ferry",
+    "anchor",
+    "cargo",
+    "fuel",
+    "tyre",
+    "horn",
+    "lane",
+    "parking",
+    "taxi",
+    "driver",
+    "conductor",
+    "schedule",
+    "weather",
+    "fog",
+    "ice",
+    "smooth",
+    "bumpy",
+    "late",
+    "early",
+    "quiet",
+    "loud",
+    "cheap",
+    "costly",
+    "safe",
+    "risky",
+    "clean",
+    "dirty",
+    "fast",
+    "slow",
+    "friendly",
+    "rude",
+    "broken",
+    "new",
+    "old",
+    "crowded",
+    "empty",
+    "scenic",
+    "boring",
+    "lovely",
+    "awful",
+]
+
+
+def varied_examples(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Examples of random word sequences: unlike make_examples' near-identical templates, no
+    two embeddings sit within float rounding of a tie, so two runtimes of one model (ONNX or
+    torch here, torch in infinity) choose the same subsets."""
+    rng = np.random.default_rng(seed)
+    examples = make_examples(count)
+    for example in examples:
+        words = rng.choice(WORDS, size=int(rng.integers(5, 12)))
+        example["input"] = f"{example['metadata']['topic']}: " + " ".join(words)
+    return examples
+
 
 class Infinity:
     """infinity-emb (scripts/infinity.sh) serving the bundled MiniLM on a loopback port."""
@@ -346,7 +438,7 @@ def infinity(tmp_path: Path) -> Iterator[Infinity]:
 
 @pytest.mark.slow
 def test_remote_embedding_server(infinity: Infinity, tmp_path: Path) -> None:
-    examples = make_examples(600)
+    examples = varied_examples(400)
     texts = [example["input"] for example in examples]
     local = selector.load_sentence_embedder(None, backend="torch")
     remote = infinity.embed(texts[:50])
@@ -355,13 +447,15 @@ def test_remote_embedding_server(infinity: Infinity, tmp_path: Path) -> None:
     server = Server(
         tmp_path / "data",
         embedder="minilm",
+        embedding_backend="torch",
         embedding_url=infinity.url,
         embedding_model="minilm",
         embedding_batch_size="16",
         embedding_retries="1",
         import_chunk_size="32",
+        request_timeout_s="180",  # the first pool on minilm loads it (torch), on a busy CPU
     ).start()
-    queries = ["the boats felt neutral", "review of planes: negative", "trains, positive"]
+    queries = ["the ferry was late in the fog", "a smooth quiet taxi", "rude crew, broken seat"]
     try:
         with server.client() as client:
             assert client.get("/ready").json()["embedding_server"] == "ok"
@@ -403,7 +497,7 @@ def test_remote_embedding_server(infinity: Infinity, tmp_path: Path) -> None:
             # back up on the same port: the job resumes and the pools agree with each other
             infinity.start()
             resumed = client.post(f"/v1/jobs/{job_id}/resume")
-            assert resumed.status_code == 200, resumed.text
+            assert resumed.status_code == 202, resumed.text
             finished = wait_for_job(client, job_id, 300)
             assert finished["status"] == "succeeded", finished
             assert client.get("/v1/pools/far").json()["size"] == len(examples)

@@ -118,10 +118,10 @@ def test_a_failing_job_fails_alone(worker: JobWorker, monkeypatch: Any) -> None:
     prepare = worker.engine.prepare
     calls = iter(range(1_000))
 
-    def fails_on_the_second_chunk(examples: Any) -> Any:
+    def fails_on_the_second_chunk(examples: Any, *embedder: Any) -> Any:
         if next(calls) == 1:
             raise RuntimeError("a bug in one job")
-        return prepare(examples)
+        return prepare(examples, *embedder)
 
     monkeypatch.setattr(worker.engine, "prepare", fails_on_the_second_chunk)
     failed = finished(worker, submit(worker, make_examples(30)))
@@ -167,9 +167,9 @@ def test_a_job_past_its_time_limit_fails_at_a_chunk_boundary(
 ) -> None:
     prepare = worker.engine.prepare
 
-    def slow(examples: Any) -> Any:
+    def slow(examples: Any, *embedder: Any) -> Any:
         time.sleep(0.1)
-        return prepare(examples)
+        return prepare(examples, *embedder)
 
     monkeypatch.setattr(worker.engine, "prepare", slow)
     monkeypatch.setattr(worker.settings, "job_timeout_s", 0.35)

@@ -7,6 +7,7 @@ from typing import Any
 
 import dspy
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.prompts import ChatPromptTemplate, FewShotPromptTemplate, PromptTemplate
 from mmdshot_client import AuthenticatedClient
 from mmdshot_client.api.pools import pools_create
@@ -90,6 +91,27 @@ def test_remote_selector_in_few_shot_prompt(remote: MmdshotExampleSelector) -> N
     blocks = [f"Q: {example['question']}\nA: {example['answer']}" for example in chosen]
     expected = "\n\n".join(["Classify the review.", *blocks, f"Q: {QUERY}\nA:"])
     assert prompt == expected
+
+
+def test_remote_selector_embeds_on_the_client(api: AuthenticatedClient, server: Server) -> None:
+    """With a LangChain ``Embeddings``, the selector sends vectors to a provided pool: the
+    service chooses what it chooses for the same query vector, and embeds nothing itself."""
+    embeddings = DeterministicFakeEmbedding(size=24)
+    body = PoolCreate(name="client-vectors", embedding="provided", dimension=24)
+    assert pools_create.sync(client=api, body=body) is not None
+    chooser = MmdshotExampleSelector(
+        client=api, pool="client-vectors", k=3, keys=KEYS, embeddings=embeddings
+    )
+    for example in qa_examples(12):
+        chooser.add_example(example)
+    chosen = chooser.select_examples({"question": QUERY})
+    vector = embeddings.embed_query(QUERY)
+    expected = service_selection(server, "client-vectors", query_embedding=vector, k=3)
+    assert chosen == [as_qa(example) for example in expected]
+    texts_only = MmdshotExampleSelector(client=api, pool="client-vectors", k=3, keys=KEYS)
+    with pytest.raises(MmdshotError) as refused:
+        texts_only.select_examples({"question": QUERY})
+    assert refused.value.status == 422 and refused.value.type == "invalid_input"
 
 
 def test_remote_selector_options_and_errors(remote: MmdshotExampleSelector, server: Server) -> None:

@@ -385,7 +385,12 @@ export interface components {
             /** @default relevance_last */
             order?: components["schemas"]["PromptOrder"];
             /** Queries */
-            queries: string[];
+            queries?: string[] | null;
+            /**
+             * Query Embeddings
+             * @description The queries as vectors, instead of queries (provided embeddings).
+             */
+            query_embeddings?: components["schemas"]["Vector"][] | null;
             /**
              * Query Template
              * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
@@ -693,6 +698,8 @@ export interface components {
          *     }
          */
         ExampleIn: {
+            /** @description Its input's embedding: required in a pool created with embedding provided (or for every inline candidate, to select on vectors), refused otherwise. */
+            embedding?: components["schemas"]["Vector"] | null;
             /**
              * Id
              * @description Its id; default: 16 hex digits of its content's hash.
@@ -777,9 +784,14 @@ export interface components {
             methods: string[];
             /**
              * Model
-             * @description The embedding model; null until loaded.
+             * @description The default embedding model; null until loaded.
              */
             model: string | null;
+            /**
+             * Models
+             * @description Every model a pool may name (MMDSHOT_MODELS, the bundled minilm, the remote server); a pool may also be created with embedding provided.
+             */
+            models?: components["schemas"]["ModelInfo"][];
             /**
              * Version
              * @description The service's version.
@@ -991,6 +1003,38 @@ export interface components {
         };
         /** @enum {string} */
         Method: "mmd" | "knn" | "mmr" | "random";
+        /**
+         * ModelInfo
+         * @description A model a pool may name at creation (POST /v1/pools ``model``).
+         */
+        ModelInfo: {
+            /**
+             * Aliases
+             * @description Other names it answers to (minilm).
+             */
+            aliases: string[];
+            /**
+             * Default
+             * @description The model of a pool created without one.
+             */
+            default: boolean;
+            /**
+             * Dimension
+             * @description Its embeddings' dimension; null for a remote server not yet asked.
+             */
+            dimension: number | null;
+            /**
+             * Loaded
+             * @description Loaded in this replica (local models load on first use).
+             */
+            loaded: boolean;
+            /**
+             * Name
+             * @description What a pool names it by.
+             * @example all-MiniLM-L6-v2
+             */
+            name: string;
+        };
         /** PoolCalibration */
         PoolCalibration: {
             /**
@@ -1062,6 +1106,23 @@ export interface components {
              * @example support tickets, 3 labels
              */
             description?: string;
+            /**
+             * Dimension
+             * @description embedding provided: the vectors' dimension (required).
+             */
+            dimension?: number | null;
+            /**
+             * Embedding
+             * @description model: the service embeds inputs and queries with the pool's model; provided: examples carry their embedding and selections send query vectors.
+             * @default model
+             * @enum {string}
+             */
+            embedding?: "model" | "provided";
+            /**
+             * Model
+             * @description embedding model: one of GET /v1/info models (default: the default model).
+             */
+            model?: string | null;
             /**
              * Name
              * @example tweets
@@ -1213,6 +1274,13 @@ export interface components {
             queries?: string[] | null;
             /** Query */
             query?: string | null;
+            /** @description The query's vector (a pool with provided embeddings). */
+            query_embedding?: components["schemas"]["Vector"] | null;
+            /**
+             * Query Embeddings
+             * @description One shared target set of vectors, as queries (provided embeddings).
+             */
+            query_embeddings?: components["schemas"]["Vector"][] | null;
             /**
              * Query Template
              * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
@@ -1365,6 +1433,11 @@ export interface components {
         };
         /** Readiness */
         Readiness: {
+            /**
+             * Embedding Server
+             * @description The remote embedding server (MMDSHOT_EMBEDDING_URL), when one is set: unavailable makes the replica not ready.
+             */
+            embedding_server?: ("ok" | "unavailable") | null;
             /**
              * Message
              * @description Why not ready, when it is not.
@@ -1627,6 +1700,13 @@ export interface components {
             queries?: string[] | null;
             /** Query */
             query?: string | null;
+            /** @description The query's vector (a pool with provided embeddings). */
+            query_embedding?: components["schemas"]["Vector"] | null;
+            /**
+             * Query Embeddings
+             * @description One shared target set of vectors, as queries (provided embeddings).
+             */
+            query_embeddings?: components["schemas"]["Vector"][] | null;
             /**
              * Query Template
              * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
@@ -1696,9 +1776,15 @@ export interface components {
         };
         /**
          * TargetIn
-         * @description A target distribution: texts (optionally weighted) or every example of another pool.
+         * @description A target distribution: texts or vectors (optionally weighted), or every example of
+         *     another pool.
          */
         TargetIn: {
+            /**
+             * Embeddings
+             * @description The target's vectors (a pool with provided embeddings).
+             */
+            embeddings?: components["schemas"]["Vector"][] | null;
             /** Pool */
             pool?: string | null;
             /** Texts */
@@ -1788,6 +1874,8 @@ export interface components {
              */
             version: number;
         };
+        /** @description An embedding: the pool's dimension, finite, not all zero (the service normalises it). */
+        Vector: number[];
     };
     responses: never;
     parameters: never;
@@ -2222,7 +2310,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2347,7 +2435,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2455,7 +2543,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2625,7 +2713,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2754,7 +2842,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2877,7 +2965,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2994,7 +3082,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3102,7 +3190,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3207,7 +3295,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            /** @description Not ready (not_ready), past the request deadline (timeout), the embedding server down (embedding_unavailable) or stopping (shutting_down); retry after Retry-After seconds */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -32,8 +32,10 @@ from .limits import Limits
 from .line_error import LineError
 from .metadata import Metadata
 from .method import Method
+from .model_info import ModelInfo
 from .pool_calibration import PoolCalibration
 from .pool_create import PoolCreate
+from .pool_create_embedding import PoolCreateEmbedding
 from .pool_info import PoolInfo
 from .pool_list import PoolList
 from .pool_select_request import PoolSelectRequest
@@ -42,6 +44,7 @@ from .pool_selection import PoolSelection
 from .prompt_order import PromptOrder
 from .quota import Quota
 from .readiness import Readiness
+from .readiness_embedding_server_type_0 import ReadinessEmbeddingServerType0
 from .selected_example import SelectedExample
 from .selected_example_metadata import SelectedExampleMetadata
 from .selection import Selection
@@ -87,8 +90,10 @@ __all__ = (
     "LineError",
     "Metadata",
     "Method",
+    "ModelInfo",
     "PoolCalibration",
     "PoolCreate",
+    "PoolCreateEmbedding",
     "PoolInfo",
     "PoolList",
     "PoolSelection",
@@ -97,6 +102,7 @@ __all__ = (
     "PromptOrder",
     "Quota",
     "Readiness",
+    "ReadinessEmbeddingServerType0",
     "SelectedExample",
     "SelectedExampleMetadata",
     "Selection",

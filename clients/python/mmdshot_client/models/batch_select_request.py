@@ -23,7 +23,6 @@ class BatchSelectRequest:
     """Many independent single-query selections, computed as one batch.
 
     Attributes:
-        queries (list[str]):
         bias_constant (float | Unset): C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz
             constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the
             bounds in units of MMD. Default: 1.0.
@@ -42,6 +41,9 @@ class BatchSelectRequest:
         method (Method | Unset):
         num_subsets (int | Unset):  Default: 1.
         order (PromptOrder | Unset):
+        queries (list[str] | None | Unset):
+        query_embeddings (list[list[float]] | None | Unset): The queries as vectors, instead of queries (provided
+            embeddings).
         query_template (str | Unset): The query after the demonstrations: the bare field {query}; {{ and }} are literal
             braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet:
             {input}\\nSentiment: {output}' gives 'Tweet: {query}\\nSentiment:'); this default when the template has no
@@ -56,7 +58,6 @@ class BatchSelectRequest:
             conversion, attribute or index); {{ and }} are literal braces. Default: 'Input: {input}\\nOutput: {output}'.
     """
 
-    queries: list[str]
     bias_constant: float | Unset = 1.0
     compare_baselines: bool | Unset = True
     complexity_constant: float | Unset = 1.0
@@ -70,6 +71,8 @@ class BatchSelectRequest:
     method: Method | Unset = UNSET
     num_subsets: int | Unset = 1
     order: PromptOrder | Unset = UNSET
+    queries: list[str] | None | Unset = UNSET
+    query_embeddings: list[list[float]] | None | Unset = UNSET
     query_template: str | Unset = "Input: {query}\nOutput:"
     seed: int | Unset = 0
     separator: str | Unset = "\n\n"
@@ -79,8 +82,6 @@ class BatchSelectRequest:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.constraints_in import ConstraintsIn  # noqa: PLC0415
-
-        queries = self.queries
 
         bias_constant = self.bias_constant
 
@@ -138,6 +139,28 @@ class BatchSelectRequest:
         if not isinstance(self.order, Unset):
             order = self.order
 
+        queries: list[str] | None | Unset
+        if isinstance(self.queries, Unset):
+            queries = UNSET
+        elif isinstance(self.queries, list):
+            queries = self.queries
+
+        else:
+            queries = self.queries
+
+        query_embeddings: list[list[float]] | None | Unset
+        if isinstance(self.query_embeddings, Unset):
+            query_embeddings = UNSET
+        elif isinstance(self.query_embeddings, list):
+            query_embeddings = []
+            for query_embeddings_type_0_item_data in self.query_embeddings:
+                query_embeddings_type_0_item = query_embeddings_type_0_item_data
+
+                query_embeddings.append(query_embeddings_type_0_item)
+
+        else:
+            query_embeddings = self.query_embeddings
+
         query_template = self.query_template
 
         seed = self.seed
@@ -160,11 +183,7 @@ class BatchSelectRequest:
 
         field_dict: dict[str, Any] = {}
 
-        field_dict.update(
-            {
-                "queries": queries,
-            }
-        )
+        field_dict.update({})
         if bias_constant is not UNSET:
             field_dict["bias_constant"] = bias_constant
         if compare_baselines is not UNSET:
@@ -191,6 +210,10 @@ class BatchSelectRequest:
             field_dict["num_subsets"] = num_subsets
         if order is not UNSET:
             field_dict["order"] = order
+        if queries is not UNSET:
+            field_dict["queries"] = queries
+        if query_embeddings is not UNSET:
+            field_dict["query_embeddings"] = query_embeddings
         if query_template is not UNSET:
             field_dict["query_template"] = query_template
         if seed is not UNSET:
@@ -211,8 +234,6 @@ class BatchSelectRequest:
         from ..models.constraints_in import ConstraintsIn  # noqa: PLC0415
 
         d = dict(src_dict)
-        queries = cast(list[str], d.pop("queries"))
-
         bias_constant = d.pop("bias_constant", UNSET)
 
         compare_baselines = d.pop("compare_baselines", UNSET)
@@ -302,6 +323,45 @@ class BatchSelectRequest:
         else:
             order = check_prompt_order(_order)
 
+        def _parse_queries(data: object) -> list[str] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                queries_type_0 = cast(list[str], data)
+
+                return queries_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[str] | None | Unset, data)
+
+        queries = _parse_queries(d.pop("queries", UNSET))
+
+        def _parse_query_embeddings(data: object) -> list[list[float]] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                query_embeddings_type_0 = []
+                _query_embeddings_type_0 = data
+                for query_embeddings_type_0_item_data in _query_embeddings_type_0:
+                    query_embeddings_type_0_item = cast(list[float], query_embeddings_type_0_item_data)
+
+                    query_embeddings_type_0.append(query_embeddings_type_0_item)
+
+                return query_embeddings_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[list[float]] | None | Unset, data)
+
+        query_embeddings = _parse_query_embeddings(d.pop("query_embeddings", UNSET))
+
         query_template = d.pop("query_template", UNSET)
 
         seed = d.pop("seed", UNSET)
@@ -333,7 +393,6 @@ class BatchSelectRequest:
         template = d.pop("template", UNSET)
 
         batch_select_request = cls(
-            queries=queries,
             bias_constant=bias_constant,
             compare_baselines=compare_baselines,
             complexity_constant=complexity_constant,
@@ -347,6 +406,8 @@ class BatchSelectRequest:
             method=method,
             num_subsets=num_subsets,
             order=order,
+            queries=queries,
+            query_embeddings=query_embeddings,
             query_template=query_template,
             seed=seed,
             separator=separator,

@@ -20,6 +20,8 @@ class ExampleIn:
 
     Attributes:
         input_ (str): The demonstration's input.
+        embedding (list[float] | None | Unset): Its input's embedding: required in a pool created with embedding
+            provided (or for every inline candidate, to select on vectors), refused otherwise.
         id (None | str | Unset): Its id; default: 16 hex digits of its content's hash.
         label (None | str | Unset): Its class, if any.
         metadata (Metadata | Unset):
@@ -27,6 +29,7 @@ class ExampleIn:
     """
 
     input_: str
+    embedding: list[float] | None | Unset = UNSET
     id: None | str | Unset = UNSET
     label: None | str | Unset = UNSET
     metadata: Metadata | Unset = UNSET
@@ -34,6 +37,15 @@ class ExampleIn:
 
     def to_dict(self) -> dict[str, Any]:
         input_ = self.input_
+
+        embedding: list[float] | None | Unset
+        if isinstance(self.embedding, Unset):
+            embedding = UNSET
+        elif isinstance(self.embedding, list):
+            embedding = self.embedding
+
+        else:
+            embedding = self.embedding
 
         id: None | str | Unset
         if isinstance(self.id, Unset):
@@ -60,6 +72,8 @@ class ExampleIn:
                 "input": input_,
             }
         )
+        if embedding is not UNSET:
+            field_dict["embedding"] = embedding
         if id is not UNSET:
             field_dict["id"] = id
         if label is not UNSET:
@@ -77,6 +91,23 @@ class ExampleIn:
 
         d = dict(src_dict)
         input_ = d.pop("input")
+
+        def _parse_embedding(data: object) -> list[float] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                embedding_type_0 = cast(list[float], data)
+
+                return embedding_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[float] | None | Unset, data)
+
+        embedding = _parse_embedding(d.pop("embedding", UNSET))
 
         def _parse_id(data: object) -> None | str | Unset:
             if data is None:
@@ -107,6 +138,7 @@ class ExampleIn:
 
         example_in = cls(
             input_=input_,
+            embedding=embedding,
             id=id,
             label=label,
             metadata=metadata,

@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 
 from ..models.info_auth import InfoAuth, check_info_auth
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.limits import Limits
+    from ..models.model_info import ModelInfo
 
 
 T = TypeVar("T", bound="Info")
@@ -25,8 +27,10 @@ class Info:
         kernels (list[str]): The kernels a selection may name.
         limits (Limits):
         methods (list[str]): The methods a selection may name.
-        model (None | str): The embedding model; null until loaded.
+        model (None | str): The default embedding model; null until loaded.
         version (str): The service's version.
+        models (list[ModelInfo] | Unset): Every model a pool may name (MMDSHOT_MODELS, the bundled minilm, the remote
+            server); a pool may also be created with embedding provided.
     """
 
     auth: InfoAuth
@@ -37,6 +41,7 @@ class Info:
     methods: list[str]
     model: None | str
     version: str
+    models: list[ModelInfo] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         auth: str = self.auth
@@ -57,6 +62,13 @@ class Info:
 
         version = self.version
 
+        models: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.models, Unset):
+            models = []
+            for models_item_data in self.models:
+                models_item = models_item_data.to_dict()
+                models.append(models_item)
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -71,12 +83,15 @@ class Info:
                 "version": version,
             }
         )
+        if models is not UNSET:
+            field_dict["models"] = models
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.limits import Limits  # noqa: PLC0415
+        from ..models.model_info import ModelInfo  # noqa: PLC0415
 
         d = dict(src_dict)
         auth = check_info_auth(d.pop("auth"))
@@ -105,6 +120,15 @@ class Info:
 
         version = d.pop("version")
 
+        _models = d.pop("models", UNSET)
+        models: list[ModelInfo] | Unset = UNSET
+        if _models is not UNSET:
+            models = []
+            for models_item_data in _models:
+                models_item = ModelInfo.from_dict(models_item_data)
+
+                models.append(models_item)
+
         info = cls(
             auth=auth,
             device=device,
@@ -114,6 +138,7 @@ class Info:
             methods=methods,
             model=model,
             version=version,
+            models=models,
         )
 
         return info

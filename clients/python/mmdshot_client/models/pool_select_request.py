@@ -43,6 +43,9 @@ class PoolSelectRequest:
         order (PromptOrder | Unset):
         queries (list[str] | None | Unset):
         query (None | str | Unset):
+        query_embedding (list[float] | None | Unset): The query's vector (a pool with provided embeddings).
+        query_embeddings (list[list[float]] | None | Unset): One shared target set of vectors, as queries (provided
+            embeddings).
         query_template (str | Unset): The query after the demonstrations: the bare field {query}; {{ and }} are literal
             braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet:
             {input}\\nSentiment: {output}' gives 'Tweet: {query}\\nSentiment:'); this default when the template has no
@@ -73,6 +76,8 @@ class PoolSelectRequest:
     order: PromptOrder | Unset = UNSET
     queries: list[str] | None | Unset = UNSET
     query: None | str | Unset = UNSET
+    query_embedding: list[float] | None | Unset = UNSET
+    query_embeddings: list[list[float]] | None | Unset = UNSET
     query_template: str | Unset = "Input: {query}\nOutput:"
     seed: int | Unset = 0
     separator: str | Unset = "\n\n"
@@ -156,6 +161,28 @@ class PoolSelectRequest:
         else:
             query = self.query
 
+        query_embedding: list[float] | None | Unset
+        if isinstance(self.query_embedding, Unset):
+            query_embedding = UNSET
+        elif isinstance(self.query_embedding, list):
+            query_embedding = self.query_embedding
+
+        else:
+            query_embedding = self.query_embedding
+
+        query_embeddings: list[list[float]] | None | Unset
+        if isinstance(self.query_embeddings, Unset):
+            query_embeddings = UNSET
+        elif isinstance(self.query_embeddings, list):
+            query_embeddings = []
+            for query_embeddings_type_0_item_data in self.query_embeddings:
+                query_embeddings_type_0_item = query_embeddings_type_0_item_data
+
+                query_embeddings.append(query_embeddings_type_0_item)
+
+        else:
+            query_embeddings = self.query_embeddings
+
         query_template = self.query_template
 
         seed = self.seed
@@ -217,6 +244,10 @@ class PoolSelectRequest:
             field_dict["queries"] = queries
         if query is not UNSET:
             field_dict["query"] = query
+        if query_embedding is not UNSET:
+            field_dict["query_embedding"] = query_embedding
+        if query_embeddings is not UNSET:
+            field_dict["query_embeddings"] = query_embeddings
         if query_template is not UNSET:
             field_dict["query_template"] = query_template
         if seed is not UNSET:
@@ -355,6 +386,45 @@ class PoolSelectRequest:
 
         query = _parse_query(d.pop("query", UNSET))
 
+        def _parse_query_embedding(data: object) -> list[float] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                query_embedding_type_0 = cast(list[float], data)
+
+                return query_embedding_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[float] | None | Unset, data)
+
+        query_embedding = _parse_query_embedding(d.pop("query_embedding", UNSET))
+
+        def _parse_query_embeddings(data: object) -> list[list[float]] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                query_embeddings_type_0 = []
+                _query_embeddings_type_0 = data
+                for query_embeddings_type_0_item_data in _query_embeddings_type_0:
+                    query_embeddings_type_0_item = cast(list[float], query_embeddings_type_0_item_data)
+
+                    query_embeddings_type_0.append(query_embeddings_type_0_item)
+
+                return query_embeddings_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[list[float]] | None | Unset, data)
+
+        query_embeddings = _parse_query_embeddings(d.pop("query_embeddings", UNSET))
+
         query_template = d.pop("query_template", UNSET)
 
         seed = d.pop("seed", UNSET)
@@ -418,6 +488,8 @@ class PoolSelectRequest:
             order=order,
             queries=queries,
             query=query,
+            query_embedding=query_embedding,
+            query_embeddings=query_embeddings,
             query_template=query_template,
             seed=seed,
             separator=separator,

@@ -5,6 +5,10 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
+from ..models.readiness_embedding_server_type_0 import (
+    ReadinessEmbeddingServerType0,
+    check_readiness_embedding_server_type_0,
+)
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="Readiness")
@@ -19,6 +23,8 @@ class Readiness:
             set).
         ready (bool): Selections can be served.
         store_open (bool): The store is open.
+        embedding_server (None | ReadinessEmbeddingServerType0 | Unset): The remote embedding server
+            (MMDSHOT_EMBEDDING_URL), when one is set: unavailable makes the replica not ready.
         message (None | str | Unset): Why not ready, when it is not.
         storage_full (bool | Unset): The last write found no space (writes answer 507 storage_full; reads still work, so
             the replica stays ready). Default: False.
@@ -28,6 +34,7 @@ class Readiness:
     pools_loaded: bool
     ready: bool
     store_open: bool
+    embedding_server: None | ReadinessEmbeddingServerType0 | Unset = UNSET
     message: None | str | Unset = UNSET
     storage_full: bool | Unset = False
 
@@ -39,6 +46,14 @@ class Readiness:
         ready = self.ready
 
         store_open = self.store_open
+
+        embedding_server: None | str | Unset
+        if isinstance(self.embedding_server, Unset):
+            embedding_server = UNSET
+        elif isinstance(self.embedding_server, str):
+            embedding_server = self.embedding_server
+        else:
+            embedding_server = self.embedding_server
 
         message: None | str | Unset
         if isinstance(self.message, Unset):
@@ -58,6 +73,8 @@ class Readiness:
                 "store_open": store_open,
             }
         )
+        if embedding_server is not UNSET:
+            field_dict["embedding_server"] = embedding_server
         if message is not UNSET:
             field_dict["message"] = message
         if storage_full is not UNSET:
@@ -76,6 +93,23 @@ class Readiness:
 
         store_open = d.pop("store_open")
 
+        def _parse_embedding_server(data: object) -> None | ReadinessEmbeddingServerType0 | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                embedding_server_type_0 = check_readiness_embedding_server_type_0(data)
+
+                return embedding_server_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | ReadinessEmbeddingServerType0 | Unset, data)
+
+        embedding_server = _parse_embedding_server(d.pop("embedding_server", UNSET))
+
         def _parse_message(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -92,6 +126,7 @@ class Readiness:
             pools_loaded=pools_loaded,
             ready=ready,
             store_open=store_open,
+            embedding_server=embedding_server,
             message=message,
             storage_full=storage_full,
         )

@@ -12,19 +12,35 @@ T = TypeVar("T", bound="TargetIn")
 
 @_attrs_define
 class TargetIn:
-    """A target distribution: texts (optionally weighted) or every example of another pool.
+    """A target distribution: texts or vectors (optionally weighted), or every example of
+    another pool.
 
-    Attributes:
-        pool (None | str | Unset):
-        texts (list[str] | None | Unset):
-        weights (list[float] | None | Unset):
+        Attributes:
+            embeddings (list[list[float]] | None | Unset): The target's vectors (a pool with provided embeddings).
+            pool (None | str | Unset):
+            texts (list[str] | None | Unset):
+            weights (list[float] | None | Unset):
     """
 
+    embeddings: list[list[float]] | None | Unset = UNSET
     pool: None | str | Unset = UNSET
     texts: list[str] | None | Unset = UNSET
     weights: list[float] | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        embeddings: list[list[float]] | None | Unset
+        if isinstance(self.embeddings, Unset):
+            embeddings = UNSET
+        elif isinstance(self.embeddings, list):
+            embeddings = []
+            for embeddings_type_0_item_data in self.embeddings:
+                embeddings_type_0_item = embeddings_type_0_item_data
+
+                embeddings.append(embeddings_type_0_item)
+
+        else:
+            embeddings = self.embeddings
+
         pool: None | str | Unset
         if isinstance(self.pool, Unset):
             pool = UNSET
@@ -52,6 +68,8 @@ class TargetIn:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if embeddings is not UNSET:
+            field_dict["embeddings"] = embeddings
         if pool is not UNSET:
             field_dict["pool"] = pool
         if texts is not UNSET:
@@ -64,6 +82,28 @@ class TargetIn:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
+
+        def _parse_embeddings(data: object) -> list[list[float]] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                embeddings_type_0 = []
+                _embeddings_type_0 = data
+                for embeddings_type_0_item_data in _embeddings_type_0:
+                    embeddings_type_0_item = cast(list[float], embeddings_type_0_item_data)
+
+                    embeddings_type_0.append(embeddings_type_0_item)
+
+                return embeddings_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[list[float]] | None | Unset, data)
+
+        embeddings = _parse_embeddings(d.pop("embeddings", UNSET))
 
         def _parse_pool(data: object) -> None | str | Unset:
             if data is None:
@@ -109,6 +149,7 @@ class TargetIn:
         weights = _parse_weights(d.pop("weights", UNSET))
 
         target_in = cls(
+            embeddings=embeddings,
             pool=pool,
             texts=texts,
             weights=weights,
