@@ -39,12 +39,20 @@ class Compute:
     async def write(self, function: Callable[..., T], *args: Any) -> T:
         return await self._run("write", function, *args)
 
+    async def batched(self, submit: Callable[..., Awaitable[T]], name: str, request: Any) -> T:
+        """``submit(name, request, gone=...)``: a read that the engine's batcher groups with
+        others (app/batching.py), under the same deadline and disconnect rules."""
+        return await self._guard(lambda gone: submit(name, request, gone=gone))
+
     async def _run(self, lane: str, function: Callable[..., T], *args: Any) -> T:
+        return await self._guard(lambda gone: self.engine.run(lane, function, *args, gone=gone))
+
+    async def _guard(self, start: Callable[[Callable[[], Awaitable[None]]], Awaitable[T]]) -> T:
         def gone() -> Awaitable[None]:
             return client_gone(self.request.receive)
 
         try:
-            return await self.engine.run(lane, function, *args, gone=gone)
+            return await start(gone)
         except ClientGone as exc:
             self.metrics.stopped.labels("disconnect").inc()
             # Nobody reads the answer; 499 (a client closed request) marks it in the metrics.

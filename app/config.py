@@ -141,6 +141,22 @@ class Settings(BaseSettings):
         le=10_000,
         description="Requests that may wait for a compute thread; then 429.",
     )
+    batch_window_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1_000,
+        description="How long a batch of query embeddings and selections waits for more "
+        "requests once another batch is running (a lone request goes at once).",
+    )
+    batch_max_size: int = Field(
+        default=32, ge=1, le=4096, description="Most texts embedded in one batch's forward."
+    )
+    batch_max_tokens: int = Field(
+        default=4096,
+        ge=16,
+        le=1_000_000,
+        description="Most tokens (padded) in one batch's forward; a longer text goes alone.",
+    )
     write_queue: int = Field(
         default=16,
         ge=0,

@@ -31,6 +31,7 @@ import torch
 
 import selector
 from app import schemas
+from app.batching import Batcher, Job
 from app.config import DEFAULT_TOKENIZER, Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.embedders import (
@@ -398,6 +399,7 @@ class Engine:
         self._token_counters: dict[str, TokenCounter] = {}
         self.embedders: EmbedderRegistry | None = None
         """The models pools may name (:mod:`app.embedders`), once :meth:`load_models` ran."""
+        self._batchers: dict[Embedder, Batcher] = {}
         self.load_error: str | None = None
         self._snapshots: dict[str, Snapshot] = {}
         # Guards the dictionaries only (held for no I/O); a pool loads under its own lock.
@@ -536,8 +538,40 @@ class Engine:
             raise ClientGone()
         raise timed_out(timeout)
 
+    def batcher_for(self, embedder: Embedder) -> Batcher:
+        """The :class:`~app.batching.Batcher` of ``embedder`` (one per embedder object; a
+        :class:`selector.CachedEmbedder` shares its cache with the batcher)."""
+        with self._guard:
+            batcher = self._batchers.get(embedder)
+            if batcher is None:
+                cached = embedder if isinstance(embedder, selector.CachedEmbedder) else None
+                batcher = Batcher(
+                    cached.inner if cached is not None else embedder,
+                    self.executor,
+                    cache=cached,
+                    window_s=self.settings.batch_window_ms / 1000.0,
+                    max_batch=self.settings.batch_max_size,
+                    max_tokens=self.settings.batch_max_tokens,
+                    timeout_s=self.settings.request_timeout_s,
+                    timed_out=timed_out,
+                )
+                self._batchers[embedder] = batcher
+            return batcher
+
+    def batch_counts(self) -> dict[str, int]:
+        """Forwards, batches and jobs over every batcher (for the metrics)."""
+        with self._guard:
+            batchers = list(self._batchers.values())
+        return {
+            "forwards": sum(batcher.forwards for batcher in batchers),
+            "batches": sum(batcher.batches for batcher in batchers),
+            "jobs": sum(batcher.jobs for batcher in batchers),
+        }
+
     def close(self) -> None:
         self._closing = True
+        for batcher in self._batchers.values():
+            batcher.close()
         self.executor.shutdown()
         self.store.close()
 
@@ -896,8 +930,14 @@ class Engine:
             self.executor.claim_heavy()
 
     def select_in_pool(
-        self, name: str, request: schemas.PoolSelectRequest
+        self,
+        name: str,
+        request: schemas.PoolSelectRequest,
+        vectors: np.ndarray | None = None,
+        embed_seconds: float = 0.0,
     ) -> schemas.PoolSelection:
+        """One selection; ``vectors`` the query's embedding when it was embedded already
+        (by a batch, in ``embed_seconds``)."""
         snapshot, load_seconds = self.loaded(name)
         target_pool, target_load = self._target_pool(request)
         texts = target_texts(request)
@@ -912,7 +952,9 @@ class Engine:
                 chars=embedded_chars(texts),
             )
         )
-        selection = self._select(snapshot, request, target_pool, load_seconds + target_load)
+        selection = self._select(
+            snapshot, request, target_pool, load_seconds + target_load, vectors, embed_seconds
+        )
         return schemas.PoolSelection(
             **selection.model_dump(), pool=name, pool_version=snapshot.version
         )
@@ -958,10 +1000,15 @@ class Engine:
         request: schemas.TargetChoice,
         target_pool: Snapshot | None,
         load_seconds: float,
+        vectors: np.ndarray | None = None,
+        embed_seconds: float = 0.0,
     ) -> schemas.Selection:
-        started = time.perf_counter()
-        target, weights, query = self._target(request, target_pool, snapshot)
-        embedded = time.perf_counter()
+        started = time.perf_counter() - embed_seconds
+        if vectors is None:
+            target, weights, query = self._target(request, target_pool, snapshot)
+        else:
+            target, weights, query = vectors, None, request.query
+        embedded = time.perf_counter() if vectors is None else started + embed_seconds
         tau, tau_source = chosen_tau(snapshot, request)
         result = selector.select(
             snapshot.pool,
@@ -986,8 +1033,14 @@ class Engine:
         )
 
     def select_batch(
-        self, name: str, request: schemas.BatchSelectRequest
+        self,
+        name: str,
+        request: schemas.BatchSelectRequest,
+        vectors: np.ndarray | None = None,
+        embed_seconds: float = 0.0,
     ) -> schemas.BatchSelection:
+        """Independent selections of ``request.queries``; ``vectors`` their embeddings when a
+        batch embedded them already (in ``embed_seconds``)."""
         snapshot, load_seconds = self.loaded(name)
         self.admit(
             selection_cost(
@@ -999,13 +1052,17 @@ class Engine:
                 chars=embedded_chars(request.queries or []),
             )
         )
-        started = time.perf_counter()
-        if request.queries is not None:
+        started = time.perf_counter() - embed_seconds
+        if vectors is not None:
+            queries = vectors
+        elif request.queries is not None:
             queries = self._query_vectors(snapshot, request.queries)
         else:
             assert request.query_embeddings is not None
             queries = self._given_vectors(snapshot, request.query_embeddings, "query_embeddings")
         embed_share = (time.perf_counter() - started) / request.size
+        if vectors is not None:
+            embed_share = embed_seconds / request.size
         texts: list[str | None] = [*request.queries] if request.queries else [None] * request.size
         tau, tau_source = chosen_tau(snapshot, request)
         results = selector.select_batch(
@@ -1035,6 +1092,127 @@ class Engine:
                 for row, (result, query) in enumerate(zip(results, texts, strict=True))
             ],
         )
+
+    # --- batched selection (app/batching.py) -------------------------------------------
+
+    async def select_batched(
+        self,
+        name: str,
+        request: schemas.PoolSelectRequest,
+        gone: Callable[[], Awaitable[object]] | None = None,
+    ) -> schemas.PoolSelection:
+        """``select_in_pool``; a single ``query`` goes through its model's batcher, joining
+        the selections of the same pool and settings arriving with it (one forward, one
+        ``select_batch``). Other targets run alone."""
+        batcher = None if request.query is None else await asyncio.to_thread(self._batcher, name)
+        if batcher is None or request.query is None:
+            return await self.run("read", self.select_in_pool, name, request, gone=gone)
+        key = ("one", name, request.model_dump_json(exclude={"query"}))
+        job = (name, request)
+        return await batcher.submit(key, [request.query], self._select_group, job, gone)
+
+    async def select_batch_batched(
+        self,
+        name: str,
+        request: schemas.BatchSelectRequest,
+        gone: Callable[[], Awaitable[object]] | None = None,
+    ) -> schemas.BatchSelection:
+        """``select_batch``; query texts go through their model's batcher, sharing forwards
+        with the requests arriving with them."""
+        batcher = None if request.queries is None else await asyncio.to_thread(self._batcher, name)
+        if batcher is None or request.queries is None:
+            return await self.run("read", self.select_batch, name, request, gone=gone)
+        key = ("batch", name, request.model_dump_json(exclude={"queries"}))
+        job = (name, request)
+        return await batcher.submit(key, request.queries, self._batch_group, job, gone)
+
+    def _batcher(self, name: str) -> Batcher | None:
+        """The batcher of the loaded pool ``name``'s query embedder; None for a pool not
+        loaded yet or one of provided vectors (those take the unbatched path)."""
+        self.require_ready()
+        with self._guard:
+            snapshot = self._snapshots.get(name)
+        if snapshot is None or snapshot.rows.model == PROVIDED:
+            return None
+        return self.batcher_for(self.embedder_for(snapshot.rows, query=True))
+
+    def _select_group(self, jobs: list[Job], vectors: list[np.ndarray]) -> list[Any]:
+        """The jobs of one pool and settings: alone, ``select_in_pool``; several single
+        queries, one ``selector.select_batch`` (row b equals ``select`` of query b)."""
+        name = jobs[0].payload[0]
+        if len(jobs) == 1:
+            job = jobs[0]
+            return [
+                _job_result(
+                    lambda: self.select_in_pool(name, job.payload[1], vectors[0], job.embed_seconds)
+                )
+            ]
+        snapshot, load_seconds = self.loaded(name)
+        results: list[Any] = [None] * len(jobs)
+        admitted: list[int] = []
+        for position, job in enumerate(jobs):
+            request = job.payload[1]
+            try:
+                self.admit(
+                    selection_cost(
+                        pool=snapshot.pool.size,
+                        problems=1,
+                        target_points=1,
+                        k=request_k(request),
+                        num_subsets=request.num_subsets,
+                        chars=embedded_chars(job.texts),
+                    )
+                )
+                admitted.append(position)
+            except ApiError as exc:
+                results[position] = exc
+        if not admitted:
+            return results
+        first: schemas.PoolSelectRequest = jobs[admitted[0]].payload[1]
+        started = time.perf_counter() - jobs[0].embed_seconds
+        tau, tau_source = chosen_tau(snapshot, first)
+        chosen = selector.select_batch(
+            snapshot.pool,
+            np.concatenate([vectors[position] for position in admitted]),
+            first.k or DEFAULT_K,
+            should_stop=should_stop(),
+            **library_options(snapshot, first, tau),
+        )
+
+        def answer(job: Job, result: selector.SelectionResult, rows: np.ndarray) -> Any:
+            request = job.payload[1]
+            selection = report(
+                snapshot,
+                result,
+                request,
+                tau_source,
+                request.query,
+                job.embed_seconds,
+                started,
+                ResponseBudget(self.settings),
+                load_seconds,
+                target=(rows, None),
+            )
+            return schemas.PoolSelection(
+                **selection.model_dump(), pool=name, pool_version=snapshot.version
+            )
+
+        for position, result in zip(admitted, chosen, strict=True):
+            results[position] = _job_result(
+                functools.partial(answer, jobs[position], result, vectors[position])
+            )
+        return results
+
+    def _batch_group(self, jobs: list[Job], vectors: list[np.ndarray]) -> list[Any]:
+        """``select/batch`` requests of one pool and settings, each with its embeddings."""
+        return [
+            _job_result(
+                functools.partial(
+                    self.select_batch, job.payload[0], job.payload[1], rows, job.embed_seconds
+                )
+            )
+            for job, rows in zip(jobs, vectors, strict=True)
+        ]
 
     # --- calibration ---------------------------------------------------------------------
 
@@ -1115,6 +1293,17 @@ class Engine:
             }
         )
         return calibration.model_dump(exclude_computed_fields=True)  # stored: epoch only
+
+
+def _job_result(answer: Callable[[], T]) -> T | Exception:
+    """``answer()``, or the exception that fails this job alone (a deferral to a heavy slot
+    and a cancellation stop the whole batch)."""
+    try:
+        return answer()
+    except (_Deferred, selector.SelectionCancelled):
+        raise
+    except Exception as exc:
+        return exc
 
 
 def target_points(request: schemas.TargetChoice) -> int:

@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.state.engine = engine
         service.state.jobs = jobs
         service.state.metrics.bind_pool_sizes(engine.store.pool_sizes)
+        service.state.metrics.bind_batching(engine.batch_counts)
         shutdown.on_begin.append(jobs.begin_shutdown)
         shutdown.settled_when.append(lambda: jobs.idle)
         jobs.start()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +25,23 @@ class _PoolSizes(Collector):
         for pool, size in self.sizes().items():
             family.add_metric([pool], size)
         yield family
+
+
+class _Batching(Collector):
+    """Reads the batchers' counters (app/batching.py) at scrape time."""
+
+    def __init__(self) -> None:
+        self.counts: Callable[[], dict[str, int]] = dict
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counts = self.counts()
+        described = {
+            "forwards": "Embedding forwards run by the query batchers",
+            "batches": "Batches of query embeddings and selections run",
+            "jobs": "Requests answered through a batch",
+        }
+        for name, text in described.items():
+            yield CounterMetricFamily(f"mmdshot_batch_{name}", text, value=counts.get(name, 0))
 
 
 class Metrics:
@@ -61,12 +78,18 @@ class Metrics:
             registry=self.registry,
         )
         self._pool_sizes = _PoolSizes()
+        self._batching = _Batching()
+        self.registry.register(self._batching)
         if pool_labels:
             self.registry.register(self._pool_sizes)
 
     def bind_pool_sizes(self, sizes: Callable[[], dict[str, int]]) -> None:
         """Report ``sizes()`` (pool name -> examples) at every scrape."""
         self._pool_sizes.sizes = sizes
+
+    def bind_batching(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Report ``counts()`` (forwards, batches, jobs of the batchers) at every scrape."""
+        self._batching.counts = counts
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,10 +1,17 @@
-"""End-to-end HTTP selection: latency percentiles and throughput at several concurrencies.
+"""End-to-end HTTP selection: latency percentiles and throughput at several concurrencies,
+side by side with an embedding server (infinity-emb) answering ``/embeddings`` for the same
+queries under the same load, and the import throughput against the model's own ``encode``.
 
 Builds a pool of real tweet embeddings (MiniLM; topped up to the asked size with perturbed
 copies) straight into a store in a data directory, starts ``mmdshot serve`` on loopback with
 the real model, and drives ``POST /v1/pools/tweets/select`` with wrk (Debian package ``wrk``;
 a Lua script rotates real held-out tweets as queries). The quick mode uses the hashing
 embedder, a small pool and a small Python load loop, so the test suite can run it.
+
+The peer is infinity-emb serving the same bundled MiniLM folder from disk, offline, started
+by ``scripts/infinity.sh serve`` (its own virtual environment: ``MMDSHOT_INFINITY_VENV``, by
+default ``.venv-infinity`` in the repository); when the script or its venv is missing, the
+peer's entry says why instead of numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,6 +40,9 @@ from bench.environment import environment
 from selector.embedding import BUNDLED_MODEL_NAME
 
 POOL = "tweets"
+LEVELS = (1, 8, 32, 64)
+REPO = Path(__file__).resolve().parents[1]
+IMPORT_SIZE = 20_000
 
 
 def _free_port() -> int:
@@ -148,9 +160,36 @@ def start_server(
     raise RuntimeError("the server did not become ready")
 
 
-def _wrk(url: str, queries: list[str], k: int, concurrency: int, seconds: int) -> dict:
-    # Every request's query is distinct (a counter is appended), so the service's query
-    # cache never answers: each request pays for its embedding.
+@dataclass(frozen=True)
+class Target:
+    """What the load sends: a path, the body as a Lua expression of ``text`` (wrk) and the
+    same body as JSON for a text (the Python loop)."""
+
+    path: str
+    lua: str
+    body: Callable[[str], dict]
+
+
+def select_target(k: int) -> Target:
+    """A pool selection of the query ``text``."""
+    return Target(
+        f"/v1/pools/{POOL}/select",
+        f"""'{{"query": "' .. text .. '", "k": {k}, "compare_baselines": false}}'""",
+        lambda text: {"query": text, "k": k, "compare_baselines": False},
+    )
+
+
+PEER_TARGET = Target(
+    "/embeddings",
+    """'{"model": "minilm", "input": ["' .. text .. '"]}'""",
+    lambda text: {"model": "minilm", "input": [text]},
+)
+"""The same query at the peer's OpenAI-style ``/embeddings``."""
+
+
+def _wrk(url: str, queries: list[str], target: Target, concurrency: int, seconds: int) -> dict:
+    # Every request's query is distinct (a counter is appended), so no cache answers: each
+    # request pays for its embedding.
     texts = [json.dumps(q)[1:-1] for q in queries]  # JSON-escaped, without the quotes
     script = (
         "texts = {"
@@ -160,8 +199,8 @@ def _wrk(url: str, queries: list[str], k: int, concurrency: int, seconds: int) -
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{{"query": "' .. texts[(counter % #texts) + 1] .. ' #' .. counter ..
-               '", "k": {k}, "compare_baselines": false}}'
+  local text = texts[(counter % #texts) + 1] .. ' #' .. counter
+  local body = {target.lua}
   return wrk.format("POST", nil, {{["content-type"] = "application/json"}}, body)
 end
 """
@@ -182,7 +221,7 @@ end
             "30s",
             "-s",
             handle.name,
-            f"{url}/v1/pools/{POOL}/select",
+            f"{url}{target.path}",
         ],
         capture_output=True,
         text=True,
@@ -206,15 +245,16 @@ end
     }
 
 
-def _python_load(url: str, queries: list[str], k: int, concurrency: int, count: int) -> dict:
+def _python_load(
+    url: str, queries: list[str], target: Target, concurrency: int, count: int
+) -> dict:
     """A small closed-loop load for the quick mode (no wrk needed)."""
     with httpx.Client(timeout=60) as client:
 
         def one(i: int) -> float:
+            body = target.body(f"{queries[i % len(queries)]} #{i}")
             started = time.perf_counter()
-            response = client.post(
-                f"{url}/v1/pools/{POOL}/select", json={"query": queries[i % len(queries)], "k": k}
-            )
+            response = client.post(f"{url}{target.path}", json=body)
             response.raise_for_status()
             return time.perf_counter() - started
 
@@ -227,6 +267,128 @@ def _python_load(url: str, queries: list[str], k: int, concurrency: int, count: 
         "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "requests_per_s": count / elapsed,
         "non_2xx": 0,
+    }
+
+
+def _levels(url: str, queries: list[str], target: Target, quick: bool, seconds: int) -> dict:
+    levels: dict[str, dict] = {}
+    for concurrency in LEVELS:
+        if quick or shutil.which("wrk") is None:
+            levels[str(concurrency)] = _python_load(
+                url, queries, target, min(concurrency, 4), 12 if quick else 50 * concurrency
+            )
+        else:
+            levels[str(concurrency)] = _wrk(url, queries, target, concurrency, seconds)
+    return levels
+
+
+def start_infinity() -> tuple[subprocess.Popen[bytes] | None, str]:
+    """infinity-emb on a free loopback port serving the bundled MiniLM (scripts/infinity.sh);
+    ``(None, why)`` when it cannot run here."""
+    script = REPO / "scripts" / "infinity.sh"
+    if not script.is_file():
+        return None, "scripts/infinity.sh is missing"
+    port = _free_port()
+    process = subprocess.Popen(
+        ["bash", str(script), "serve", str(port)],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900  # the first call installs its venv
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return None, f"scripts/infinity.sh serve exited with {process.returncode}"
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    return None, "infinity did not answer /models within 900 s"
+
+
+def peer(queries: list[str], quick: bool, seconds: int) -> dict:
+    """infinity-emb's ``/embeddings`` under the same load levels, for the same queries."""
+    if quick:
+        return {"skipped": "the quick mode runs no peer (infinity-emb loads torch for a minute)"}
+    process, url = start_infinity()
+    if process is None:
+        return {"skipped": url}
+    try:
+        warm = httpx.post(
+            f"{url}/embeddings", json={"model": "minilm", "input": [queries[0]]}, timeout=120
+        )
+        warm.raise_for_status()
+        dimension = len(warm.json()["data"][0]["embedding"])
+        levels = _levels(url, queries, PEER_TARGET, quick, seconds)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return {
+        "server": "infinity-emb 0.0.77 (torch, CPU)",
+        "dimension": dimension,
+        "concurrency": levels,
+    }
+
+
+def import_throughput(quick: bool) -> dict:
+    """Examples/s of a ``mmdshot import`` of real tweets through the CLI into a fresh pool,
+    against the model's own ``encode`` (sentence-transformers) of the same texts, in this run."""
+    from bench.data import unique_tweets
+
+    count = 200 if quick else IMPORT_SIZE
+    tweets = unique_tweets()[:count]
+    texts = [tweet.text for tweet in tweets]
+    data_dir = CACHE / f"import-data{'-quick' if quick else ''}"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    lines = data_dir / "tweets.jsonl"
+    lines.write_text(
+        "".join(
+            json.dumps({"id": f"t{n}", "input": t.text, "output": t.label, "label": t.label}) + "\n"
+            for n, t in enumerate(tweets)
+        )
+    )
+    process, url = start_server(data_dir / "data", quick)
+    try:
+        started = time.perf_counter()
+        answer = subprocess.run(
+            [sys.executable, "-m", "app.cli", "import", "--url", url, "--json", "imp", str(lines)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        import_seconds = time.perf_counter() - started
+        inserted = json.loads(answer.stdout)["inserted"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    if quick:
+        from selector import HashingEmbedder
+
+        encoder, name = HashingEmbedder(64).embed, "hashing-64"
+    else:
+        from selector import SentenceTransformerEmbedder
+
+        encoder, name = SentenceTransformerEmbedder().embed, "sentence-transformers encode"
+    encoder(texts[:64])  # warm
+    started = time.perf_counter()
+    encoder(texts)
+    encode_seconds = time.perf_counter() - started
+    return {
+        "examples": count,
+        "inserted": inserted,
+        "import_s": import_seconds,
+        "import_examples_per_s": count / import_seconds,
+        "reference": name,
+        "encode_s": encode_seconds,
+        "encode_examples_per_s": count / encode_seconds,
+        "ratio": (count / import_seconds) / (count / encode_seconds),
     }
 
 
@@ -248,16 +410,17 @@ def run(size: int, quick: bool, k: int = 8, seconds: int = 20) -> dict:
             if warm.json()["prefiltered"] or size <= 50_000 or time.monotonic() > deadline:
                 break
             time.sleep(2)
-        levels: dict[str, dict] = {}
-        for concurrency in (1, 8, 32):
-            if quick or shutil.which("wrk") is None:
-                levels[str(concurrency)] = _python_load(url, queries, k, min(concurrency, 4), 12)
-            else:
-                levels[str(concurrency)] = _wrk(url, queries, k, concurrency, seconds)
+        levels = _levels(url, queries, select_target(k), quick, seconds)
         timings = warm.json()["timings"]
     finally:
         process.terminate()
         process.wait(timeout=30)
+    infinity = peer(queries, quick, seconds)
+    ratio = {
+        level: levels[level]["requests_per_s"] / infinity["concurrency"][level]["requests_per_s"]
+        for level in levels
+        if "concurrency" in infinity and infinity["concurrency"][level]["requests_per_s"] > 0
+    }
     return {
         "pool_size": size,
         "k": k,
@@ -267,6 +430,10 @@ def run(size: int, quick: bool, k: int = 8, seconds: int = 20) -> dict:
         "warm_request_timings_ms": timings,
         "prefiltered": warm.json()["prefiltered"],
         "embedding_backend": Settings().embedding_backend,
+        "batch_window_ms": Settings().batch_window_ms,
+        "peer": infinity,
+        "ratio_to_peer": ratio,
+        "import": import_throughput(quick),
     }
 
 

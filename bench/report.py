@@ -269,11 +269,77 @@ average (worst {exhaustive["greedy_max_excess_pct"]:.3f} %), greedy with swap re
 """
 
 
-def http_section(result: dict[str, Any]) -> str:
+def _peer_rows(result: dict[str, Any]) -> tuple[str, str]:
+    """The HTTP table's header and rows: mmdshot alone, or beside the peer's ``/embeddings``
+    with mmdshot's throughput ratio to it."""
+    levels = sorted(result["concurrency"].items(), key=lambda item: int(item[0]))
+    peer = result.get("peer", {}).get("concurrency")
+    if not peer:
+        header = "| concurrency | p50 ms | p99 ms | requests/s | non-2xx |\n|---|---|---|---|---|"
+        rows = "\n".join(
+            f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.1f} "
+            f"| {r['non_2xx']} |"
+            for c, r in levels
+        )
+        return header, rows
+    header = (
+        "| concurrency | mmdshot p50 ms | p99 ms | requests/s | non-2xx "
+        "| infinity p50 ms | p99 ms | requests/s | non-2xx | mmdshot / infinity |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
     rows = "\n".join(
         f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.1f} "
-        f"| {r['non_2xx']} |"
-        for c, r in sorted(result["concurrency"].items(), key=lambda item: int(item[0]))
+        f"| {r['non_2xx']} | {peer[c]['p50_ms']:.1f} | {peer[c]['p99_ms']:.1f} "
+        f"| {peer[c]['requests_per_s']:.1f} | {peer[c]['non_2xx']} "
+        f"| {result['ratio_to_peer'][c]:.2f}x |"
+        for c, r in levels
+    )
+    return header, rows
+
+
+def _import_section(result: dict[str, Any]) -> str:
+    imported = result.get("import")
+    if not imported:
+        return ""
+    return f"""
+### Import throughput
+
+`mmdshot import` (the CLI) of {imported["examples"]:,} real tweets into a fresh pool of the
+same service, against the model's own encode ({imported["reference"]}) of the same texts in
+the same run:
+
+| examples | import s | import examples/s | encode s | encode examples/s | import / encode |
+|---|---|---|---|---|---|
+| {imported["examples"]:,} | {imported["import_s"]:.1f} | {imported["import_examples_per_s"]:.0f} \
+| {imported["encode_s"]:.1f} | {imported["encode_examples_per_s"]:.0f} | {imported["ratio"]:.2f}x |
+"""
+
+
+def _queue_note(result: dict[str, Any]) -> str:
+    if "batch_window_ms" not in result:  # a run from before the batching
+        return (
+            "The levels ran on a queue deep enough for 32 clients (`MMDSHOT_COMPUTE_QUEUE=64`);"
+            " with the default bound the service answers 429 beyond 2 running and 16 waiting"
+            " requests."
+        )
+    return (
+        "The levels ran on a read queue of 64 (`MMDSHOT_COMPUTE_QUEUE=64`); concurrent"
+        " single-query selections were batched (`BATCH_WINDOW_MS`"
+        f" {result['batch_window_ms']:g}: one forward and one `select_batch` per batch, a batch"
+        " one entry of the queue)."
+    )
+
+
+def http_section(result: dict[str, Any]) -> str:
+    header, rows = _peer_rows(result)
+    peer = result.get("peer", {})
+    against = (
+        f" Beside it, {peer['server']} served the same bundled MiniLM folder from disk and"
+        " answered `POST /embeddings` for the same distinct queries under the same load, one"
+        " level after the other in the same run; the last column is mmdshot's throughput over"
+        " the peer's."
+        if peer.get("concurrency")
+        else ""
     )
     breakdown = ", ".join(
         f"{name.removesuffix('_ms')} {ms:.1f}"
@@ -284,10 +350,9 @@ def http_section(result: dict[str, Any]) -> str:
 `POST /v1/pools/{{pool}}/select` on a {result["pool_size"]:,}-example pool, query embedding
 with MiniLM included ({_backend(result)}), k = {result["k"]}, driven by {result["tool"]} for
 {result["duration_s"]} s per level against one `mmdshot serve` on loopback
-(`python -m bench http`).
+(`python -m bench http`).{against}
 
-| concurrency | p50 ms | p99 ms | requests/s | non-2xx |
-|---|---|---|---|---|
+{header}
 {rows}
 
 The pool is over the service's `INDEX_ABOVE` (50,000), so once its IVF index was built (in
@@ -295,9 +360,8 @@ the background) selection ran on the prefilter's candidates (prefiltered:
 {result["prefiltered"]}). Every request of the load sends a distinct query (a counter is
 appended), so each one pays for its MiniLM embedding; the warm-up request repeats one query,
 so in its breakdown (ms) the embedding is a cache hit: {breakdown}.
-The levels ran on a queue deep enough for 32 clients (`MMDSHOT_COMPUTE_QUEUE=64`); with the
-default bound the service answers 429 beyond 2 running and 16 waiting requests.
-
+{_queue_note(result)}
+{_import_section(result)}
 {_environment(result)}
 """
 

@@ -40,7 +40,7 @@ async def select(
     traffic: TrafficDep,
 ) -> PoolSelection:
     if body.prefix is None:
-        result = await compute.read(engine.select_in_pool, pool, body)
+        result = await compute.batched(engine.select_batched, pool, body)
     else:
         result = await compute.read(prefixes.select_with_prefix, engine, pool, body)
     metrics.selection.labels("pool").observe(result.timings.total_ms / 1000.0)
@@ -64,7 +64,7 @@ async def select_batch(
     traffic: TrafficDep,
 ) -> BatchSelection:
     if body.prefix is None:
-        result = await compute.read(engine.select_batch, pool, body)
+        result = await compute.batched(engine.select_batch_batched, pool, body)
     else:
         result = await compute.read(prefixes.select_batch_with_prefix, engine, pool, body)
     seconds = max(item.timings.total_ms for item in result.results) / 1000.0

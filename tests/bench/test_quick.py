@@ -42,16 +42,23 @@ def test_http_quick(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "http.json").read_text()) == json.loads(json.dumps(result))
     assert (result["pool_size"], result["k"], result["tool"]) == (400, 8, "a Python thread loop")
     levels = result["concurrency"]
-    assert set(levels) == {"1", "8", "32"}
+    assert set(levels) == {"1", "8", "32", "64"}
     for name, level in levels.items():
         assert 0 < level["p50_ms"] <= level["p99_ms"] and level["non_2xx"] == 0, name
     # Little's law on a closed loop: callers = throughput x latency. One caller: the
     # throughput is about 1 / latency; four (the quick mode's cap): at most about 4 / latency.
     one = levels["1"]
     assert 0.3 <= one["requests_per_s"] * one["p50_ms"] / 1000 <= 1.2, one
-    for name in ("8", "32"):
+    for name in ("8", "32", "64"):
         level = levels[name]
         assert level["requests_per_s"] * level["p50_ms"] / 1000 <= 4 * 1.2, level
+    assert "skipped" in result["peer"] and result["ratio_to_peer"] == {}
+    imported = result["import"]
+    assert imported["examples"] == imported["inserted"] == 200
+    assert imported["import_examples_per_s"] > 0 and imported["encode_examples_per_s"] > 0
+    assert imported["ratio"] == pytest.approx(
+        imported["import_examples_per_s"] / imported["encode_examples_per_s"]
+    )
     timings = result["warm_request_timings_ms"]
     parts = timings["embed_ms"] + timings["scan_ms"] + timings["select_ms"] + timings["refine_ms"]
     assert 0 < parts <= timings["total_ms"] * 1.01 + 0.05

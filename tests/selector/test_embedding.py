@@ -16,7 +16,14 @@ from selector import (
     SentenceTransformerEmbedder,
     embedding,
 )
-from selector.embedding import OnnxSentenceEmbedder, content_hash, load_sentence_embedder
+from selector.embedding import (
+    OnnxSentenceEmbedder,
+    content_hash,
+    embed_sorted,
+    length_order,
+    load_sentence_embedder,
+    pad_tokens,
+)
 from selector.errors import EmbeddingModelError, InvalidInputError
 
 
@@ -116,7 +123,7 @@ def test_onnx_export_is_cached_and_reused(onnx_cache: Path, monkeypatch) -> None
     def no_export(layout: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(embedding, "_pooled_encoder", no_export)
+    monkeypatch.setattr(embedding.onnx, "_pooled_encoder", no_export)
     again = OnnxSentenceEmbedder(cache_dir=onnx_cache)
     assert again.onnx_path == first.onnx_path
     np.testing.assert_array_equal(again.embed(ONNX_TEXTS[:2]), first.embed(ONNX_TEXTS[:2]))
@@ -136,7 +143,7 @@ def test_onnx_threads_share_one_embedder(onnx_cache: Path) -> None:
 
 def test_onnx_refuses_a_corrupt_file_and_auto_falls_back(tmp_path: Path, monkeypatch) -> None:
     layout = embedding.SentenceModelLayout.read(embedding.bundled_model_path())
-    digest = embedding._weights_digest(layout.transformer)[:16]
+    digest = embedding.onnx._weights_digest(layout.transformer)[:16]
     (tmp_path / f"all-MiniLM-L6-v2-{digest}.onnx").write_bytes(b"not a model")
     with pytest.raises(EmbeddingModelError, match="could not load"):
         OnnxSentenceEmbedder(cache_dir=tmp_path)
@@ -147,7 +154,7 @@ def test_onnx_refuses_a_corrupt_file_and_auto_falls_back(tmp_path: Path, monkeyp
         def __init__(self, model_path: object, device: str) -> None:
             self.device = device
 
-    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", Fallback)
+    monkeypatch.setattr(embedding.models, "SentenceTransformerEmbedder", Fallback)
     chosen = load_sentence_embedder(backend="auto", cache_dir=tmp_path)
     assert isinstance(chosen, Fallback) and chosen.device == "cpu"
 
@@ -174,3 +181,45 @@ def test_onnx_refuses_layouts_it_does_not_cover(tmp_path: Path) -> None:
 def test_unknown_backend_is_invalid_input() -> None:
     with pytest.raises(InvalidInputError, match="backend"):
         load_sentence_embedder(backend="tensorrt")
+
+
+def test_hashing_tokens_then_forward_equals_embed() -> None:
+    embedder = HashingEmbedder(16)
+    texts = ["the cat sat on the mat", "a dog", "", "the cat"]
+    tokens = embedder.tokenize(texts)
+    assert [len(row) for row in tokens] == [6, 2, 1, 2]
+    assert length_order(tokens) == [2, 1, 3, 0]
+    np.testing.assert_array_equal(embedder.embed_tokens(tokens), embedder.embed(texts))
+    np.testing.assert_array_equal(embed_sorted(embedder, texts, 1), embedder.embed(texts))
+
+
+def test_pad_tokens_pads_to_the_longest() -> None:
+    ids, mask = pad_tokens([np.array([5, 6, 7]), np.array([8])], pad_id=0)
+    np.testing.assert_array_equal(ids, [[5, 6, 7], [8, 0, 0]])
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 0, 0]])
+
+
+@pytest.mark.slow
+def test_tokenize_then_forward_equals_embed_for_real_models(onnx_cache: Path) -> None:
+    onnx = OnnxSentenceEmbedder(cache_dir=onnx_cache)
+    torch_model = SentenceTransformerEmbedder()
+    for model in (onnx, torch_model):
+        tokens = model.tokenize(ONNX_TEXTS)
+        assert [int(row[0]) for row in tokens] == [101] * len(ONNX_TEXTS)  # [CLS] first
+        # One padded forward over texts of different lengths, in any order, equals embed.
+        reverse = list(reversed(range(len(tokens))))
+        got = model.embed_tokens([tokens[row] for row in reverse])[np.argsort(reverse)]
+        np.testing.assert_allclose(got, model.embed(ONNX_TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        onnx.embed_tokens(onnx.tokenize(ONNX_TEXTS)),
+        torch_model.embed_tokens(torch_model.tokenize(ONNX_TEXTS)),
+        atol=1e-5,
+    )
+
+
+def test_the_library_reads_no_environment() -> None:
+    root = Path(embedding.__file__).parents[1]
+    for source in root.rglob("*.py"):
+        text = source.read_text()
+        for read in ("os.environ", "os.getenv", "environ.get", "putenv"):
+            assert read not in text, f"{source} reads the environment ({read})"
