@@ -61,6 +61,12 @@ class SelectionResult:
     kernel with labels); ``baselines`` the ``mmd2`` that knn and random reach at the same k;
     ``bounds_by_k`` the bound of each greedy prefix when k was chosen automatically;
     ``timings`` seconds spent in ``scan``, ``select`` and ``refine``.
+
+    With ``pinned`` candidates (already in the prompt), ``indices``, ``k`` and
+    ``prompt_order`` are the chosen slice alone, while ``mmd2``, ``mmd``, the bounds and
+    ``subsets`` are of the whole prompt (pinned + chosen; the subsets' ``indices`` are their
+    slices); ``chosen_mmd2``/``chosen_mmd`` are of the chosen slice alone (equal to
+    ``mmd2``/``mmd`` without pins).
     """
 
     indices: list[int]
@@ -77,6 +83,9 @@ class SelectionResult:
     joint: bool
     prefiltered: bool
     region_size: int
+    chosen_mmd2: float = 0.0
+    chosen_mmd: float = 0.0
+    pinned: tuple[int, ...] = ()
     target_label_distribution: dict[Hashable, float] | None = None
     bounds_by_k: dict[int, float] | None = None
     baselines: dict[str, float] = field(default_factory=dict)
@@ -110,6 +119,7 @@ class SelectOptions:
     compare_baselines: bool = False
     seed: int = 0
     should_stop: Callable[[], bool] | None = None
+    pinned: Sequence[int] | None = None
 
 
 def select(
@@ -125,6 +135,7 @@ def select(
     output_embeddings: object | None = None,
     target_label_distribution: object | None = None,
     device: str | torch.device = "auto",
+    pinned: Sequence[int] | None = None,
     **options: object,
 ) -> SelectionResult:
     """Choose ``k`` candidates whose distribution is closest in MMD to ``target``.
@@ -152,8 +163,12 @@ def select(
       index); otherwise the greedy is exact over the whole pool.
     - ``should_stop``: a callable checked between the search's steps; once it answers true
       the selection raises :class:`SelectionCancelled` (see :mod:`selector.cancel`).
+    - ``pinned``: pool indices already in the prompt (a shared prefix). The greedy starts
+      from them (their redundancy and affinity count in every step), never chooses them
+      again, and chooses ``k`` more; the constraints hold for the whole prompt. The result's
+      ``indices`` are the chosen slice, its ``mmd2`` that of the whole prompt.
     """
-    settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, **options)  # type: ignore[arg-type]
+    settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, pinned=pinned, **options)  # type: ignore[arg-type]
     pool = _as_pool(candidates, labels, output_embeddings, device)
     points = normalize_rows(as_matrix(target, "target", pool.dimension), "target")
     weights = _target_weights(target_weights, points.shape[0])
@@ -180,11 +195,13 @@ def select_batch(
     labels: Sequence[Hashable] | np.ndarray | None = None,
     output_embeddings: object | None = None,
     device: str | torch.device = "auto",
+    pinned: Sequence[int] | None = None,
     **options: object,
 ) -> list[SelectionResult]:
     """Answer B independent single-query selections ``queries: (B, d)`` in one batched
-    computation; result b equals ``select(candidates, queries[b], ...)``."""
-    settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, **options)  # type: ignore[arg-type]
+    computation; result b equals ``select(candidates, queries[b], ...)`` (``pinned``: the
+    same pinned candidates for every query)."""
+    settings = SelectOptions(k=k, kernel=kernel, tau=tau, method=method, pinned=pinned, **options)  # type: ignore[arg-type]
     pool = _as_pool(candidates, labels, output_embeddings, device)
     points = normalize_rows(as_matrix(queries, "queries", pool.dimension), "queries")
     batch = points.shape[0]
@@ -245,8 +262,30 @@ def _label_distribution(values: object, pool: Pool, count: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).to(pool.device, torch.float32)
 
 
-def _check_options(settings: SelectOptions, pool: Pool) -> tuple[int, int]:
-    """Validate the options against the pool; returns ``(k_min, k_max)``."""
+def _pinned(values: Sequence[int] | None, pool_size: int) -> tuple[int, ...]:
+    """The pinned pool indices, checked: integers, in range, distinct."""
+    if values is None:
+        return ()
+    try:
+        array = np.asarray(list(values))
+    except TypeError as exc:
+        raise InvalidInputError(f"pinned must be a sequence of pool indices: {exc}") from exc
+    if array.size == 0:
+        return ()
+    if array.ndim != 1 or not (
+        np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.bool_)
+    ):
+        raise InvalidInputError("pinned must be a flat sequence of integer pool indices")
+    if array.min() < 0 or array.max() >= pool_size:
+        raise InvalidInputError(f"pinned holds an index outside the pool ({pool_size} candidates)")
+    if np.unique(array).size != array.size:
+        raise InvalidInputError("pinned holds an index twice")
+    return tuple(int(value) for value in array)
+
+
+def _check_options(settings: SelectOptions, pool: Pool, pinned: int) -> tuple[int, int]:
+    """Validate the options against the pool (``pinned`` candidates taken already); returns
+    ``(k_min, k_max)``."""
     if settings.method not in METHODS:
         raise InvalidInputError(
             f"unknown method {settings.method!r}; expected one of {', '.join(METHODS)}"
@@ -259,8 +298,11 @@ def _check_options(settings: SelectOptions, pool: Pool) -> tuple[int, int]:
         k_min = k_max = settings.k
     if k_max < 1:
         raise InvalidInputError("k must be at least 1")
-    if k_max > pool.size:
-        raise InvalidInputError(f"k={k_max} is larger than the pool ({pool.size} candidates)")
+    if k_max > pool.size - pinned:
+        left = f" besides the {pinned} pinned" if pinned else ""
+        raise InvalidInputError(
+            f"k={k_max} is larger than the pool ({pool.size - pinned} candidates{left})"
+        )
     if settings.num_subsets < 1:
         raise InvalidInputError("num_subsets must be at least 1")
     if not 0.0 <= settings.mmr_lambda <= 1.0:
@@ -274,7 +316,8 @@ def _check_options(settings: SelectOptions, pool: Pool) -> tuple[int, int]:
 
 @torch.inference_mode()  # no autograd bookkeeping: a step is dozens of small tensor ops
 def _solve(pool: Pool, targets: Targets, settings: SelectOptions) -> list[SelectionResult]:
-    k_min, k_max = _check_options(settings, pool)
+    pins = _pinned(settings.pinned, pool.size)
+    k_min, k_max = _check_options(settings, pool, len(pins))
     started = time.perf_counter()
     kernel = resolve_kernel(settings.kernel, settings.tau, pool.vectors, settings.seed)
     joint = settings.joint
@@ -285,7 +328,13 @@ def _solve(pool: Pool, targets: Targets, settings: SelectOptions) -> list[Select
         raise InvalidInputError("the joint kernel needs labels or output embeddings")
     output_kernel = Kernel("softmax", settings.output_tau)
     plan = compile_constraints(
-        settings.constraints, pool.size, k_max, pool.label_ids, pool.label_names, pool.device
+        settings.constraints,
+        pool.size,
+        k_max,
+        pool.label_ids,
+        pool.label_names,
+        pool.device,
+        pins,
     )
     use_prefilter = pool.index is not None if settings.prefilter is None else settings.prefilter
     use_prefilter = use_prefilter and settings.method != "random"
@@ -293,15 +342,17 @@ def _solve(pool: Pool, targets: Targets, settings: SelectOptions) -> list[Select
         pool, targets, kernel, output_kernel, joint, settings.label_neighbors, settings.label_tau
     )
     batch = targets.points.shape[0]
+    # Internally the greedy's steps count the whole prompt: the pinned candidates first.
+    k_min, k_max = k_min + len(pins), k_max + len(pins)
     if use_prefilter:
         with cpu_threads_for(pool.device, torch_threads_for(batch)):
-            regions = _prefiltered_regions(scorer, plan, settings)
+            regions = _prefiltered_regions(scorer, plan, settings, k_min, k_max)
     else:
         # A few problems keep one torch thread from the scan to the end: switching threads
         # between their stages cost more than it saved (100k pool: 27 against 19 ms per
         # single selection). A large batch's stages choose their own (_batched_rounds).
         with cpu_threads_for(pool.device, 1) if batch < 16 else contextlib.nullcontext():
-            regions = _exact_regions(scorer, plan, settings, k_max)
+            regions = _exact_regions(scorer, plan, settings, k_min, k_max)
     searched = time.perf_counter()
     with cpu_threads_for(pool.device, 1):
         if batch > 1 and settings.k_range is None:
@@ -409,22 +460,27 @@ def _run_greedy(
 
 
 def _exact_regions(
-    scorer: AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_max: int
+    scorer: AffinityScorer,
+    plan: ConstraintPlan,
+    settings: SelectOptions,
+    k_min: int,
+    k_max: int,
 ) -> list[_Solved]:
     """Greedy over the top of the target affinity, extending a problem's region until the
     exactness certificate holds (see :mod:`selector.search`).
 
     A batch runs together on regions of the initial size, then its problems whose
     certificate failed together on larger ones (:func:`_batched_rounds`); a single problem
-    runs alone, its region growing fourfold in place."""
-    k_min = settings.k_range[0] if settings.k_range else k_max
+    runs alone, its region growing fourfold in place. ``k_min``, ``k_max`` count the pinned
+    candidates, which head every region."""
     regions = _ranked_pool(scorer, plan, settings)
     feasible = plan.feasible_count
+    pinned = plan.pinned_count
     if settings.method == "mmr":
-        size = settings.fetch_k or max(20, 4 * k_max)
+        size = settings.fetch_k or max(20, 4 * (k_max - pinned))
     else:
-        size = settings.initial_region or max(256, 64 * k_max)
-    size = min(size, feasible)
+        size = settings.initial_region or max(256, 64 * (k_max - pinned))
+    size = min(size + pinned, feasible)
     solved: dict[int, _Solved] = {}
     pending = list(range(scorer.batch))
     if scorer.batch > 1:
@@ -433,6 +489,7 @@ def _exact_regions(
         pending == [0]
         and settings.method == "mmd"
         and plan.static_only
+        and plan.pinned is None
         and scorer.pool.device.type == "cpu"
     ):
         answer = exact_single(regions, plan, size, k_min, k_max)
@@ -477,6 +534,8 @@ def _ranked_pool(
         ranked_by, ranking = "affinity", scorer.affinity(inner, None)[0]
     if plan.has_static_filter:
         ranking = ranking.masked_fill(~plan.static_mask.unsqueeze(0), -math.inf)
+    if plan.pinned is not None:  # the pinned candidates head every region
+        ranking = ranking.index_fill(1, plan.pinned, math.inf)
     scorer.scan_finished = time.perf_counter()
     return TopRegions(scorer, ranking, inner, ranked_by)
 
@@ -535,20 +594,20 @@ def _batched_rounds(
 
 
 def _prefiltered_regions(
-    scorer: AffinityScorer, plan: ConstraintPlan, settings: SelectOptions
+    scorer: AffinityScorer, plan: ConstraintPlan, settings: SelectOptions, k_min: int, k_max: int
 ) -> list[_Solved]:
-    """Greedy over the candidates the pool's index finds for each target point."""
+    """Greedy over the candidates the pool's index finds for each target point (and the
+    pinned ones; ``k_min``, ``k_max`` count them)."""
     pool = scorer.pool
     assert pool.index is not None
-    k_max = settings.k_range[1] if settings.k_range else settings.k
-    k_min = settings.k_range[0] if settings.k_range else k_max
+    pinned = np.zeros(0, dtype=np.int64) if plan.pinned is None else plan.pinned.cpu().numpy()
     batch, count, dimension = scorer.targets.points.shape
     size = max(settings.prefilter_size, 4 * k_max)
     while True:
         found = pool.index.search(
             scorer.targets.points.reshape(batch * count, dimension).cpu().numpy(), size
         ).reshape(batch, count * min(size, pool.size))
-        rows = [np.unique(row[row >= 0]) for row in found]
+        rows = [np.unique(np.concatenate([row[row >= 0], pinned])) for row in found]
         width = max(len(row) for row in rows)
         padded = np.full((batch, width), -1, dtype=np.int64)
         for position, row in enumerate(rows):
@@ -611,10 +670,14 @@ def _finish(
     k_min: int,
     joint: bool,
 ) -> SelectionResult:
-    """Auto-k, swap refinement, ranked alternatives and the report for problem ``row``."""
+    """Auto-k, swap refinement, ranked alternatives and the report for problem ``row``.
+
+    ``solved.positions`` and ``k_min`` count the pinned candidates, which come first; the
+    result's ``k`` and ``indices`` are the chosen slice after them."""
     checkpoint()
     refine_started = time.perf_counter()
     constant = scorer.constant(row)
+    pinned = plan.pinned_count
     positions, objective = solved.positions, solved.objective
     length = int((positions >= 0).sum())
     pool_index = solved.pool_index
@@ -627,14 +690,14 @@ def _finish(
             if not subset_satisfies(plan, prefix, scorer.pool.vectors):
                 continue
             mmd = math.sqrt(max(float(objective[size - 1]) + constant, 0.0))
-            bounds_by_k[size] = generalization_bound(
+            bounds_by_k[size - pinned] = generalization_bound(
                 mmd, size, settings.bias_constant, settings.complexity_constant
             )
         if not bounds_by_k:
             raise InfeasibleConstraintError(
                 "label_quotas", "no prefix of the greedy selection satisfies the constraints"
             )
-        k = min(bounds_by_k, key=lambda size: (bounds_by_k[size], size))
+        k = pinned + min(bounds_by_k, key=lambda size: (bounds_by_k[size], size))
     chosen = positions[:k].unsqueeze(0)
     candidates: list[list[int]] = []
     if settings.method == "mmd" and settings.refine and not solved.refined:
@@ -663,9 +726,10 @@ def _finish(
         ranked.append(
             report.ranked(
                 scorer.evaluate(row, indices),
-                indices,
+                indices[pinned:],
                 settings.bias_constant,
                 settings.complexity_constant,
+                len(indices),
             )
         )
     primary = ranked[0]
@@ -675,8 +739,14 @@ def _finish(
     ranked = [primary] + [subset for subset in ranked if subset is not primary]
     ranked = ranked[: settings.num_subsets]
     prompt_order = sorted(primary.indices, key=lambda index: affinity_of[index])
+    pins = [] if plan.pinned is None else plan.pinned.tolist()
+    chosen_mmd2 = primary.mmd2
+    if pins:
+        chosen_mmd2 = max(scorer.evaluate(row, primary.indices), 0.0)
     baselines = (
-        report.baselines(scorer, plan, settings.seed, row, solved.pool_index, solved.affinity, k)
+        report.baselines(
+            scorer, plan, settings.seed, row, solved.pool_index, solved.affinity, k - pinned
+        )
         if settings.compare_baselines
         else {}
     )
@@ -688,7 +758,7 @@ def _finish(
         mmd=primary.mmd,
         bias_bound=primary.bias_bound,
         bound=primary.bound,
-        k=k,
+        k=k - pinned,
         subsets=ranked,
         prompt_order=prompt_order,
         method=settings.method,
@@ -697,6 +767,9 @@ def _finish(
         joint=joint,
         prefiltered=False,
         region_size=solved.searched or int((pool_index >= 0).sum()),
+        chosen_mmd2=chosen_mmd2,
+        chosen_mmd=math.sqrt(chosen_mmd2),
+        pinned=tuple(pins),
         target_label_distribution=distribution,
         bounds_by_k=bounds_by_k,
         baselines=baselines,

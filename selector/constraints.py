@@ -62,6 +62,12 @@ class ConstraintPlan:
     max_quota: torch.Tensor | None = None
     balance_labels: bool = False
     dedup_threshold: float | None = None
+    pinned: torch.Tensor | None = None  # (p,) long pool indices already in the prompt
+
+    @property
+    def pinned_count(self) -> int:
+        """How many candidates are pinned (the greedy's first steps, never re-chosen)."""
+        return 0 if self.pinned is None else int(self.pinned.shape[0])
 
     @functools.cached_property
     def has_static_filter(self) -> bool:
@@ -105,15 +111,25 @@ def compile_constraints(
     label_ids: np.ndarray | None,
     label_names: Sequence[Hashable] | None,
     device: torch.device,
+    pinned: Sequence[int] = (),
 ) -> ConstraintPlan:
     """Check ``constraints`` against a pool of ``n`` candidates and a subset size ``k``.
+
+    ``pinned``: pool indices already in the prompt (checked by the caller: distinct, in
+    range). The constraints then hold for the whole prompt, pinned and chosen: the token
+    budget counts the pinned examples, label quotas count their labels, and no chosen
+    candidate may be a near-duplicate of a pinned one (pinned ones are not checked among
+    themselves). k is the number to choose besides them; pinned candidates bypass the static
+    masks (they are in the prompt already) and are never chosen again.
 
     Raises :class:`InvalidInputError` for malformed constraints and
     :class:`InfeasibleConstraintError` (naming the constraint) when no subset of size k can
     satisfy them.
     """
     constraints = constraints or Constraints()
+    pins = np.asarray(list(pinned), dtype=np.int64)
     static = np.ones(n, dtype=bool)
+    static[pins] = False  # the k to choose come from the others
     if constraints.exclude:
         excluded = np.fromiter(constraints.exclude, dtype=np.int64)
         if excluded.size and (excluded.min() < 0 or excluded.max() >= n):
@@ -147,10 +163,15 @@ def compile_constraints(
         if constraints.token_budget < 0:
             raise InvalidInputError("token_budget must be non-negative")
         feasible_sorted = np.sort(counts[static])
-        if feasible_sorted[:k].sum() > constraints.token_budget:
+        pinned_tokens = float(counts[pins].sum())
+        if pinned_tokens + feasible_sorted[:k].sum() > constraints.token_budget:
+            pinned_part = (
+                f"the pinned examples' {int(pinned_tokens)} tokens and " if pins.size else ""
+            )
             raise InfeasibleConstraintError(
                 "token_budget",
-                f"the {k} shortest candidates need {int(feasible_sorted[:k].sum())} tokens, "
+                f"{pinned_part}the {k} shortest candidates need "
+                f"{int(pinned_tokens + feasible_sorted[:k].sum())} tokens, "
                 f"over the budget of {constraints.token_budget}",
             )
         plan.token_budget = float(constraints.token_budget)
@@ -168,7 +189,10 @@ def compile_constraints(
             raise InvalidInputError("label quotas need labels for the candidates")
         plan.label_ids = torch.from_numpy(label_ids).to(device)
         num_labels = len(label_names)
-        available = np.bincount(label_ids[static], minlength=num_labels)
+        k += pins.size  # quotas are for the whole prompt
+        with_pins = static.copy()
+        with_pins[pins] = True
+        available = np.bincount(label_ids[with_pins], minlength=num_labels)
         if constraints.balance_labels:
             plan.balance_labels = True
             present = available > 0
@@ -210,8 +234,20 @@ def compile_constraints(
                     f"label {label_names[int(short[0])]!r} has {int(available[short[0]])} "
                     f"candidates, fewer than its minimum {int(low_q[short[0]])}",
                 )
+            pinned_counts = np.bincount(label_ids[pins], minlength=num_labels)
+            over = np.flatnonzero(pinned_counts > high_q)
+            if over.size:
+                raise InfeasibleConstraintError(
+                    "label_quotas",
+                    f"the pinned examples hold {int(pinned_counts[over[0]])} of label "
+                    f"{label_names[int(over[0])]!r}, over its maximum {int(high_q[over[0]])}",
+                )
             plan.min_quota = torch.from_numpy(low_q).to(device)
             plan.max_quota = torch.from_numpy(high_q).to(device)
+    if pins.size:
+        static[pins] = True  # chosen first, so never again
+        plan.static_mask = torch.from_numpy(static).to(device)
+        plan.pinned = torch.from_numpy(pins).to(device)
     return plan
 
 
@@ -246,6 +282,12 @@ class ConstraintState:
             else None
         )
         self.duplicate = torch.zeros(batch, size, dtype=torch.bool, device=device)
+        self.pinned_positions = torch.zeros(batch, 0, dtype=torch.long, device=device)
+        if plan.pinned is not None:
+            # (B, p): where each pinned candidate sits in each problem's region.
+            found = region_index.unsqueeze(2) == plan.pinned.view(1, 1, -1)
+            assert bool(found.any(1).all()), "every region holds the pinned candidates"
+            self.pinned_positions = found.to(torch.int8).argmax(1)
 
     @property
     def static_only(self) -> bool:
@@ -323,6 +365,7 @@ class ConstraintState:
         self.chosen = self.chosen[rows]
         self.tokens_used = self.tokens_used[rows]
         self.duplicate = self.duplicate[rows]
+        self.pinned_positions = self.pinned_positions[rows]
         if self.region_tokens is not None:
             self.region_tokens = self.region_tokens[rows]
         if self.region_labels is not None:
@@ -344,8 +387,9 @@ class ConstraintState:
 
 
 def subset_satisfies(plan: ConstraintPlan, indices: Sequence[int], vectors: torch.Tensor) -> bool:
-    """Whether the pool indices satisfy every constraint of ``plan`` (``vectors: (n, d)``
-    unit rows, for the dedup check). Used to check prefixes and in tests."""
+    """Whether the pool indices (the whole prompt, pinned ones included) satisfy every
+    constraint of ``plan`` (``vectors: (n, d)`` unit rows, for the dedup check; pairs of
+    pinned candidates are not checked). Used to check prefixes and in tests."""
     index = torch.as_tensor(list(indices), dtype=torch.long, device=plan.static_mask.device)
     if index.unique().numel() != index.numel() or not bool(plan.static_mask[index].all()):
         return False
@@ -364,6 +408,9 @@ def subset_satisfies(plan: ConstraintPlan, indices: Sequence[int], vectors: torc
         chosen = vectors[index.to(vectors.device)]
         similarity = chosen @ chosen.T
         similarity.fill_diagonal_(-2.0)
+        if plan.pinned is not None:
+            is_pinned = torch.isin(index, plan.pinned).to(vectors.device)
+            similarity[is_pinned.unsqueeze(1) & is_pinned.unsqueeze(0)] = -2.0
         if float(similarity.max()) > plan.dedup_threshold:
             return False
     return True

@@ -27,9 +27,15 @@ class RankedSubset:
 
 
 def ranked(
-    value: float, indices: list[int], bias_constant: float, complexity_constant: float
+    value: float,
+    indices: list[int],
+    bias_constant: float,
+    complexity_constant: float,
+    prompt_size: int | None = None,
 ) -> RankedSubset:
-    """The subset ``indices`` with its ``MMD^2`` ``value`` (clamped at 0) and bounds."""
+    """The subset ``indices`` with its ``MMD^2`` ``value`` (clamped at 0) and bounds; with
+    pinned candidates, ``indices`` is the chosen slice and ``value`` and the bounds are of the
+    whole prompt of ``prompt_size`` examples."""
     value = max(value, 0.0)
     mmd = math.sqrt(value)
     return RankedSubset(
@@ -37,7 +43,9 @@ def ranked(
         mmd2=value,
         mmd=mmd,
         bias_bound=bias_bound(mmd, bias_constant),
-        bound=generalization_bound(mmd, len(indices), bias_constant, complexity_constant),
+        bound=generalization_bound(
+            mmd, prompt_size or len(indices), bias_constant, complexity_constant
+        ),
     )
 
 
@@ -52,13 +60,18 @@ def baselines(
 ) -> dict[str, float]:
     """``mmd2`` of the knn (the k allowed candidates of largest affinity among the region's,
     ``pool_index: (L,)`` with ``affinity: (L,)``) and of a subset of k allowed candidates
-    drawn with ``seed``."""
-    allowed = np.flatnonzero(plan.host_static_mask)
+    drawn with ``seed``; each after the pinned candidates, when there are some."""
+    pins = [] if plan.pinned is None else plan.pinned.tolist()
+    mask = plan.host_static_mask.copy()
+    mask[pins] = False
+    allowed = np.flatnonzero(mask)
     generator = np.random.default_rng(seed)
-    random_indices = generator.choice(allowed, size=k, replace=False).tolist()
+    random_indices = pins + generator.choice(allowed, size=k, replace=False).tolist()
     usable = plan.static_mask[pool_index.clamp_min(0)] & (pool_index >= 0)
+    if plan.pinned is not None:
+        usable &= ~torch.isin(pool_index, plan.pinned)
     order = torch.topk(affinity.masked_fill(~usable, -math.inf), min(k, affinity.shape[0])).indices
-    knn_indices = pool_index[order].tolist()
+    knn_indices = pins + pool_index[order].tolist()
     return {
         "knn": max(scorer.evaluate(row, knn_indices), 0.0),
         "random": max(scorer.evaluate(row, random_indices), 0.0),

@@ -390,6 +390,10 @@ def greedy(
     complete = region.complete
     certify = not bool(complete.all())  # a complete region needs no certificate
     step = 1
+    for column in constraints.pinned_positions.T:  # the pinned candidates come first
+        positions[:, step - 1] = column
+        run.commit(column, active, True)
+        step += 1
     while step <= k:  # a step boundary
         checkpoint()
         values = run.objective(step)
@@ -560,7 +564,7 @@ def _single_greedy(
         return run
 
     host = region.on_host()
-    run = start(region, constraints, [])
+    run = start(region, constraints, constraints.pinned_positions[0].tolist())
     excluded = float(region.excluded_affinity[0])
     while run.step <= k:  # a step boundary
         checkpoint()
@@ -602,9 +606,13 @@ def beam_search(
     constraints.reorder(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
     wide = region.take(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
     run = _GreedyRun(wide, constraints, "mmd", 0.5)
-    beams: list[list[int]] = [[]]
+    pinned = constraints.pinned_positions
+    every = torch.ones(width, dtype=torch.bool, device=region.affinity.device)
+    for column in pinned.T:  # the pinned candidates come first in every beam
+        run.commit(column, every, True)
+    beams: list[list[int]] = [pinned[0].tolist()]
     scores: list[float] = [0.0]
-    for step in range(1, k + 1):
+    for step in range(pinned.shape[1] + 1, k + 1):
         checkpoint()
         values = run.objective(step)[: len(beams)]
         flat = values.flatten()
@@ -666,6 +674,8 @@ def swap_refine(
     region candidate in) while a swap lowers ``MMD^2`` and keeps every constraint.
 
     Never makes a subset worse: a swap is taken only when it strictly lowers the objective.
+    The first ``constraints.plan.pinned_count`` slots hold the pinned candidates: they are
+    never swapped out.
     ``constraints`` must be the state after choosing ``positions``; ``columns`` may give
     ``region.columns_of(positions)`` (then updated in place). Returns the new ``(B, k)``
     positions (order: the swapped-in candidate takes the slot of the one out).
@@ -734,6 +744,7 @@ def _single_swap_refine(
             unary[None, :], unary[chosen][:, None], columns, size, region.diagonal
         )
         change = np.where(allowed[None, :], change, math.inf)
+        change[: constraints.plan.pinned_count] = math.inf  # pinned slots stay
         flat = int(change.argmin())
         if not change.flat[flat] < -1e-12:
             break
@@ -797,6 +808,9 @@ def _swap_changes(
         slot = torch.arange(size, device=positions.device).view(1, size, 1)
         other = torch.where(top2.indices[:, :1] == slot, top2.values[:, 1:2], top2.values[:, :1])
         allowed = allowed & (other <= plan.dedup_threshold)
+    if plan.pinned_count:
+        slots = torch.arange(size, device=positions.device).view(1, size, 1)
+        allowed = allowed & (slots >= plan.pinned_count)  # pinned slots stay
     return torch.where(allowed, change, math.inf)
 
 
