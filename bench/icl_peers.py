@@ -488,6 +488,8 @@ def _record(result: dict[str, Any], lm: LanguageModel, path: Path) -> None:
     if lm.forward_seconds:
         result["forward_ms_median"] = 1000 * float(np.median(lm.forward_seconds))
         result["prompt_tokens_median"] = float(np.median(lm.prompt_tokens))
+    if lm.batched_seconds:
+        result["batched_ms_per_prompt_median"] = 1000 * float(np.median(lm.batched_seconds))
     result["versus_joint"] = versus(result["runs"], "mmdshot joint")
     result["versus_knn"] = versus(result["runs"], "knn")
     result["environment"] = environment()
@@ -631,25 +633,6 @@ def torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m bench.icl_peers")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--backend", choices=("transformers", "llama.cpp"))
-    parser.add_argument("--results", type=Path, default=Path("docs/results/icl-peers.json"))
-    parser.add_argument(
-        "--compare-backends", type=int, metavar="N", help="only score N prompts with both"
-    )
-    args = parser.parse_args()
-    if args.compare_backends:
-        compare_backends(
-            args.results.with_name("icl-lm-backends.json"), args.compare_backends, 20, print
-        )
-    else:
-        write(args.results, quick=args.quick, backend=args.backend)
-
-
 # ----------------------------------------------------------------------------- input-only
 
 
@@ -788,3 +771,22 @@ def evaluate_prefix(
         "prompt_tokens_mean": float(np.mean([block_tokens / s for s in shares])),
         "selection_ms_per_query": selection_ms,
     }
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.icl_peers")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--backend", choices=("transformers", "llama.cpp"))
+    parser.add_argument("--results", type=Path, default=Path("docs/results/icl-peers.json"))
+    parser.add_argument(
+        "--compare-backends", type=int, metavar="N", help="only score N prompts with both"
+    )
+    args = parser.parse_args()
+    if args.compare_backends:
+        compare_backends(
+            args.results.with_name("icl-lm-backends.json"), args.compare_backends, 20, print
+        )
+    else:
+        write(args.results, quick=args.quick, backend=args.backend)

@@ -523,6 +523,8 @@ def write(results: Path, out: Path) -> None:
         ("icl-peers", icl_peers_section),
     ):
         result = _load(results, name)
+        if result is not None and name == "icl-peers":
+            result["backends"] = _load(results, "icl-lm-backends")
         if result is not None and name == "icl":
             # How the answers scored on another machine (bench/lm.py) compared with the CPU.
             result["device_scoring"] = _load(results, "icl-lm-scoring")
@@ -681,6 +683,18 @@ on the test split as *input-only tuned* at k = {tuning["k"]}:
         if "forward_ms_median" in result
         else ""
     )
+    backends = result.get("backends")
+    if backends:
+        speed += (
+            f" Scoring: llama.cpp on the Q4_1 GGUF against the dequantised float32 transformers "
+            f"model on the same {backends['prompts']} prompts (knn, k = 8): the same predicted "
+            f"label on {backends['argmax_agree']} ({100 * backends['argmax_agree_share']:.1f} %), "
+            f"log-probabilities at most {backends['max_abs_logprob_diff']:.2f} apart (median "
+            f"{backends['median_abs_logprob_diff']:.3f}); on {backends['timed_prompts']} of them "
+            f"timed side by side, one thread each: {backends['transformers_ms_median']:.0f} ms "
+            f"against {backends['llama_cpp_ms_median']:.0f} ms per forward (median ratio "
+            f"{backends['speedup_median']:.1f}x; `docs/results/icl-lm-backends.json`)."
+        )
     return f"""## In-context accuracy against the strongest peers, two tasks
 
 `python -m bench icl` (bench/icl_peers.py): {result["model"]} (backend {result["backend"]})
