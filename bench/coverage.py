@@ -77,7 +77,7 @@ def embed_tokens(texts: Sequence[str], model_path: str | None = None) -> TokenSe
 
 def idf_weights(pool: TokenSet) -> dict[int, float]:
     """BERTScore's idf over the pool's texts: ``log((N + 1) / (df + 1))`` per token id."""
-    documents = Counter()
+    documents: Counter[int] = Counter()
     for i in range(len(pool)):
         documents.update(set(pool.ids[pool.rows(i)].tolist()))
     count = len(pool)

@@ -175,7 +175,16 @@ def task_data(task: Task, config: Config, clip: Callable[[str], str], seed: int)
     pieces = [subset(tokens, range(cut[i], stops[i])) for i in range(3)]
     validation = validation.take(range(stops[1] - cut[1]))
     test = test.take(range(stops[2] - cut[2]))
-    return TaskData(task, pool, validation, test, *pieces, coverage.idf_weights(pieces[0]))
+    return TaskData(
+        task,
+        pool,
+        validation,
+        test,
+        pieces[0],
+        pieces[1],
+        pieces[2],
+        coverage.idf_weights(pieces[0]),
+    )
 
 
 def token_sets(texts: list[str], config: Config, seed: int) -> coverage.TokenSet:
@@ -311,13 +320,13 @@ def tune_mmr(data: TaskData, config: Config, log: Callable[[str], None]) -> dict
         scores,
         key=lambda key: (scores[key], float(key.split("/")[0]), -int(key.split("/")[1])),
     )
-    mmr_lambda, fetch_k = best.split("/")
+    lambda_text, fetch_text = best.split("/")
     return {
         "k": config.tuning_k,
         "n": len(data.validation.texts),
         "score": "validation label purity",
         "purity": scores,
-        "chosen": {"mmr_lambda": float(mmr_lambda), "fetch_k": int(fetch_k)},
+        "chosen": {"mmr_lambda": float(lambda_text), "fetch_k": int(fetch_text)},
     }
 
 
@@ -470,7 +479,7 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
             result["runs"].append(outcome)
             log(f"{task_name} {name}@{k}: {outcome['accuracy']:.3f}")
             _record(result, lm, path)
-        if k == PREFIX_TOTAL and task_name == "sentiment" and config.prefix:
+        if k == config.tuning_k and task_name == "sentiment" and config.prefix:
             if pinned_supported():
                 result["prefix_runs"] = []
                 for size in PREFIX_SIZES:

@@ -133,5 +133,13 @@ def test_icl_peers_quick(tmp_path: Path) -> None:
         )
     assert result["tasks"]["opinion"]["labels"] == ["neutral", "opinion"]
     assert "reported_bound" in runs["sentiment", "mmdshot joint", 2]
+    prefix = {row["method"]: row for row in result["prefix_runs"]}
+    assert set(prefix) == {"prefix 4 + slice 4", "prefix 6 + slice 2", "prefix 8 + slice 0"}
+    for row in prefix.values():
+        assert row["n"] == 3 and 0 < row["cached_prompt_share"] < 1
+        assert 0 < row["cached_demonstration_share"] <= 1
+    assert prefix["prefix 8 + slice 0"]["cached_demonstration_share"] == pytest.approx(1, abs=0.02)
+    shares = [prefix[f"prefix {p} + slice {8 - p}"]["cached_prompt_share"] for p in (4, 6, 8)]
+    assert shares == sorted(shares)
     section = report.icl_peers_section(json.loads((tmp_path / "icl-peers.json").read_text()))
     assert "| set-bsr |" in section and "| dpp |" in section
