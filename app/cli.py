@@ -1,5 +1,5 @@
-"""The mmdshot command: serve runs the service; import, calibrate, wait and
-select talk to a running one over HTTP (--url, or MMDSHOT_URL); openapi prints
+"""The mmdshot command: serve runs the service; import, calibrate, wait, select and
+prefixes talk to a running one over HTTP (--url, or MMDSHOT_URL); openapi prints
 the schema. Errors are one line on stderr and exit status 1; --json prints the answer as
 JSON on stdout, for scripts."""
 
@@ -28,6 +28,8 @@ class CliError(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from app.config import ApiKeyError, get_settings
     from app.main import create_app
     from app.server import run
@@ -36,6 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
         get_settings()
     except ApiKeyError as exc:
         print(f"mmdshot: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a bad setting: name it in one line, no traceback
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        print(f"mmdshot: MMDSHOT_{where.upper()}: {problem['msg']}", file=sys.stderr)
         return 2
 
     updates = {
@@ -171,6 +178,8 @@ def _select(args: argparse.Namespace) -> int:
     }
     if args.tau is not None:
         body["tau"] = args.tau
+    if args.prefix is not None:
+        body["prefix"] = args.prefix
     for name in ("template", "query_template", "separator"):
         value = getattr(args, name)
         if value is not None:
@@ -181,6 +190,75 @@ def _select(args: argparse.Namespace) -> int:
         _print_json(answer)
     else:
         print(answer["prompt"])
+        part = answer["prefix"]
+        if part is not None:
+            stale = ", stale: rebuild it" if part["stale"] else ""
+            print(
+                f"prefix {part['name']} {part['prefix_hash'][:12]}: {part['prefix_tokens']} "
+                f"cacheable tokens, {part['slice_tokens']} per query{stale}",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def _prefix_target(args: argparse.Namespace) -> dict[str, Any] | str | None:
+    """The target the options name: texts, a pool, or the recorded traffic (None: none)."""
+    if args.traffic:
+        return "traffic"
+    if args.target_pool is not None:
+        return {"pool": args.target_pool}
+    if args.target_text:
+        return {"texts": args.target_text}
+    return None
+
+
+def _show_prefix(args: argparse.Namespace, prefix: dict[str, Any]) -> None:
+    if args.json:
+        _print_json(prefix)
+        return
+    stale = " stale" if prefix["stale"] else ""
+    print(
+        f"{prefix['name']}: {prefix['k']} examples, {prefix['prefix_tokens']} tokens, "
+        f"sha256 {prefix['prefix_hash'][:12]}, built at version {prefix['pool_version']} "
+        f"from {prefix['source']} ({prefix['target_size']} points){stale}"
+    )
+
+
+def _prefixes(args: argparse.Namespace) -> int:
+    base = f"/v1/pools/{args.pool}/prefixes"
+    with client(args) as api:
+        if args.action == "list":
+            listed = _check(api.get(base), 200)
+            if args.json:
+                _print_json(listed)
+            for prefix in [] if args.json else listed["prefixes"]:
+                _show_prefix(args, prefix)
+            return 0
+        if args.action == "delete":
+            deleted = api.delete(f"{base}/{args.name}")
+            if deleted.status_code != 204:  # 204 has no body to read
+                _check(deleted, 204)
+            return 0
+        if args.action == "show":
+            prefix = _check(api.get(f"{base}/{args.name}"), 200)
+            _show_prefix(args, prefix)
+            if not args.json:
+                print(prefix["prefix_prompt"])
+            return 0
+        target = _prefix_target(args)
+        if args.action == "create":
+            if target is None:
+                raise CliError("give --target-text, --target-pool or --traffic")
+            body: dict[str, Any] = {"name": args.name, "k": args.k, "target": target}
+            for name in ("template", "separator"):
+                value = getattr(args, name)
+                if value is not None:
+                    body[name] = unescape(value)
+            prefix = _check(api.post(base, json=body), 201)
+        else:
+            rebuild = {} if target is None else {"target": target}
+            prefix = _check(api.post(f"{base}/{args.name}/rebuild", json=rebuild), 200)
+    _show_prefix(args, prefix)
     return 0
 
 
@@ -302,6 +380,46 @@ def parser() -> argparse.ArgumentParser:
         help="the query, with {query} (default: the service's, 'Input: {query}\\nOutput:')",
     )
     choose.add_argument("--separator", help="between demonstrations (default: a blank line)")
+    choose.add_argument(
+        "--prefix", help="a prefix of the pool to put first; --k is then the slice's size"
+    )
+
+    group = commands.add_parser(
+        "prefixes", help="a pool's prefixes: create, list, show, rebuild, delete"
+    )
+    actions = group.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with them"
+    )
+
+    def action(name: str, summary: str, named: bool = True) -> Any:
+        sub = actions.add_parser(
+            name, help=summary, description=summary, parents=[remote], formatter_class=_Help
+        )
+        sub.set_defaults(run=_prefixes)
+        sub.add_argument("pool", help="the pool's name")
+        if named:
+            sub.add_argument("name", help="the prefix's name")
+        return sub
+
+    def targets(sub: Any) -> None:
+        chosen = sub.add_mutually_exclusive_group()
+        chosen.add_argument(
+            "--target-text", action="append", help="a target text (repeat for more)"
+        )
+        chosen.add_argument("--target-pool", help="every example of this pool as the target")
+        chosen.add_argument(
+            "--traffic", action="store_true", help="the pool's recent queries as the target"
+        )
+
+    made = action("create", "choose k examples by MMD to a target and keep them as a prefix")
+    made.add_argument("--k", type=int, default=8, help="examples in the prefix")
+    made.add_argument("--template", help="each demonstration (default: the service's)")
+    made.add_argument("--separator", help="between demonstrations (default: a blank line)")
+    targets(made)
+    action("list", "list the pool's prefixes", named=False)
+    action("show", "one prefix and its block")
+    targets(action("rebuild", "choose a prefix again (its last target, or the one given)"))
+    action("delete", "delete a prefix")
 
     schema = commands.add_parser("openapi", help="print the OpenAPI schema")
     schema.set_defaults(run=_openapi)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,9 +12,15 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.schemas import MAX_UPSERT_BATCH
+from app.schemas import MAX_TARGET_TEXTS, MAX_UPSERT_BATCH
 
 ApiScope = Literal["read", "write"]
+DEFAULT_READ_SHARE = 0.9
+"""Selections' share of the compute time while writes wait (:attr:`Settings.read_share`)."""
+DEFAULT_TOKENIZER = "default"
+"""The tokenizer of a pool that names none: the model's ``tokenizer.json``, else the bundled
+MiniLM's."""
+TOKENIZER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SCOPES: tuple[ApiScope, ...] = ("read", "write")
 
 
@@ -109,7 +116,15 @@ class Settings(BaseSettings):
         le=10_000,
         description="Writes (upserts, deletes, pool creation, calibration requests) that may "
         "wait for a compute thread, in a queue of their own; then 429. Free threads take "
-        "reads and writes by shares of their time (reads 3, writes 1).",
+        "reads and writes by shares of their time (read_share).",
+    )
+    read_share: float = Field(
+        default=DEFAULT_READ_SHARE,
+        gt=0,
+        lt=1,
+        description="The share of the compute threads' time selections get while writes wait "
+        "too (writes get the rest; either alone gets all of it). Higher: selections keep more "
+        "of their throughput under a stream of writes, and writes wait longer.",
     )
     request_timeout_s: float = Field(
         default=30.0,
@@ -226,6 +241,14 @@ class Settings(BaseSettings):
         description="Pools larger than this get a faiss prefilter index (built in the "
         "background; selections are exact until it is ready).",
     )
+    traffic_sample: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_TARGET_TEXTS,
+        description="Traffic sampling for prefixes: keep the N most recent query texts of each "
+        "pool's selections in memory (per replica, lost on restart), the target of a prefix "
+        'built or rebuilt with target "traffic"; 0: off, nothing is kept.',
+    )
     api_keys: SecretStr | None = Field(
         default=None,
         description="Comma-separated `key` or `key:scope` entries (scope read or write, "
@@ -241,6 +264,13 @@ class Settings(BaseSettings):
         default=False,
         description="/metrics needs a key (any scope) when keys are set; only then it lists "
         "each pool's name and size.",
+    )
+    tokenizers: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=dict,
+        description="Tokenizers a pool may name at creation for its token counts and budgets: "
+        "comma-separated `name=path` entries, each path a local `tokenizer.json` or a folder "
+        "holding one (a Hugging Face tokenizer folder). `default` (the model's, else the "
+        "bundled MiniLM's) is always there and cannot be redefined.",
     )
     _api_key_entries: tuple[ApiKey, ...] = PrivateAttr(default=())
 
@@ -268,6 +298,37 @@ class Settings(BaseSettings):
     def api_key_entries(self) -> tuple[ApiKey, ...]:
         """The keys of api_keys and api_keys_file (none: the service is open)."""
         return self._api_key_entries
+
+    @field_validator("tokenizers", mode="before")
+    @classmethod
+    def _tokenizer_entries(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        entries: dict[str, str] = {}
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            name, equals, path = (part.strip() for part in entry.partition("="))
+            if not equals or not name or not path:
+                raise ValueError(f"a tokenizer entry is name=path, not {entry!r}")
+            if name in entries:
+                raise ValueError(f"tokenizer {name!r} is listed twice")
+            entries[name] = path
+        return entries
+
+    @field_validator("tokenizers", mode="after")
+    @classmethod
+    def _tokenizer_files(cls, value: dict[str, Path]) -> dict[str, Path]:
+        files = {}
+        for name, path in value.items():
+            if not TOKENIZER_NAME.fullmatch(name) or name == DEFAULT_TOKENIZER:
+                raise ValueError(
+                    f"tokenizer name {name!r}: letters, digits, . _ - (up to 64), not "
+                    f"{DEFAULT_TOKENIZER!r}"
+                )
+            file = path / "tokenizer.json" if path.is_dir() else path
+            if not file.is_file():
+                raise ValueError(f"tokenizer {name!r}: no tokenizer.json at the path given")
+            files[name] = file
+        return files
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -30,7 +30,7 @@ import torch
 
 import selector
 from app import schemas
-from app.config import Settings
+from app.config import DEFAULT_TOKENIZER, Settings
 from app.cost import HEAVY_SHARE, Cost, embedded_chars, selection_cost
 from app.errors import ApiError
 from app.scores import example_scores
@@ -55,10 +55,14 @@ _INDEX_FILE = re.compile(r"^v\d+(-\d+)?\.faiss$")
 LANES = ("read", "write")
 """The executor's lanes: ``read`` for selections, ``write`` for upserts, deletes, pool
 creation and calibration requests."""
-LANE_SHARES = {"read": 3.0, "write": 1.0}
-"""The worker time each lane gets while both have work waiting: writes (whose embedding of a
-batch costs about as much as a few selections) get a quarter, so a stream of writes costs
-the selections at most about a quarter of their throughput; a lane alone gets all of it."""
+
+
+def lane_shares(read_share: float) -> dict[str, float]:
+    """The worker time each lane gets while both have work waiting (``read_share`` of it for
+    reads, the rest for writes, :attr:`Settings.read_share`); a lane alone gets all of it."""
+    return {"read": read_share, "write": 1.0 - read_share}
+
+
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a 429 from a full lane."""
 
@@ -326,11 +330,18 @@ def build_embedder(settings: Settings) -> Embedder:
     )
 
 
-def build_token_counter(settings: Settings) -> TokenCounter:
-    """Token counts for budgets: the configured model's tokenizer, else the bundled one."""
+def build_token_counters(settings: Settings) -> dict[str, TokenCounter]:
+    """The tokenizers pools may name: ``default`` (the configured model's tokenizer, else the
+    bundled one) and each of ``settings.tokenizers``."""
+    model_tokenizer = None  # HFTokenCounter's default: the bundled one
     if settings.model_path is not None and (settings.model_path / "tokenizer.json").is_file():
-        return selector.HFTokenCounter(settings.model_path / "tokenizer.json")
-    return selector.HFTokenCounter()
+        model_tokenizer = settings.model_path / "tokenizer.json"
+    counters: dict[str, TokenCounter] = {
+        DEFAULT_TOKENIZER: selector.HFTokenCounter(model_tokenizer)
+    }
+    for name, path in settings.tokenizers.items():
+        counters[name] = selector.HFTokenCounter(path)
+    return counters
 
 
 def example_hash(example: schemas.ExampleIn) -> str:
@@ -352,12 +363,12 @@ class Engine:
         self.executor = FairExecutor(
             settings.compute_workers,
             {"read": settings.compute_queue, "write": settings.write_queue},
-            LANE_SHARES,
+            lane_shares(settings.read_share),
         )
         self.device = str(selector.resolve_device(settings.device))
         self._embedder: Embedder | None = None
         self._query_embedder: Embedder | None = None
-        self._token_counter: TokenCounter | None = None
+        self._token_counters: dict[str, TokenCounter] = {}
         self.load_error: str | None = None
         self._snapshots: dict[str, Snapshot] = {}
         # Guards the dictionaries only (held for no I/O); a pool loads under its own lock.
@@ -409,7 +420,7 @@ class Engine:
         torch.set_num_threads(self.settings.torch_threads)
         try:
             embedder = build_embedder(self.settings)
-            self._token_counter = build_token_counter(self.settings)
+            self._token_counters = build_token_counters(self.settings)
         except selector.SelectorError as exc:
             self.load_error = public_load_error(exc.message)
             logger.error("model loading failed: %s", exc.message)
@@ -485,9 +496,33 @@ class Engine:
 
     # --- pools and examples --------------------------------------------------------------
 
-    def create_pool(self, name: str, description: str) -> dict[str, Any]:
+    @property
+    def tokenizers(self) -> list[str]:
+        """The tokenizers a pool may name (``default`` first; none until the models load)."""
+        return list(self._token_counters)
+
+    def token_counter(self, tokenizer: str) -> TokenCounter:
+        """The configured tokenizer ``tokenizer``; 422 when the service has none by that name
+        (a pool created under a setting since changed)."""
+        self.require_ready()
+        counter = self._token_counters.get(tokenizer)
+        if counter is None:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"no tokenizer {tokenizer!r} is configured (MMDSHOT_TOKENIZERS)",
+                {"tokenizer": tokenizer, "tokenizers": self.tokenizers},
+            )
+        return counter
+
+    def create_pool(
+        self, name: str, description: str, tokenizer: str = DEFAULT_TOKENIZER
+    ) -> dict[str, Any]:
         embedder = self.embedder
-        return self.store.create_pool(name, description, embedder.model_id, embedder.dimension)
+        self.token_counter(tokenizer)  # 422 for an unknown one
+        return self.store.create_pool(
+            name, description, embedder.model_id, embedder.dimension, tokenizer
+        )
 
     def delete_pool(self, name: str) -> None:
         self.store.delete_pool(name)
@@ -496,15 +531,17 @@ class Engine:
         shutil.rmtree(self._index_dir(name), ignore_errors=True)
 
     def prepare(
-        self, examples: Sequence[schemas.ExampleIn], embedder: Embedder | None = None
+        self,
+        examples: Sequence[schemas.ExampleIn],
+        embedder: Embedder | None = None,
+        tokenizer: str = DEFAULT_TOKENIZER,
     ) -> list[PreparedExample]:
-        """Embed the inputs and count the tokens of ``examples``."""
-        assert self._token_counter is not None
+        """Embed the inputs and count the tokens of ``examples`` (with the configured
+        ``tokenizer``, a pool's)."""
+        counter = self.token_counter(tokenizer)
         checkpoint()
         vectors = (embedder or self.embedder).embed([example.input for example in examples])
-        counts = self._token_counter.count(
-            [f"{example.input}\n{example.output}" for example in examples]
-        )
+        counts = counter.count([f"{example.input}\n{example.output}" for example in examples])
         prepared = []
         for example, vector, count in zip(examples, vectors, counts, strict=True):
             digest = example_hash(example)
@@ -523,8 +560,8 @@ class Engine:
         return prepared
 
     def upsert(self, name: str, examples: Sequence[schemas.ExampleIn]) -> UpsertOutcome:
-        self.store.pool_version(name)  # 404 before embedding anything
-        prepared = self.prepare(examples)
+        tokenizer = self.store.pool_tokenizer(name)  # 404 before embedding anything
+        prepared = self.prepare(examples, tokenizer=tokenizer)
         checkpoint()  # the caller gave up while it embedded: commit nothing
         return self.store.upsert(name, prepared)
 
@@ -1087,7 +1124,7 @@ def query_template_for(options: schemas.SelectionOptions) -> str:
 
 
 def render_prompt(
-    snapshot: Snapshot,
+    snapshot: Snapshot | PoolRows,
     order: Sequence[int],
     options: schemas.SelectionOptions,
     query: str | None,
@@ -1095,8 +1132,9 @@ def render_prompt(
 ) -> str:
     """The demonstrations in ``order`` through the template, then the query, if one. The
     templates hold bare field names only (:func:`schemas.template_parts`); the length is
-    counted against ``budget`` before the text is built."""
-    rows = snapshot.rows
+    counted against ``budget`` before the text is built. ``snapshot`` may be bare rows (a
+    prefix's stored examples)."""
+    rows = snapshot.rows if isinstance(snapshot, Snapshot) else snapshot
     example_parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
     columns: dict[str, Sequence[str | None]] = {
         "id": rows.ids,
@@ -1123,7 +1161,7 @@ def render_prompt(
 
 
 def render_messages(
-    snapshot: Snapshot,
+    snapshot: Snapshot | PoolRows,
     order: Sequence[int],
     options: schemas.SelectionOptions,
     query: str | None,
@@ -1133,7 +1171,7 @@ def render_messages(
     parts before ``{output}`` and an assistant message from ``{output}`` on (the output alone
     when the template has none), after ``options.system``, then the query through the query
     template; counted against ``budget`` like the prompt."""
-    rows = snapshot.rows
+    rows = snapshot.rows if isinstance(snapshot, Snapshot) else snapshot
     parts = schemas.template_parts(options.template, schemas.EXAMPLE_FIELDS)
     split = next((p for p, (_, name) in enumerate(parts) if name == "output"), None)
     asked, answered = (parts, []) if split is None else (parts[:split], parts[split:])

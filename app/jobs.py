@@ -6,9 +6,12 @@ its job (SQLite: a synced file in ``data_dir/spool``; PostgreSQL: the database),
 is the store's ``jobs`` table and holds no parsed bodies. The worker claims the oldest waiting
 job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, under a lease it renews), reads the body record
 by record (:func:`import_records`: JSON lines one line at a time, a JSON array one element at a
-time) and commits it chunk by chunk: each chunk and the job's progress commit in one
-transaction, so a job resumed elsewhere (its replica died or handed it back) or after a
-restart continues after its last committed chunk and every valid line is stored exactly once.
+time) and commits it chunk by chunk beside the pool (``import_rows``): each chunk and the
+job's progress commit in one transaction, so a job resumed elsewhere (its replica died or
+handed it back) or after a restart continues after its last committed chunk. At the end one
+transaction moves the staged rows into the pool, bumps its version once and ends the job:
+every valid line is stored exactly once, and readers see the pool before the import or after
+it, never a part of it.
 
 Calibrations are checked (and their cost bounded) when submitted, and checked again between
 their settings (cancellation, time limit, shutdown). A job's failure fails that job only; a
@@ -444,6 +447,7 @@ class JobWorker:
 
     def _import(self, job: dict[str, Any], deadline: float) -> None:
         job_id, pool = job["id"], job["pool"]
+        tokenizer = self.store.pool_tokenizer(pool)
         with self.store.open_job_body(job_id) as body:
             if job["total"] == 0:  # first run: count the records, check a JSON array
                 total = sum(1 for _ in import_records(body))
@@ -463,10 +467,11 @@ class JobWorker:
                     else:
                         examples.append(checked)
                         lines.append(line)
-                prepared = self.engine.prepare(examples) if examples else []
+                prepared = self.engine.prepare(examples, tokenizer=tokenizer) if examples else []
                 step = JobStep(job_id, self.store.owner, len(chunk), errors)
-                self.store.upsert(pool, prepared, lines, job=step)
-        self.store.finish_job(job_id, "succeeded")
+                self.store.stage_import(pool, prepared, lines, step)
+        self._checkpoint(job_id, deadline)
+        self.store.apply_import(pool, job_id)
 
     def _calibrate(self, job: dict[str, Any], deadline: float) -> None:
         job_id = job["id"]

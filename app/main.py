@@ -27,6 +27,7 @@ from app.engine import Engine
 from app.errors import ERROR_DESCRIPTIONS, error_response, install_error_handlers
 from app.jobs import JobWorker
 from app.metrics import Metrics, MetricsMiddleware
+from app.prefixes import Traffic
 from app.routes import ROUTERS
 from app.server import BodyTimeoutMiddleware
 from app.shutdown import Shutdown, ShutdownMiddleware
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service.state.metrics = Metrics(pool_labels=settings.metrics_require_key)
     service.state.api_keys = ApiKeys(settings.api_key_entries)
     service.state.shutdown = shutdown
+    service.state.traffic = Traffic(settings.traffic_sample)
     install_error_handlers(service)
     for router in ROUTERS:
         service.include_router(router)
@@ -182,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 _POOL = {"pool": "$response.body#/name"}
 _SAME_POOL = {"pool": "$request.path.pool"}
 _JOB = {"job_id": "$response.body#/id"}
+_PREFIX = {**_SAME_POOL, "name": "$response.body#/name"}
 # OpenAPI links: what a response lets a client (or schemathesis' stateful phase) do next,
 # as (operation, status) -> {link name: (target operation, its parameters)}.
 LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
@@ -193,7 +196,13 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
         "select": ("selection-select", _POOL),
         "select-batch": ("selection-select_batch", _POOL),
         "calibrate": ("pools-calibrate", _POOL),
+        "create-prefix": ("prefixes-create", _POOL),
         "delete": ("pools-delete", _POOL),
+    },
+    ("prefixes-create", "201"): {
+        "get": ("prefixes-get", _PREFIX),
+        "rebuild": ("prefixes-rebuild", _PREFIX),
+        "delete": ("prefixes-delete", _PREFIX),
     },
     ("examples-upsert", "200"): {
         "get": ("examples-get", {**_SAME_POOL, "example_id": "$response.body#/inserted/0"}),

@@ -156,6 +156,15 @@ class CalibrateRequest(Model):
 class PoolCreate(Model):
     name: PoolName
     description: str = Field(default="", max_length=1_000, examples=["support tickets, 3 labels"])
+    tokenizer: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="The tokenizer the pool counts its examples' tokens with (token_count, "
+        "constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); "
+        "default: the embedding model's.",
+        examples=["default"],
+    )
 
 
 class Stamped(Model):
@@ -176,6 +185,17 @@ class Stamped(Model):
         return iso8601(self.updated_at)
 
 
+class PrefixBrief(Model):
+    """A prefix as its pool lists it (GET /v1/pools/{pool}/prefixes/{name} has the rest)."""
+
+    name: str = Field(description="The prefix's name.", examples=["shared"])
+    k: int = Field(description="Its examples.")
+    prefix_hash: str = Field(description="sha256 (hex) of its rendered text block.")
+    stale: bool = Field(
+        description="One of its examples changed or was deleted since it was built: rebuild it."
+    )
+
+
 class PoolInfo(Stamped):
     """A pool: its size, version (bumped by every change) and the model that embedded it."""
 
@@ -190,8 +210,14 @@ class PoolInfo(Stamped):
     )
     model: str = Field(description="The embedding model.", examples=["all-MiniLM-L6-v2"])
     dimension: int = Field(description="The embeddings' dimension.", examples=[384])
+    tokenizer: str = Field(
+        description="The tokenizer of its token counts and budgets.", examples=["default"]
+    )
     calibration: PoolCalibration | None = Field(
         default=None, description="The last calibration (POST /v1/pools/{pool}/calibrate)."
+    )
+    prefixes: list[PrefixBrief] = Field(
+        default_factory=list, description="Its prefixes (POST /v1/pools/{pool}/prefixes), by name."
     )
 
 
@@ -231,7 +257,9 @@ class Example(ExampleIn):
     """A stored demonstration."""
 
     id: str = Field(description="Its id.")
-    token_count: int = Field(description="Tokens of input and output (bundled tokenizer).")
+    token_count: int = Field(
+        description="Tokens of input and output (the pool's tokenizer, without special tokens)."
+    )
 
 
 class ExamplesUpsert(Model):
@@ -271,7 +299,8 @@ class LineError(Model):
 class Job(Stamped):
     """A background job, kept in the store: any replica may run it, and a job whose replica
     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-    are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+    are committed (beside the pool, moved into it at the end in one version) or rejected
+    (``total`` is 0 until the job has counted them). A calibration:
     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
     the result once it succeeded."""
 
@@ -291,9 +320,13 @@ class Job(Stamped):
         "(calibration) to process."
     )
     done: int = Field(description="Of total, processed so far.")
-    inserted: int = Field(description="Import: new examples stored.")
-    updated: int = Field(description="Import: examples whose content was replaced.")
-    duplicates: int = Field(description="Import: records whose content the pool held.")
+    inserted: int = Field(description="Import: new examples stored (0 until it succeeded).")
+    updated: int = Field(
+        description="Import: examples whose content was replaced (0 until it succeeded)."
+    )
+    duplicates: int = Field(
+        description="Import: records whose content the pool held (0 until it succeeded)."
+    )
     errors: list[LineError] = Field(description="Import: the records refused.")
     message: str | None = Field(default=None, description="Why it failed, when it did.")
     calibration: Calibration | None = Field(
@@ -491,13 +524,27 @@ class TargetChoice(SelectionOptions):
         return self
 
 
-class PoolSelectRequest(TargetChoice):
+PrefixName = Annotated[str, Field(pattern=POOL_NAME_PATTERN, examples=["shared"])]
+
+
+class PrefixChoice(Model):
+    """A stored prefix of the pool to put first in the prompt (``k``: the slice's size)."""
+
+    prefix: PrefixName | None = Field(
+        default=None,
+        description="A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its "
+        "block (byte-identical on every call), then a slice of k examples chosen by the greedy "
+        "conditioned on the prefix's examples, then the query.",
+    )
+
+
+class PoolSelectRequest(TargetChoice, PrefixChoice):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"query": "the brakes failed on the highway", "k": 4}]}
     )
 
 
-class BatchSelectRequest(SelectionOptions):
+class BatchSelectRequest(SelectionOptions, PrefixChoice):
     """Many independent single-query selections, computed as one batch."""
 
     model_config = ConfigDict(
@@ -605,6 +652,40 @@ LabelDistribution = TypeAliasType("LabelDistribution", dict[str, float])
 BoundsByK = TypeAliasType("BoundsByK", dict[str, float])
 
 
+class PrefixSlice(Model):
+    """A selection with a prefix: the prompt's two parts. ``prompt`` is ``prefix_prompt``, the
+    prefix's separator, then ``slice_prompt``; with format messages the first
+    ``prefix_messages`` messages are the system text (if any) and the prefix's."""
+
+    name: str = Field(description="The prefix.")
+    prefix_hash: str = Field(
+        description="sha256 (hex) of prefix_prompt: equal on every call until the prefix is "
+        "rebuilt, so a client can check that the provider's prefix cache can hit."
+    )
+    prefix_ids: list[str] = Field(description="The prefix's example ids, in prompt order.")
+    prefix_prompt: str = Field(description="The prefix's block, as stored (byte-identical).")
+    slice_prompt: str = Field(
+        description="The rest of the prompt: the slice's demonstrations (most relevant last by "
+        "default) and the query."
+    )
+    prefix_tokens: int = Field(description="Tokens of prefix_prompt (the pool's tokenizer).")
+    slice_tokens: int = Field(description="Tokens of slice_prompt (the pool's tokenizer).")
+    prefix_messages: int | None = Field(
+        default=None,
+        description="format messages: how many of messages come before the slice's (the "
+        "system text and the prefix's pairs).",
+    )
+    stale: bool = Field(
+        description="A prefix example changed or was deleted since the prefix was built; "
+        "its block is served unchanged, and the bounds count those still in the pool."
+    )
+    pinned: int = Field(
+        description="Prefix examples the slice was conditioned on (those still in the pool)."
+    )
+    slice_mmd2: float = Field(description="Squared MMD of the slice alone to the target.")
+    slice_mmd: float = Field(description="MMD of the slice alone: sqrt(slice_mmd2).")
+
+
 class Selection(Model):
     """The chosen examples in prompt order, the rendered prompt, and how good the set is."""
 
@@ -656,6 +737,12 @@ class Selection(Model):
     )
     bounds_by_k: BoundsByK | None = Field(default=None, description="Auto-k: bound of each k.")
     timings: Timings = Field(description="Where the time went (ms).")
+    prefix: PrefixSlice | None = Field(
+        default=None,
+        description="With a prefix only: the prompt's cacheable and per-query parts. Then "
+        "examples are the slice's, k its size, and mmd2, mmd, bias_bound and bound those of "
+        "the whole prompt (prefix and slice).",
+    )
 
 
 class PoolSelection(Selection):
@@ -667,6 +754,74 @@ class BatchSelection(Model):
     pool: str = Field(description="The pool selected from.")
     pool_version: int = Field(description="Its version when selected.")
     results: list[Selection] = Field(description="One selection per query, in request order.")
+
+
+# --- prefixes ------------------------------------------------------------------------------
+
+MAX_PREFIXES = 64
+"""Prefixes one pool may hold."""
+
+Traffic = TypeAliasType("Traffic", Literal["traffic"])
+
+
+class PrefixCreate(SelectionOptions):
+    """A prefix: k examples chosen by MMD to ``target`` (texts, another pool, or the pool's
+    recorded traffic) with the selection options given, then stored in order with their
+    texts and rendered through ``template`` and ``separator``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "shared", "k": 6, "target": {"texts": ["a typical query"]}}]
+        }
+    )
+
+    name: PrefixName
+    target: TargetIn | Traffic = Field(
+        description="texts (weighted or not) or a pool, as a selection's target; or "
+        '"traffic": the recent queries sampled from this pool\'s selections '
+        "(MMDSHOT_TRAFFIC_SAMPLE)."
+    )
+
+
+class PrefixRebuild(Model):
+    """What a rebuild changes; empty: the same target and options at the pool's current
+    version."""
+
+    target: TargetIn | Traffic | None = Field(
+        default=None, description='A new target (texts, a pool, or "traffic"); null: the last one.'
+    )
+
+
+class PrefixExample(Model):
+    """An example of a prefix, its texts as they were when the prefix was built."""
+
+    id: str = Field(description="Its id.")
+    input: str = Field(description="Its input.")
+    output: str = Field(description="Its output.")
+    label: str | None = Field(description="Its label, if any.")
+
+
+class PrefixInfo(Stamped, PrefixBrief):
+    """A stored prefix."""
+
+    pool: str = Field(description="Its pool.")
+    ids: list[str] = Field(description="Its example ids, in prompt order (fixed).")
+    examples: list[PrefixExample] = Field(
+        description="Its examples in prompt order, as built (what prefix_prompt renders)."
+    )
+    prefix_prompt: str = Field(description="Its block, rendered once with its template.")
+    prefix_tokens: int = Field(description="Tokens of prefix_prompt (the pool's tokenizer).")
+    pool_version: int = Field(description="The pool version it was built at.")
+    source: Literal["texts", "pool", "traffic"] = Field(description="What its target was.")
+    target_size: int = Field(description="Points of that target.")
+    mmd2: float = Field(description="Squared MMD of the prefix to its target, when built.")
+    mmd: float = Field(description="MMD of the prefix to its target, when built.")
+    template: str = Field(description="Each demonstration's template.")
+    separator: str = Field(description="Between demonstrations, and before the slice.")
+
+
+class PrefixList(Model):
+    prefixes: list[PrefixInfo] = Field(description="The pool's prefixes, by name.")
 
 
 # --- meta ----------------------------------------------------------------------------------
@@ -728,6 +883,10 @@ class Info(Model):
     kernels: list[str] = Field(description="The kernels a selection may name.")
     methods: list[str] = Field(description="The methods a selection may name.")
     limits: Limits = Field(description="The hard limits of requests.")
+    tokenizers: list[str] = Field(
+        description="The tokenizers a pool may name at creation (default first; "
+        "MMDSHOT_TOKENIZERS); empty until the models load."
+    )
     auth: Literal["none", "api_key"] = Field(
         description="api_key: every /v1 route needs `Authorization: Bearer <key>`; "
         "none: the service is open (no MMDSHOT_API_KEYS)."

@@ -114,10 +114,46 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ON example_deletions (pool, version)",
         "ALTER TABLE pools ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
     ),
+    # Prefixes (app/prefixes.py): a pool's stored prompt blocks, their examples' texts kept
+    # as built (JSON), the pool version they were built at and the request that built them.
+    (
+        """CREATE TABLE IF NOT EXISTS prefixes (
+            pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            request TEXT NOT NULL,
+            examples TEXT NOT NULL,
+            built TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            pool_version INTEGER NOT NULL,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL,
+            PRIMARY KEY (pool, name)
+        )""",
+    ),
+    # The tokenizer a pool counts its examples' tokens with (a name of the service's
+    # MMDSHOT_TOKENIZERS; 'default' for pools made before), and the rows an import has
+    # prepared so far (committed chunk by chunk, moved into the pool at its end in one
+    # transaction: one version bump per import).
+    (
+        "ALTER TABLE pools ADD COLUMN tokenizer TEXT NOT NULL DEFAULT 'default'",
+        """CREATE TABLE IF NOT EXISTS import_rows (
+            job_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            input TEXT NOT NULL,
+            output TEXT NOT NULL,
+            label TEXT,
+            metadata TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            token_count INTEGER NOT NULL,
+            embedding {blob} NOT NULL,
+            PRIMARY KEY (job_id, position)
+        )""",
+    ),
 )
 
 _POOL_COLUMNS = "name, description, model, dimension, version, created_at, updated_at"
-_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, calibration, forgotten"
+_POOL_READ_COLUMNS = f"{_POOL_COLUMNS}, tokenizer, calibration, forgotten"
 _EXAMPLE_COLUMNS = "id, input, output, label, metadata, token_count"
 _JOB_COLUMNS = (
     "id, kind, pool, status, total, done, inserted, updated, duplicates, errors, message, "
@@ -283,6 +319,20 @@ def _pool_rows(pool: Row, rows: list[Row]) -> PoolRows:
     )
 
 
+def _staged_example(row: Row, dimension: int) -> PreparedExample:
+    """The example of an ``import_rows`` row."""
+    return PreparedExample(
+        id=row["id"],
+        input=row["input"],
+        output=row["output"],
+        label=row["label"],
+        metadata=json.loads(row["metadata"]),
+        content_hash=row["content_hash"],
+        token_count=int(row["token_count"]),
+        vector=np.frombuffer(row["embedding"], dtype=np.float32).reshape(dimension),
+    )
+
+
 def _example_dict(row: Row) -> dict[str, Any]:
     return {**dict(row), "metadata": json.loads(row["metadata"])}
 
@@ -303,7 +353,7 @@ class ClaimLost(Exception):
 
 @dataclass(frozen=True)
 class JobStep:
-    """One committed step of a running import: ``records`` more records settled (stored or
+    """One committed step of a running import: ``records`` more records settled (staged or
     rejected), with the ``errors`` of the rejected ones; it commits with its chunk."""
 
     id: str
@@ -371,14 +421,15 @@ class Store:
     # --- pools ---------------------------------------------------------------------------
 
     def create_pool(
-        self, name: str, description: str, model: str, dimension: int
+        self, name: str, description: str, model: str, dimension: int, tokenizer: str = "default"
     ) -> dict[str, Any]:
         now = time.time()
         try:
             with self._transaction() as db:
                 db.execute(
-                    f"INSERT INTO pools ({_POOL_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (name, description, model, dimension, now, now),
+                    f"INSERT INTO pools ({_POOL_COLUMNS}, tokenizer) "
+                    "VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                    (name, description, model, dimension, now, now, tokenizer),
                 )
         except self.integrity_error as exc:
             raise ApiError(409, "conflict", f"pool {name!r} already exists") from exc
@@ -447,6 +498,11 @@ class Store:
     def pool_version(self, name: str) -> int:
         return self.pool_stamp(name)[1]
 
+    def pool_tokenizer(self, name: str) -> str:
+        """The name of the tokenizer the pool counts tokens with (404 if unknown)."""
+        with self._reading() as db:
+            return str(self._pool_row(db, name)["tokenizer"])
+
     def pool_sizes(self) -> dict[str, int]:
         with self._reading() as db:
             rows = db.execute(
@@ -478,61 +534,144 @@ class Store:
         name: str,
         examples: Sequence[PreparedExample],
         positions: Sequence[int] | None = None,
-        job: JobStep | None = None,
     ) -> UpsertOutcome:
-        """Insert new examples, replace those whose id exists, report content duplicates.
-
-        ``positions`` number the examples for the duplicate report (default 0, 1, ...). With
-        ``job`` the job's progress advances in the same transaction, so a job's ``done``
-        never counts an example that is not committed, and a resumed job starts after it
-        (:class:`ClaimLost`, nothing committed, when the job is no longer ``job.owner``'s)."""
+        """Insert new examples, replace those whose id exists, report content duplicates;
+        one transaction and one version bump (none when nothing changed). ``positions``
+        number the examples for the duplicate report (default 0, 1, ...)."""
         positions = list(range(len(examples))) if positions is None else list(positions)
         with self._transaction() as db:
             pool = self._pool_row(db, name, for_update=True)
             outcome = UpsertOutcome(version=int(pool["version"]))
-            writing = outcome.version + 1  # the version this write bumps the pool to
+            self._write_examples(db, pool, examples, positions, outcome)
+            self._bump_if_changed(db, name, outcome)
+        return outcome
+
+    def _write_examples(
+        self,
+        db: Session,
+        pool: Row,
+        examples: Sequence[PreparedExample],
+        positions: Sequence[int],
+        outcome: UpsertOutcome,
+    ) -> None:
+        """Write ``examples`` into ``pool`` (its row read for update) as the version after
+        ``outcome.version``, adding what happened to ``outcome``."""
+        name = pool["name"]
+        writing = int(pool["version"]) + 1  # the version this write bumps the pool to
+        for position, example in zip(positions, examples, strict=True):
+            if example.vector.shape != (pool["dimension"],):
+                raise ApiError(409, "conflict", "embedding dimension does not match the pool")
+            same = db.execute(
+                "SELECT id FROM examples WHERE pool = ? AND content_hash = ?",
+                (name, example.content_hash),
+            ).fetchone()
+            if same is not None:
+                outcome.duplicates.append((position, same["id"]))
+                continue
+            values = (
+                example.input,
+                example.output,
+                example.label,
+                json.dumps(example.metadata),
+                example.content_hash,
+                example.token_count,
+                np.ascontiguousarray(example.vector, dtype=np.float32).tobytes(),
+                writing,
+            )
+            changed = db.execute(
+                "UPDATE examples SET input = ?, output = ?, label = ?, metadata = ?, "
+                "content_hash = ?, token_count = ?, embedding = ?, changed = ? "
+                "WHERE pool = ? AND id = ?",
+                (*values, name, example.id),
+            ).rowcount
+            if changed:
+                outcome.updated.append(example.id)
+            else:
+                db.execute(
+                    "INSERT INTO examples (pool, id, input, output, label, metadata, "
+                    "content_hash, token_count, embedding, changed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, example.id, *values),
+                )
+                outcome.inserted.append(example.id)
+
+    def _bump_if_changed(self, db: Session, name: str, outcome: UpsertOutcome) -> None:
+        if outcome.inserted or outcome.updated:
+            writing = outcome.version + 1
+            outcome.version = self._bump(db, name)
+            assert outcome.version == writing
+
+    def stage_import(
+        self,
+        name: str,
+        examples: Sequence[PreparedExample],
+        positions: Sequence[int],
+        job: JobStep,
+    ) -> None:
+        """Keep one chunk of a running import (``examples``, numbered by ``positions``, its
+        record numbers) beside the pool, not yet in it, and advance the job in the same
+        transaction (:class:`ClaimLost`, nothing kept, when it is no longer ``job.owner``'s):
+        a resumed job starts after its last kept chunk. :meth:`apply_import` moves them in."""
+        with self._transaction() as db:
+            pool = self._pool_row(db, name)
             for position, example in zip(positions, examples, strict=True):
                 if example.vector.shape != (pool["dimension"],):
                     raise ApiError(409, "conflict", "embedding dimension does not match the pool")
-                same = db.execute(
-                    "SELECT id FROM examples WHERE pool = ? AND content_hash = ?",
-                    (name, example.content_hash),
-                ).fetchone()
-                if same is not None:
-                    outcome.duplicates.append((position, same["id"]))
-                    continue
-                values = (
-                    example.input,
-                    example.output,
-                    example.label,
-                    json.dumps(example.metadata),
-                    example.content_hash,
-                    example.token_count,
-                    np.ascontiguousarray(example.vector, dtype=np.float32).tobytes(),
-                    writing,
+                db.execute(
+                    "INSERT INTO import_rows (job_id, position, id, input, output, label, "
+                    "metadata, content_hash, token_count, embedding) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.id,
+                        position,
+                        example.id,
+                        example.input,
+                        example.output,
+                        example.label,
+                        json.dumps(example.metadata),
+                        example.content_hash,
+                        example.token_count,
+                        np.ascontiguousarray(example.vector, dtype=np.float32).tobytes(),
+                    ),
                 )
-                changed = db.execute(
-                    "UPDATE examples SET input = ?, output = ?, label = ?, metadata = ?, "
-                    "content_hash = ?, token_count = ?, embedding = ?, changed = ? "
-                    "WHERE pool = ? AND id = ?",
-                    (*values, name, example.id),
-                ).rowcount
-                if changed:
-                    outcome.updated.append(example.id)
-                else:
-                    db.execute(
-                        "INSERT INTO examples (pool, id, input, output, label, metadata, "
-                        "content_hash, token_count, embedding, changed) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (name, example.id, *values),
-                    )
-                    outcome.inserted.append(example.id)
-            if outcome.inserted or outcome.updated:
-                outcome.version = self._bump(db, name)
-                assert outcome.version == writing
-            if job is not None:
-                self._advance_job(db, job, outcome)
+            self._advance_job(db, job)
+
+    def apply_import(self, name: str, job_id: str, page: int = 1_000) -> UpsertOutcome:
+        """Move every staged row of the import ``job_id`` into the pool, in record order (an
+        upsert's rules: content duplicates reported, an existing id replaced), bump the pool's
+        version once if that changed it, and end the job ``succeeded`` with its counts, all in
+        one transaction (:class:`ClaimLost` when the job is no longer this store's)."""
+        with self._transaction() as db:
+            pool = self._pool_row(db, name, for_update=True)
+            outcome = UpsertOutcome(version=int(pool["version"]))
+            after = -1
+            while rows := db.execute(
+                "SELECT position, id, input, output, label, metadata, content_hash, "
+                "token_count, embedding FROM import_rows WHERE job_id = ? AND position > ? "
+                "ORDER BY position LIMIT ?",
+                (job_id, after, page),
+            ).fetchall():
+                after = int(rows[-1]["position"])
+                examples = [_staged_example(row, int(pool["dimension"])) for row in rows]
+                positions = [int(row["position"]) for row in rows]
+                self._write_examples(db, pool, examples, positions, outcome)
+            self._bump_if_changed(db, name, outcome)
+            self._update_claimed(
+                db,
+                job_id,
+                "status = 'succeeded', inserted = inserted + ?, updated = updated + ?, "
+                "duplicates = duplicates + ?, claimed_by = NULL, lease_until = NULL",
+                (len(outcome.inserted), len(outcome.updated), len(outcome.duplicates)),
+            )
+            self._drop_job_data(db, job_id)
+        self._spooled(job_id).unlink(missing_ok=True)
         return outcome
+
+    @staticmethod
+    def _drop_job_data(db: Session, job_id: str) -> None:
+        """Delete what a job kept besides its row: its body (PostgreSQL), its staged rows."""
+        db.execute("DELETE FROM job_bodies WHERE job_id = ?", (job_id,))
+        db.execute("DELETE FROM import_rows WHERE job_id = ?", (job_id,))
 
     def get_example(self, name: str, example_id: str) -> dict[str, Any]:
         with self._reading() as db:
@@ -730,7 +869,7 @@ class Store:
         with self._transaction() as db:
             self._update_claimed(db, job_id, "total = ?", (total,))
 
-    def _advance_job(self, db: Session, step: JobStep, outcome: UpsertOutcome) -> None:
+    def _advance_job(self, db: Session, step: JobStep) -> None:
         errors = json.loads(
             db.execute("SELECT errors FROM jobs WHERE id = ?", (step.id,)).fetchone()["errors"]
         )
@@ -738,16 +877,8 @@ class Store:
         self._update_claimed(
             db,
             step.id,
-            "done = done + ?, inserted = inserted + ?, updated = updated + ?, "
-            "duplicates = duplicates + ?, errors = ?, lease_until = ?",
-            (
-                step.records,
-                len(outcome.inserted),
-                len(outcome.updated),
-                len(outcome.duplicates),
-                json.dumps(errors),
-                time.time() + self.job_lease_s,
-            ),
+            "done = done + ?, errors = ?, lease_until = ?",
+            (step.records, json.dumps(errors), time.time() + self.job_lease_s),
         )
 
     def release_job(self, job_id: str) -> None:
@@ -773,7 +904,7 @@ class Store:
                 (status, message, int(resumable)),
             )
             if not resumable:
-                db.execute("DELETE FROM job_bodies WHERE job_id = ?", (job_id,))
+                self._drop_job_data(db, job_id)
         if not resumable:
             self._spooled(job_id).unlink(missing_ok=True)
 
@@ -790,7 +921,7 @@ class Store:
                 "WHERE id = ?",
                 (time.time(), job_id),
             )
-            db.execute("DELETE FROM job_bodies WHERE job_id = ?", (job_id,))
+            self._drop_job_data(db, job_id)
         self._spooled(job_id).unlink(missing_ok=True)
         return self.get_job(job_id)
 

@@ -327,6 +327,7 @@ def soak_section(result: dict[str, Any]) -> str:
     rows = "\n".join(lines)
     rss = ", ".join(f"{at} s: {mb:.0f} MB" for at, mb in result["rss_mb"].items())
     ratio = result["throughput_ratio"]
+    share = result.get("read_share", 0.75)  # runs before the setting: 3 : 1
     return f"""## Soak: selections beside writers
 
 `python -m bench soak`: {result["round_s"]} s rounds at concurrency {result["concurrency"]} of
@@ -334,9 +335,9 @@ def soak_section(result: dict[str, Any]) -> str:
 {result["pool_size"]:,}-example pool of real tweets, while {result["writers"]} writers upsert
 {result["upsert_batch"]} new examples per call as fast as they are answered; two rounds in a
 row, then one without writers (the baseline). Driven by {result["tool"]}. Reads and writes
-wait in separate bounded queues; while both wait, the compute threads give writes a quarter
-of their time (reads 3 : writes 1). Every write bumps the
-pool's version; the next selection reads only the rows changed since its cached snapshot
+wait in separate bounded queues; while both wait, the compute threads give the selections
+{share:.0%} of their time and writes the rest (`MMDSHOT_READ_SHARE` {share:g}). Every write
+bumps the pool's version; the next selection reads only the rows changed since its cached snapshot
 (and the ids deleted since) and applies them to it, so a write costs the selections its own
 embedding and commit, not a reload of the pool.
 

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from app.config import Settings
 from bench.embeddings import CACHE, sampled_tweet_embeddings
 from bench.environment import environment
 from bench.http import POOL, start_server, write_pool
@@ -230,6 +231,8 @@ def run(quick: bool, k: int = 8) -> dict[str, Any]:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     queries = build(data_dir, quick)
+    # The server reads MMDSHOT_READ_SHARE from this environment, as mmdshot serve does.
+    read_share = Settings(embedder="hashing").read_share
     process, url = start_server(data_dir, quick)
     use_wrk = not quick and shutil.which("wrk") is not None
     # The quick mode's Python clients would take the CPU of a small machine from the server.
@@ -287,6 +290,7 @@ def run(quick: bool, k: int = 8) -> dict[str, Any]:
         if use_wrk
         else "Python httpx threads",
         "embedder": "hashing" if quick else "minilm",
+        "read_share": read_share,
         "rounds": rounds,
         "baseline": baseline,
         "rss_mb": rss,

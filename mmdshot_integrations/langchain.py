@@ -21,7 +21,13 @@ from langchain_core.example_selectors import BaseExampleSelector
 from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
 from mmdshot_client import AuthenticatedClient
 
-from mmdshot_integrations.remote import ExampleKeys, add_examples, as_client, select_examples
+from mmdshot_integrations.remote import (
+    ExampleKeys,
+    PrefixCache,
+    add_examples,
+    as_client,
+    select_examples,
+)
 from selector import Embedder, SentenceTransformerEmbedder, select
 
 
@@ -41,15 +47,18 @@ class MmdshotExampleSelector(_MmdExampleSelector):
     """The ``k`` demonstrations a running mmdshot chooses from ``pool``; ``options`` are further
     select-request fields (``kernel``, ``constraints``, ``method``, ...). ``client`` is a
     generated client or the service's base URL, which is reached with ``api_key`` (default:
-    ``$MMDSHOT_API_KEY``)."""
+    ``$MMDSHOT_API_KEY``). With ``prefix`` (a prefix of the pool) the examples are the
+    prefix's, always the same and first, then ``k`` more chosen around them."""
 
     client: AuthenticatedClient | str
     pool: str
     options: Mapping[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
+    prefix: str | None = None
 
     def __post_init__(self) -> None:
         self._api = as_client(self.client, self.api_key)
+        self._prefix = None if self.prefix is None else PrefixCache(self.prefix)
 
     def add_example(self, example: dict[str, str]) -> str:
         """Upsert ``example`` into the pool; returns its id (an existing one for a duplicate)."""
@@ -58,7 +67,7 @@ class MmdshotExampleSelector(_MmdExampleSelector):
 
     def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
         query = self.query(input_variables)
-        chosen = select_examples(self._api, self.pool, query, self.k, self.options)
+        chosen = select_examples(self._api, self.pool, query, self.k, self.options, self._prefix)
         return [self.keys.to_dict(example) for example in chosen]
 
 

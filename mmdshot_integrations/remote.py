@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 from mmdshot_client import AuthenticatedClient
 from mmdshot_client.api.examples import examples_upsert
+from mmdshot_client.api.prefixes import prefixes_get
 from mmdshot_client.api.selection import selection_select
 from mmdshot_client.models import (
     ErrorBody,
@@ -18,6 +19,9 @@ from mmdshot_client.models import (
     ExamplesUpsert,
     PoolSelection,
     PoolSelectRequest,
+    PrefixExample,
+    PrefixInfo,
+    PrefixSlice,
     SelectedExample,
     UpsertResult,
 )
@@ -88,8 +92,13 @@ class ExampleKeys:
             record["label"] = example[self.label_key]
         return ExampleIn.from_dict({**record, "metadata": body})
 
-    def to_dict(self, example: SelectedExample) -> dict[str, Any]:
-        fields: dict[str, Any] = dict(example.metadata.additional_properties)
+    def to_dict(self, example: SelectedExample | PrefixExample) -> dict[str, Any]:
+        """The example as a framework's dict (a prefix's examples carry no metadata)."""
+        fields: dict[str, Any] = (
+            dict(example.metadata.additional_properties)
+            if isinstance(example, SelectedExample)
+            else {}
+        )
         fields[self.input_key] = example.input_
         fields[self.output_key] = example.output
         if self.label_key is not None and example.label is not None:
@@ -98,16 +107,45 @@ class ExampleKeys:
 
 
 def select_examples(
-    client: AuthenticatedClient, pool: str, query: str, k: int, options: Mapping[str, Any]
-) -> list[SelectedExample]:
+    client: AuthenticatedClient,
+    pool: str,
+    query: str,
+    k: int,
+    options: Mapping[str, Any],
+    prefix: PrefixCache | None = None,
+) -> list[SelectedExample | PrefixExample]:
     """The ``k`` examples of ``pool`` mmdshot chooses for ``query``, in prompt order (most
     relevant last); ``options`` are further fields of the select request (``kernel``,
-    ``constraints``, ...)."""
-    body = PoolSelectRequest.from_dict({**options, "query": query, "k": k})
+    ``constraints``, ...). With ``prefix``, the prefix's examples (always the same, in the
+    same order, so a provider's prefix cache can serve them) come first, then a slice of
+    ``k`` chosen around them."""
+    fields = {**options, "query": query, "k": k}
+    if prefix is not None:
+        fields["prefix"] = prefix.name
+    body = PoolSelectRequest.from_dict(fields)
     selection: PoolSelection = expect(
         selection_select.sync_detailed(pool, client=client, body=body)
     )
-    return selection.examples
+    chosen: list[SelectedExample | PrefixExample] = list(selection.examples)
+    if prefix is None or not isinstance(selection.prefix, PrefixSlice):
+        return chosen
+    return [*prefix.examples(client, pool, selection.prefix.prefix_hash), *chosen]
+
+
+@dataclass
+class PrefixCache:
+    """A prefix of a pool by ``name``, with its examples fetched once per content hash (a
+    rebuild changes the hash, and the examples are fetched again)."""
+
+    name: str
+    _hash: str | None = None
+    _examples: list[PrefixExample] | None = None
+
+    def examples(self, client: AuthenticatedClient, pool: str, digest: str) -> list[PrefixExample]:
+        if self._examples is None or self._hash != digest:
+            info: PrefixInfo = expect(prefixes_get.sync_detailed(pool, self.name, client=client))
+            self._hash, self._examples = info.prefix_hash, list(info.examples)
+        return self._examples
 
 
 def add_examples(

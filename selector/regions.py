@@ -138,6 +138,11 @@ def exact_single(
     )
     allowed = _allowed(small, plan)
     run = HostRun.on(small, allowed)
+    pins = [] if plan.pinned is None else plan.pinned.tolist()
+    if pins:  # the pinned candidates head the ranking, so the small region: taken first
+        positions = _positions(small.pool_index[0].cpu().numpy(), pins, ordered=False)
+        for position, column in zip(positions, small.host_columns(positions), strict=True):
+            run.commit(position, math.nan, column)
     excluded = float(small.excluded_affinity[0])
     certified, threshold = True, math.inf
     while run.step <= k:  # a step boundary
@@ -159,8 +164,8 @@ def exact_single(
     if certified:
         return SingleAnswer(host_outcome(run, k, False, False, small), small.size)
     speculated = small.pool_index[0, run.chosen].tolist()
-    chosen: list[int] = []  # pool indices of the certified steps
-    values: list[float] = []
+    chosen: list[int] = list(pins)  # pool indices of the certified steps
+    values: list[float] = [math.nan] * len(pins)
     for growth in range(MAX_REGROWTHS + 1):
         whole = growth == MAX_REGROWTHS
         region = _verification_set(regions, top, threshold, whole)
@@ -274,11 +279,18 @@ def _verify(
     return run
 
 
-def _positions(pool_index: np.ndarray, indices: list[int], missing: bool = False) -> list[int]:
+def _positions(
+    pool_index: np.ndarray, indices: list[int], missing: bool = False, ordered: bool = True
+) -> list[int]:
     """The region positions of the pool ``indices`` (``-1`` for one the region lacks, when
-    ``missing``); ``pool_index`` is increasing (the region is in pool order)."""
+    ``missing``); ``pool_index`` is increasing (the region is in pool order) unless not
+    ``ordered``."""
     if not indices:
         return []
+    if not ordered:
+        where = {int(index): position for position, index in enumerate(pool_index.tolist())}
+        assert missing or all(index in where for index in indices)
+        return [where.get(index, -1) for index in indices]
     found = np.searchsorted(pool_index, indices)
     found = np.minimum(found, len(pool_index) - 1)
     hit = pool_index[found] == np.asarray(indices)
@@ -328,15 +340,17 @@ def _refinement_outcome(
     order = top[np.argsort(-key[top], kind="stable")]
     feasible = plan.feasible_count
     least = region.least_redundancy
+    pinned = plan.pinned_count  # their steps are given, not certified
     prefix = size
     while prefix < min(feasible, region.size) and prefix <= SWAP_CANDIDATES + k:
         excluded = float(affinity[order[prefix]])
-        if all(v <= b for v, b in zip(run.values, run.bounds(excluded, least), strict=True)):
+        bounds = run.bounds(excluded, least)
+        if all(v <= b for v, b in zip(run.values[pinned:], bounds[pinned:], strict=True)):
             break
         prefix = min(prefix * 4, feasible)
     if prefix > SWAP_CANDIDATES + k or prefix >= region.size:
         return host_outcome(run, k, False, False, region)
-    keep = np.sort(order[:prefix])
+    keep = np.union1d(order[:prefix], np.asarray(run.chosen[:pinned], dtype=order.dtype))
     assert np.isin(run.chosen, keep).all()
     local = region.restrict(torch.from_numpy(keep).unsqueeze(0))
     mapped = HostRun(affinity[keep], run.penalty[keep], run.diagonal)

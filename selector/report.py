@@ -1,14 +1,13 @@
-"""What a selection reports besides its subset: each ranked subset with its bounds, the
-baselines' MMD^2 at the same k, and the target's estimated label distribution."""
+"""What a selection reports: the :class:`SelectionResult`, each ranked subset with its bounds,
+the baselines' MMD^2 at the same k, and the target's estimated label distribution."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from selector.constraints import ConstraintPlan
 from selector.joint import AffinityScorer
@@ -24,6 +23,47 @@ class RankedSubset:
     mmd: float
     bias_bound: float
     bound: float
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """The chosen subset (``indices``, pool indices in selection order) and how good it is.
+
+    ``subsets`` ranks alternatives by ``mmd2`` (the first is the chosen one);
+    ``prompt_order`` is ``indices`` from least to most target-affine (most relevant last);
+    ``target_label_distribution`` is the estimated output distribution of the target (joint
+    kernel with labels); ``baselines`` the ``mmd2`` that knn and random reach at the same k;
+    ``bounds_by_k`` the bound of each greedy prefix when k was chosen automatically;
+    ``timings`` seconds spent in ``scan``, ``select`` and ``refine``.
+
+    With ``pinned`` candidates (already in the prompt), ``indices``, ``k`` and
+    ``prompt_order`` are the chosen slice alone, while ``mmd2``, ``mmd``, the bounds and
+    ``subsets`` are of the whole prompt (pinned + chosen; the subsets' ``indices`` are their
+    slices); ``chosen_mmd2``/``chosen_mmd`` are of the chosen slice alone (equal to
+    ``mmd2``/``mmd`` without pins).
+    """
+
+    indices: list[int]
+    mmd2: float
+    mmd: float
+    bias_bound: float
+    bound: float
+    k: int
+    subsets: list[RankedSubset]
+    prompt_order: list[int]
+    method: str
+    kernel: str
+    tau: float
+    joint: bool
+    prefiltered: bool
+    region_size: int
+    chosen_mmd2: float = 0.0
+    chosen_mmd: float = 0.0
+    pinned: tuple[int, ...] = ()
+    target_label_distribution: dict[Hashable, float] | None = None
+    bounds_by_k: dict[int, float] | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def ranked(
@@ -50,28 +90,26 @@ def ranked(
 
 
 def baselines(
-    scorer: AffinityScorer,
-    plan: ConstraintPlan,
-    seed: int,
-    row: int,
-    pool_index: torch.Tensor,
-    affinity: torch.Tensor,
-    k: int,
+    scorer: AffinityScorer, plan: ConstraintPlan, seed: int, row: int, k: int
 ) -> dict[str, float]:
-    """``mmd2`` of the knn (the k allowed candidates of largest affinity among the region's,
-    ``pool_index: (L,)`` with ``affinity: (L,)``) and of a subset of k allowed candidates
-    drawn with ``seed``; each after the pinned candidates, when there are some."""
+    """``mmd2``, under the call's kernel (joint when it is), of what the baseline methods
+    choose: knn, the k allowed candidates of largest *input* affinity
+    ``sum_j w_j k(x_i, y_j)`` over the whole pool (what ``method="knn"`` chooses, whatever
+    the output side), and k allowed candidates drawn with ``seed``; each after the pinned
+    candidates, when there are some."""
     pins = [] if plan.pinned is None else plan.pinned.tolist()
     mask = plan.host_static_mask.copy()
     mask[pins] = False
     allowed = np.flatnonzero(mask)
     generator = np.random.default_rng(seed)
     random_indices = pins + generator.choice(allowed, size=k, replace=False).tolist()
-    usable = plan.static_mask[pool_index.clamp_min(0)] & (pool_index >= 0)
-    if plan.pinned is not None:
-        usable &= ~torch.isin(pool_index, plan.pinned)
-    order = torch.topk(affinity.masked_fill(~usable, -math.inf), min(k, affinity.shape[0])).indices
-    knn_indices = pins + pool_index[order].tolist()
+    points = scorer.targets.points[row]  # (m, d)
+    weights = scorer.targets.weights[row].unsqueeze(1)  # (m, 1)
+    values = scorer.kernel.from_inner(scorer.pool.inner_products(points))  # (m, n)
+    input_affinity = (values * weights.to(values.dtype)).sum(0).cpu().numpy()  # (n,)
+    input_affinity[~mask] = -math.inf
+    order = np.argsort(-input_affinity, kind="stable")[:k]
+    knn_indices = pins + order.tolist()
     return {
         "knn": max(scorer.evaluate(row, knn_indices), 0.0),
         "random": max(scorer.evaluate(row, random_indices), 0.0),

@@ -33,8 +33,9 @@ from selector.cancel import checkpoint
 from selector.constraints import ConstraintState
 from selector.device import cpu_threads_for
 from selector.kernels import Kernel
+from selector.methods import METHODS, MMD, Method, resolve_method
 
-METHODS = ("mmd", "knn", "mmr", "random")
+__all__ = ["METHODS", "CandidateRegion", "GreedyOutcome", "beam_search", "greedy", "swap_refine"]
 _FIRST_ROW = torch.zeros((1, 1), dtype=torch.long)  # the row index of a one-problem region
 
 
@@ -246,23 +247,18 @@ class GreedyOutcome:
 
 
 class _GreedyRun:
-    """The running sums of B greedy (or beam) runs; see the module docstring. Sums and
-    redundancies are float64; the objective is written as
+    """The running sums of B greedy (or beam) runs of ``method``; see the module docstring.
+    Sums and redundancies are float64; the objective is written as
     ``(2 / j^2) (s_i - j t_i) + (SS + 1) / j^2 - 2 ST / j`` so a step costs few tensor ops."""
 
     def __init__(
-        self,
-        region: CandidateRegion,
-        constraints: ConstraintState,
-        method: str,
-        mmr_lambda: float,
+        self, region: CandidateRegion, constraints: ConstraintState, method: Method
     ) -> None:
         batch, size = region.batch_size, region.size
         device = region.affinity.device
         self.region = region
         self.constraints = constraints
         self.method = method
-        self.mmr_lambda = mmr_lambda
         self.affinity = region.affinity.to(torch.float64)
         self.redundancy = torch.zeros(batch, size, dtype=torch.float64, device=device)
         self.max_similarity = torch.full(
@@ -273,38 +269,12 @@ class _GreedyRun:
 
     def objective(self, step: int) -> torch.Tensor:
         """``(B, L)`` float64, lower is better; candidates the constraints forbid get ``+inf``."""
-        if self.method == "mmd":
-            diagonal = self.region.diagonal
-            offset = objective.step_offset(self.sum_chosen, self.sum_affinity, step, diagonal)
-            value = objective.step_score(self.redundancy, self.affinity, offset.unsqueeze(1), step)
-        elif self.method == "knn":
-            value = self.affinity.neg()
-        elif self.method == "mmr":
-            relevance = self.region.similarity
-            if step == 1:
-                value = -relevance
-            else:
-                value = -(
-                    self.mmr_lambda * relevance - (1.0 - self.mmr_lambda) * self.max_similarity
-                )
-            value = value.to(torch.float64)
-        else:
-            assert self.region.random_scores is not None
-            value = self.region.random_scores.to(torch.float64).neg()
+        value = self.method.step_values(self, step)
         return torch.where(self.constraints.mask(step), value, math.inf)
 
     def excluded_lower_bound(self, step: int) -> torch.Tensor:
         """``(B,)``: no candidate outside the region can score below this at ``step``."""
-        excluded = self.region.excluded_affinity.to(torch.float64)
-        if self.method == "mmd":
-            least = self.region.least_redundancy(step)
-            return objective.excluded_bound(
-                self.sum_chosen, self.sum_affinity, excluded, step, least, self.region.diagonal
-            )
-        if self.method in ("knn", "random"):
-            return -excluded
-        # mmr works on its fetched region, as its peers do.
-        return torch.full_like(excluded, -math.inf)
+        return self.method.outside_bound(self, step)
 
     def commit(self, positions: torch.Tensor, active: torch.Tensor, every: bool) -> None:
         """Add ``positions: (B,)`` (valid region positions) to the problems where
@@ -323,7 +293,7 @@ class _GreedyRun:
             self.sum_chosen += weight * increment
             self.sum_affinity += weight * chosen_affinity
             self.redundancy += kernel_column * weight.unsqueeze(1)
-        if self.method == "mmr":
+        if self.method.uses_similarity:
             self.max_similarity = torch.where(
                 active.unsqueeze(1),
                 torch.maximum(self.max_similarity, inner_column),
@@ -335,7 +305,7 @@ class _GreedyRun:
         """The same run over ``region``, a larger region whose first positions are this
         one's, after choosing ``chosen: (B, j)`` there (the running sums carry over)."""
         constraints = ConstraintState(self.constraints.plan, region.pool_index, self.constraints.k)
-        run = _GreedyRun(region, constraints, self.method, self.mmr_lambda)
+        run = _GreedyRun(region, constraints, self.method)
         run.sum_chosen, run.sum_affinity = self.sum_chosen, self.sum_affinity
         if chosen.shape[1]:
             gram, inner = region.columns_of(chosen)
@@ -357,16 +327,17 @@ def greedy(
     constraints: ConstraintState,
     k: int,
     *,
-    method: str = "mmd",
+    method: Method | str = MMD,
     k_min: int | None = None,
     mmr_lambda: float = 0.5,
     extend: Callable[[CandidateRegion], CandidateRegion] | None = None,
 ) -> GreedyOutcome:
     """Run B greedy selections of up to ``k`` candidates at once.
 
-    ``method``: ``mmd`` (the incremental MMD greedy), ``knn`` (largest affinity first, KATE),
-    ``mmr`` (``lambda * sim(q, i) - (1 - lambda) * max_c sim(i, c)``) or ``random``
-    (decreasing ``region.random_scores``, a seeded uniform order). Constraints enter every
+    ``method``: a :class:`~selector.methods.Method` or its name: ``mmd`` (the incremental MMD
+    greedy), ``knn`` (largest affinity first, KATE), ``mmr`` (``lambda * sim(q, i) - (1 -
+    lambda) * max_c sim(i, c)``, ``mmr_lambda`` for a name) or ``random`` (decreasing
+    ``region.random_scores``, a seeded uniform order). Constraints enter every
     step as a mask. Past ``k_min`` a problem whose pool has no allowed candidate left stops
     early instead of failing (auto-k).
 
@@ -378,9 +349,10 @@ def greedy(
     batch = region.batch_size
     device = region.affinity.device
     k_min = k if k_min is None else k_min
-    if batch == 1 and method == "mmd" and constraints.static_only:
+    method = resolve_method(method, mmr_lambda)
+    if batch == 1 and method.minimises_mmd and constraints.static_only:
         return _single_greedy(region, constraints, k, k_min, extend)
-    run = _GreedyRun(region, constraints, method, mmr_lambda)
+    run = _GreedyRun(region, constraints, method)
     assert extend is None or batch == 1, "extending regions works one problem at a time"
     positions = torch.full((batch, k), -1, dtype=torch.long, device=device)
     objective = torch.full((batch, k), math.nan, dtype=torch.float64, device=device)
@@ -605,7 +577,7 @@ def beam_search(
     assert region.batch_size == 1
     constraints.reorder(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
     wide = region.take(torch.zeros(width, dtype=torch.long, device=region.affinity.device))
-    run = _GreedyRun(wide, constraints, "mmd", 0.5)
+    run = _GreedyRun(wide, constraints, MMD)
     pinned = constraints.pinned_positions
     every = torch.ones(width, dtype=torch.bool, device=region.affinity.device)
     for column in pinned.T:  # the pinned candidates come first in every beam

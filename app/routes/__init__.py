@@ -1,5 +1,12 @@
 """One router per OpenAPI tag."""
 
-from app.routes import examples, imports, meta, pools, selection
+from app.routes import examples, imports, meta, pools, prefixes, selection
 
-ROUTERS = (meta.router, pools.router, examples.router, imports.router, selection.router)
+ROUTERS = (
+    meta.router,
+    pools.router,
+    examples.router,
+    imports.router,
+    selection.router,
+    prefixes.router,
+)

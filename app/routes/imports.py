@@ -3,7 +3,7 @@ get, cancel, resume."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -88,30 +88,37 @@ def get_job(job_id: JobPath, jobs: JobsDep) -> Job:
     return Job(**jobs.store.get_job(job_id))
 
 
-@router.post(
-    "/v1/jobs/{job_id}/cancel",
-    name="cancel",
-    response_model=Job,
-    summary="Cancel a queued or running job",
-    description="A queued job never starts; a running one commits nothing after this answer "
-    "(what it committed before stays). 409 for a job that already ended.",
-    dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 404, 409, 422, 507),
+def _job_action(action: str, summary: str, description: str, status_code: int) -> Any:
+    """The route decorator of ``POST /v1/jobs/{job_id}/<action>`` (cancel, resume)."""
+    return router.post(
+        f"/v1/jobs/{{job_id}}/{action}",
+        name=action,
+        response_model=Job,
+        status_code=status_code,
+        summary=summary,
+        description=description,
+        dependencies=[WriteAccess],
+        responses=error_responses(401, 403, 404, 409, 422, 507),
+    )
+
+
+@_job_action(
+    "cancel",
+    "Cancel a queued or running job",
+    "A queued job never starts; a running one commits nothing after this answer "
+    "and the chunks it staged are dropped (an import is all or nothing). 409 for a job that "
+    "already ended.",
+    status.HTTP_200_OK,
 )
 def cancel_job(job_id: JobPath, jobs: JobsDep) -> Job:
     return Job(**jobs.store.cancel_job(job_id))
 
 
-@router.post(
-    "/v1/jobs/{job_id}/resume",
-    name="resume",
-    response_model=Job,
-    status_code=status.HTTP_202_ACCEPTED,
-    summary="Queue again a job that failed resumably (e.g. storage_full)",
-    description="The job continues after its last committed chunk. 409 for a job that is "
-    "not `resumable`.",
-    dependencies=[WriteAccess],
-    responses=error_responses(401, 403, 404, 409, 422, 507),
+@_job_action(
+    "resume",
+    "Queue again a job that failed resumably (e.g. storage_full)",
+    "The job continues after its last committed chunk. 409 for a job that is not `resumable`.",
+    status.HTTP_202_ACCEPTED,
 )
 def resume_job(job_id: JobPath, jobs: JobsDep) -> Job:
     job = Job(**jobs.store.resume_job(job_id))

@@ -76,6 +76,7 @@ async def info(engine: EngineDep, settings: SettingsDep) -> Info:
             write_queue=settings.write_queue,
         ),
         auth="api_key" if settings.api_key_entries else "none",
+        tokenizers=engine.tokenizers,
     )
 
 

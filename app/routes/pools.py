@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
+from app import prefixes
 from app.auth import ReadAccess, WriteAccess
 from app.compute import ComputeDep
 from app.deps import EngineDep, JobsDep, PoolPath, ReadyEngine
+from app.engine import Engine
 from app.errors import error_responses
+from app.prefixes import TrafficDep
 from app.schemas import CalibrateRequest, Job, PoolCreate, PoolInfo, PoolList
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"])
@@ -23,7 +28,8 @@ router = APIRouter(prefix="/v1/pools", tags=["pools"])
     responses=error_responses(401, 403, 409, 422, 429, 503),
 )
 async def create_pool(body: PoolCreate, engine: ReadyEngine, compute: ComputeDep) -> PoolInfo:
-    return PoolInfo(**await compute.write(engine.create_pool, body.name, body.description))
+    created = await compute.write(engine.create_pool, body.name, body.description, body.tokenizer)
+    return PoolInfo(**created)
 
 
 @router.get(
@@ -35,7 +41,7 @@ async def create_pool(body: PoolCreate, engine: ReadyEngine, compute: ComputeDep
     responses=error_responses(401),
 )
 def list_pools(engine: EngineDep) -> PoolList:
-    return PoolList(pools=[PoolInfo(**pool) for pool in engine.store.list_pools()])
+    return PoolList(pools=[described(engine, pool) for pool in engine.store.list_pools()])
 
 
 @router.get(
@@ -47,7 +53,13 @@ def list_pools(engine: EngineDep) -> PoolList:
     responses=error_responses(401, 404, 422),
 )
 def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
-    return PoolInfo(**engine.store.get_pool(pool))
+    return described(engine, engine.store.get_pool(pool))
+
+
+def described(engine: Engine, pool: dict[str, Any]) -> PoolInfo:
+    """The pool with the briefs of its prefixes."""
+    briefs = [p.brief() for p in prefixes.list_prefixes(engine.store, pool["name"])]
+    return PoolInfo(**pool, prefixes=briefs)
 
 
 @router.delete(
@@ -58,8 +70,11 @@ def get_pool(pool: PoolPath, engine: EngineDep) -> PoolInfo:
     dependencies=[WriteAccess],
     responses=error_responses(401, 403, 404, 422, 429, 503),
 )
-async def delete_pool(pool: PoolPath, engine: EngineDep, compute: ComputeDep) -> Response:
+async def delete_pool(
+    pool: PoolPath, engine: EngineDep, compute: ComputeDep, traffic: TrafficDep
+) -> Response:
     await compute.write(engine.delete_pool, pool)
+    traffic.forget(pool)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app import prefixes
 from app.auth import ReadAccess
 from app.compute import ComputeDep
 from app.deps import MetricsDep, PoolPath, ReadyEngine
+from app.engine import target_texts
 from app.errors import error_responses
+from app.prefixes import TrafficDep
 from app.schemas import (
     BatchSelection,
     BatchSelectRequest,
@@ -34,9 +37,14 @@ async def select(
     engine: ReadyEngine,
     compute: ComputeDep,
     metrics: MetricsDep,
+    traffic: TrafficDep,
 ) -> PoolSelection:
-    result = await compute.read(engine.select_in_pool, pool, body)
+    if body.prefix is None:
+        result = await compute.read(engine.select_in_pool, pool, body)
+    else:
+        result = await compute.read(prefixes.select_with_prefix, engine, pool, body)
     metrics.selection.labels("pool").observe(result.timings.total_ms / 1000.0)
+    traffic.record(pool, target_texts(body) if body.target is None else [])
     return result
 
 
@@ -53,10 +61,15 @@ async def select_batch(
     engine: ReadyEngine,
     compute: ComputeDep,
     metrics: MetricsDep,
+    traffic: TrafficDep,
 ) -> BatchSelection:
-    result = await compute.read(engine.select_batch, pool, body)
+    if body.prefix is None:
+        result = await compute.read(engine.select_batch, pool, body)
+    else:
+        result = await compute.read(prefixes.select_batch_with_prefix, engine, pool, body)
     seconds = max(item.timings.total_ms for item in result.results) / 1000.0
     metrics.selection.labels("batch").observe(seconds)
+    traffic.record(pool, body.queries)
     return result
 
 

@@ -35,13 +35,20 @@ READ_ROUTES = {
     ("GET", "/v1/pools/{pool}/examples"),
     ("GET", "/v1/pools/{pool}/examples/{example_id}"),
     ("GET", "/v1/jobs/{job_id}"),
+    ("GET", "/v1/pools/{pool}/prefixes"),
+    ("GET", "/v1/pools/{pool}/prefixes/{name}"),
     ("POST", "/v1/pools/{pool}/select"),
     ("POST", "/v1/pools/{pool}/select/batch"),
     ("POST", "/v1/select"),
 }
 OPEN_ROUTES = {"/health", "/ready", "/metrics"}
 # Path parameters name nothing that exists: the right key gets a 404 or a 422, never a change.
-PATH_PARAMETERS = {"pool": "walk-missing", "example_id": "walk-missing", "job_id": "0" * 32}
+PATH_PARAMETERS = {
+    "pool": "walk-missing",
+    "example_id": "walk-missing",
+    "job_id": "0" * 32,
+    "name": "walk-missing",
+}
 
 
 # Open by design: the schema, Swagger UI and ReDoc with their packaged assets, and the console

@@ -104,3 +104,28 @@ def test_every_option_is_described() -> None:
             continue  # its options are the service's settings (app/config.py)
         for action in command._actions:
             assert action.help, (name, action.dest)
+
+
+def test_prefixes_commands_and_select_with_a_prefix(
+    server: Server, pool: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = ["--url", server.url]
+    made = ["prefixes", "create", pool, "shared", "--k", "3", "--target-text", "cars"]
+    assert main([*made, "--target-text", "boats", *url]) == 0
+    assert capsys.readouterr().out.startswith("shared: 3 examples, ")
+    assert main(["prefixes", "list", pool, "--json", *url]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["prefixes"]
+    assert (listed["name"], listed["source"], listed["target_size"]) == ("shared", "texts", 2)
+    assert main(["prefixes", "show", pool, "shared", *url]) == 0
+    assert capsys.readouterr().out.endswith(listed["prefix_prompt"] + "\n")
+    assert main(["select", pool, "trains", "--k", "2", "--prefix", "shared", *url]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(listed["prefix_prompt"] + "\n\n")
+    assert captured.err.startswith(f"prefix shared {listed['prefix_hash'][:12]}: ")
+    assert main(["prefixes", "rebuild", pool, "shared", "--target-pool", pool, *url]) == 0
+    assert "from pool (60 points)" in capsys.readouterr().out
+    assert main(["prefixes", "create", pool, "other", *url]) == 1
+    assert "give --target-text, --target-pool or --traffic" in capsys.readouterr().err
+    assert main(["prefixes", "delete", pool, "shared", *url]) == 0
+    assert main(["prefixes", "show", pool, "shared", *url]) == 1
+    assert "(404 not_found)" in capsys.readouterr().err

@@ -118,19 +118,20 @@ def test_a_failing_job_fails_alone(worker: JobWorker, monkeypatch: Any) -> None:
     prepare = worker.engine.prepare
     calls = iter(range(1_000))
 
-    def fails_on_the_second_chunk(examples: Any) -> Any:
+    def fails_on_the_second_chunk(examples: Any, **options: Any) -> Any:
         if next(calls) == 1:
             raise RuntimeError("a bug in one job")
-        return prepare(examples)
+        return prepare(examples, **options)
 
     monkeypatch.setattr(worker.engine, "prepare", fails_on_the_second_chunk)
     failed = finished(worker, submit(worker, make_examples(30)))
     assert failed["status"] == "failed"
     assert failed["message"] == "internal error during the job (RuntimeError)"
     assert failed["done"] == 10 and not failed["resumable"]
+    assert worker.store.get_pool("p")["size"] == 0, "a failed import adds nothing"
     after = finished(worker, submit(worker, make_examples(30, start=100)))
     assert (after["status"], after["inserted"]) == ("succeeded", 30)
-    assert worker.store.get_pool("p")["size"] == 40
+    assert worker.store.get_pool("p")["size"] == 30
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -167,27 +168,38 @@ def test_a_job_past_its_time_limit_fails_at_a_chunk_boundary(
 ) -> None:
     prepare = worker.engine.prepare
 
-    def slow(examples: Any) -> Any:
+    def slow(examples: Any, **options: Any) -> Any:
         time.sleep(0.1)
-        return prepare(examples)
+        return prepare(examples, **options)
 
     monkeypatch.setattr(worker.engine, "prepare", slow)
     monkeypatch.setattr(worker.settings, "job_timeout_s", 0.35)
     job = finished(worker, submit(worker, make_examples(200)))
     assert job["status"] == "failed" and "time limit of 0.35 s" in job["message"]
-    assert 0 < job["done"] < 200 and worker.store.get_pool("p")["size"] == job["done"]
+    assert 0 < job["done"] < 200 and worker.store.get_pool("p")["size"] == 0
 
 
-def test_an_import_bumps_the_version_once_per_chunk_that_changes_the_pool(
-    worker: JobWorker,
-) -> None:
-    """Each committed chunk (10 rows here) is one transaction and one version, so a version
-    names one state of the pool while an import's rows arrive; a chunk of duplicates only
-    changes nothing and bumps nothing."""
+def test_an_import_bumps_the_version_once(worker: JobWorker, monkeypatch: Any) -> None:
+    """Chunks (10 rows here) commit one by one beside the pool; readers see none of them
+    until the import ends, in one transaction and one version; an import of duplicates
+    only changes nothing and bumps nothing."""
     start = worker.store.pool_version("p")
-    assert finished(worker, submit(worker, make_examples(35)))["status"] == "succeeded"
-    assert worker.store.pool_version("p") == start + 4  # chunks of 10, 10, 10, 5
-    again = make_examples(20) + make_examples(15, start=35)  # 2 duplicate chunks, then new rows
-    assert finished(worker, submit(worker, again))["status"] == "succeeded"
-    assert worker.store.pool_version("p") == start + 4 + 2
-    assert worker.store.read_pool("p").version == start + 6
+    prepare = worker.engine.prepare
+    seen: list[tuple[int, int]] = []
+
+    def watched(examples: Any, **options: Any) -> Any:
+        seen.append((worker.store.pool_version("p"), worker.store.get_pool("p")["size"]))
+        return prepare(examples, **options)
+
+    monkeypatch.setattr(worker.engine, "prepare", watched)
+    job = finished(worker, submit(worker, make_examples(35)))
+    assert (job["status"], job["inserted"]) == ("succeeded", 35)
+    assert seen == [(start, 0)] * 4  # chunks of 10, 10, 10, 5: all before any is visible
+    assert worker.store.pool_version("p") == start + 1
+    assert finished(worker, submit(worker, make_examples(20)))["duplicates"] == 20
+    assert worker.store.pool_version("p") == start + 1
+    again = make_examples(20) + make_examples(15, start=35)  # 20 duplicates, then new rows
+    job = finished(worker, submit(worker, again))
+    assert (job["inserted"], job["duplicates"]) == (15, 20)
+    assert worker.store.pool_version("p") == start + 2
+    assert worker.store.read_pool("p").version == start + 2

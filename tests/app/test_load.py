@@ -3,7 +3,10 @@ cost budget, fair read/write queues, per-pool loading and the event loop kept fr
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import sqlite3
 import statistics
 import threading
 import time
@@ -13,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
+from pydantic import ValidationError
 
 from app.config import Settings
 from app.cost import selection_cost
-from app.engine import LANE_SHARES, Engine, FairExecutor, Task, checkpoint
+from app.engine import Engine, FairExecutor, Task, checkpoint, lane_shares
 from app.errors import ApiError
 from app.main import create_app
 from app.store import PoolRows
-from tests.app.conftest import Server, assert_error, free_port, make_examples
+from tests.app.conftest import LABELS, Server, assert_error, free_port, make_examples
 
 HEAVY_POOL = 4_000
 # A valid selection that runs for seconds on a 4,000-example hashed pool (a beam of 16 to
@@ -102,12 +107,20 @@ def test_lanes_share_the_worker_time_and_refuse_when_full_with_retry_after() -> 
     # Equal shares: the reads were queued before any write, yet of the first 12 tasks (both
     # lanes still waiting) about half were writes.
     assert 5 <= lane_order(None, 12)[:12].count("write") <= 9
-    # The service's shares: while both lanes wait, about one write runs for three reads
+    # A read share of 0.75: while both lanes wait, about one write runs for three reads
     # (and a little more at first: the blocking read's time counts against the reads).
-    assert LANE_SHARES == {"read": 3.0, "write": 1.0}
-    order = lane_order(LANE_SHARES, 12)
+    order = lane_order(lane_shares(0.75), 12)
     assert 3 <= order[:16].count("write") <= 7, order
     assert order.count("write") == 12  # the rest ran once the reads were done
+    # The default (MMDSHOT_READ_SHARE 0.9): about one write for nine reads.
+    settings = Settings(data_dir=Path("unused"), embedder="hashing")
+    assert lane_shares(settings.read_share) == pytest.approx({"read": 0.9, "write": 0.1})
+    order = lane_order(lane_shares(settings.read_share), 20)
+    assert 1 <= order[:20].count("write") <= 4, order
+    assert order.count("write") == 20
+    for refused in (0.0, 1.0):
+        with pytest.raises(ValidationError):
+            Settings(read_share=refused)
 
 
 def test_heavy_tasks_leave_a_worker_for_ordinary_ones() -> None:
@@ -498,8 +511,10 @@ def test_health_stays_fast_while_a_50_mb_import_uploads_and_parses(tmp_path: Pat
             p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
             assert len(latencies) > 30
             # Issue 11 asks for a p99 under 100 ms; on this 2-core machine it measured 0.109 s
-            # (median 5 ms) and is not reliably met, so the bound here is 250 ms: it still
-            # catches a stall of the event loop (parsing the body on it stalled 2.5 s).
+            # (median 5 ms) when quiet, and with the 1 ms GIL switch interval (app/server.py)
+            # 0.197, 0.173 and 0.498 s (medians 14-19 ms) on the same machine shared with
+            # other jobs: not reliably met, so the bound here is 250 ms: it still catches a
+            # stall of the event loop (parsing the body on it stalled 2.5 s).
             assert p99 < 0.25, (p99, statistics.median(latencies), latencies[-5:])
     finally:
         server.stop()
@@ -522,3 +537,75 @@ def test_no_async_route_calls_the_store() -> None:
         assert ".store." not in source, route.path  # a store call right on the loop
         for call in ("engine.delete_pool(", "engine.create_pool(", "engine.upsert("):
             assert f" {call}" not in source, route.path  # not through compute.write
+
+
+def write_pool_rows(data_dir: Path, name: str, count: int, dimension: int = 64) -> None:
+    """``count`` examples with random unit vectors written straight into the empty pool
+    ``name`` of the SQLite store (seconds for 200,000, where embedding them through the API
+    would take minutes), as version 2."""
+    vectors = np.random.default_rng(0).standard_normal((count, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = (
+        (
+            name,
+            f"b-{i}",
+            f"stored review {i}",
+            LABELS[i % 3],
+            LABELS[i % 3],
+            "{}",
+            f"{i:064x}",
+            3,
+            vectors[i].tobytes(),
+            2,
+        )
+        for i in range(count)
+    )
+    with contextlib.closing(sqlite3.connect(data_dir / "mmdshot.sqlite3", timeout=30)) as db:
+        # In transactions of 20,000 rows: the server's job worker polls the store meanwhile.
+        while batch := list(itertools.islice(rows, 20_000)):
+            with db:
+                db.executemany(
+                    "INSERT INTO examples (pool, id, input, output, label, metadata, "
+                    "content_hash, token_count, embedding, changed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    batch,
+                )
+        with db:
+            db.execute("UPDATE pools SET version = 2 WHERE name = ?", (name,))
+
+
+def test_selections_on_one_pool_are_not_delayed_while_a_200k_pool_loads(tmp_path: Path) -> None:
+    """A real pool of 200,000 examples (``b``) loading for its first selection: selections on
+    ``a`` meanwhile answer about as fast as before and after."""
+    # No prefilter index for b: the test is about its load, not an index build beside it.
+    server = Server(tmp_path, index_above=str(10**6))
+    try:
+        with server.start().client() as client:
+            fill(client, "a", 60)
+            before = []
+            for _ in range(10):  # also warms a's first selection up
+                started = time.perf_counter()
+                assert client.post("/v1/pools/a/select", json=LIGHT).status_code == 200
+                before.append(time.perf_counter() - started)
+            assert client.post("/v1/pools", json={"name": "b"}).status_code == 201
+            write_pool_rows(tmp_path, "b", 200_000)
+            during = []
+            with ThreadPoolExecutor(1) as background, server.client() as other:
+                loading = background.submit(other.post, "/v1/pools/b/select", json=LIGHT)
+                while not loading.done():
+                    started = time.perf_counter()
+                    assert client.post("/v1/pools/a/select", json=LIGHT).status_code == 200
+                    during.append(time.perf_counter() - started)
+                loaded = loading.result().json()
+            assert loaded["pool_version"] == 2 and loaded["timings"]["load_ms"] > 500
+            assert client.get("/v1/pools/b").json()["size"] == 200_000
+    finally:
+        server.ensure_stopped()
+    assert len(during) >= 5, during  # b's load took a while, and a answered meanwhile
+    # A selection on a 60-example pool takes milliseconds; one waiting for b's load would
+    # take about as long as the load (9.6 s once on the busy 2-core machine, where a's
+    # selections meanwhile took a median 70 ms against 20 ms before, at most 0.43 s: the
+    # load's CPU, not a wait).
+    load_s = loaded["timings"]["load_ms"] / 1000
+    assert max(during) < min(1.0, load_s / 5), (during, before, load_s)
+    assert statistics.median(during) < 5 * statistics.median(before) + 0.05, (during, before)

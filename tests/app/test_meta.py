@@ -86,6 +86,11 @@ OPERATION_IDS = {
     ("post", "/v1/pools/{pool}/select"): "selection-select",
     ("post", "/v1/pools/{pool}/select/batch"): "selection-select_batch",
     ("post", "/v1/select"): "selection-select_inline",
+    ("post", "/v1/pools/{pool}/prefixes"): "prefixes-create",
+    ("get", "/v1/pools/{pool}/prefixes"): "prefixes-list",
+    ("get", "/v1/pools/{pool}/prefixes/{name}"): "prefixes-get",
+    ("delete", "/v1/pools/{pool}/prefixes/{name}"): "prefixes-delete",
+    ("post", "/v1/pools/{pool}/prefixes/{name}/rebuild"): "prefixes-rebuild",
 }
 
 

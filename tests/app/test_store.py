@@ -238,16 +238,25 @@ def test_job_progress_commits_with_its_chunk(open_store: StoreFactory) -> None:
     first.set_job_total(job_id, 4)
     errors = [{"line": 4, "message": "input: missing"}]
     step = JobStep(job_id, first.owner, records=4, errors=errors)
-    first.upsert("p", [example(1), example(2), example(1, "ex-9")], [1, 2, 3], job=step)
+    version = first.pool_version("p")
+    first.stage_import("p", [example(1), example(2), example(1, "ex-9")], [1, 2, 3], step)
     job = second.get_job(job_id)
-    assert (job["status"], job["done"], job["inserted"], job["duplicates"]) == ("running", 4, 2, 1)
+    assert (job["status"], job["done"], job["inserted"], job["duplicates"]) == ("running", 4, 0, 0)
     assert job["errors"] == errors
+    # Staged, not yet in the pool: its readers see it as before the import.
+    assert second.get_pool("p")["size"] == 0 and second.pool_version("p") == version
     # Another store's step on it commits nothing, the examples included.
     with pytest.raises(ClaimLost):
-        second.upsert("p", [example(5)], job=JobStep(job_id, second.owner, 1))
-    assert second.get_pool("p")["size"] == 2 and second.get_job(job_id)["done"] == 4
-    first.finish_job(job_id, "succeeded")
-    assert second.get_job(job_id)["status"] == "succeeded"
+        second.stage_import("p", [example(5)], [5], JobStep(job_id, second.owner, 1))
+    with pytest.raises(ClaimLost):
+        second.apply_import("p", job_id)
+    assert second.get_pool("p")["size"] == 0 and second.get_job(job_id)["done"] == 4
+    outcome = first.apply_import("p", job_id, page=2)  # over two pages of staged rows
+    assert (outcome.inserted, outcome.duplicates) == (["ex-1", "ex-2"], [(3, "ex-1")])
+    job = second.get_job(job_id)
+    assert (job["status"], job["inserted"], job["duplicates"]) == ("succeeded", 2, 1)
+    assert second.get_pool("p")["size"] == 2 and second.pool_version("p") == version + 1
+    assert second.read_pool("p").ids == ["ex-1", "ex-2"]
     with api_error(404):
         read_body(second, job_id)
     with api_error(404):
@@ -261,7 +270,7 @@ def test_a_handed_back_or_orphaned_job_is_claimed_again(open_store: StoreFactory
     first.create_pool("p", "", "m", DIMENSION)
     job_id = first.create_import_job("p", spooled(first, b"{}\n"))
     assert first.claim_job() is not None
-    first.upsert("p", [example(1)], job=JobStep(job_id, first.owner, 1))
+    first.stage_import("p", [example(1)], [1], JobStep(job_id, first.owner, 1))
     # SQLite has one process per data directory: a second store is the same one restarted,
     # and takes the job over at once. A PostgreSQL replica waits for the lease or the end of
     # the first store.
@@ -294,7 +303,7 @@ def test_cancel_and_resume(store: Store) -> None:
     store.claim_job()
     assert store.cancel_job(running)["status"] == "cancelled"
     with pytest.raises(ClaimLost):
-        store.upsert("p", [example(1)], job=JobStep(running, store.owner, 1))
+        store.stage_import("p", [example(1)], [1], JobStep(running, store.owner, 1))
     assert store.get_pool("p")["size"] == 0
     with api_error(409):
         store.cancel_job(running)
@@ -303,7 +312,7 @@ def test_cancel_and_resume(store: Store) -> None:
 
     full = store.create_import_job("p", spooled(store, b"{}\n{}\n"))
     store.claim_job()
-    store.upsert("p", [example(1)], job=JobStep(full, store.owner, 1))
+    store.stage_import("p", [example(1)], [1], JobStep(full, store.owner, 1))
     store.finish_job(full, "failed", "out of space", resumable=True)
     job = store.get_job(full)
     assert (job["status"], job["resumable"], job["message"]) == ("failed", True, "out of space")

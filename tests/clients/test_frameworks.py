@@ -206,3 +206,30 @@ def test_selectors_in_a_few_shot_chat_prompt(
     service = service_selection(server, remote.pool, query=QUERY, k=3)
     remote_messages = chat_prompt(remote).format_messages(question=QUERY, hint="")
     assert [m.content for m in remote_messages[1:-1:2]] == [e["input"] for e in service]
+
+
+def test_adapters_put_a_prefix_first(remote: MmdshotExampleSelector, server: Server) -> None:
+    """With a prefix, the LangChain selector and the DSPy helper return the prefix's examples
+    first (the same on every call), then the slice the service chose around them."""
+    with server.client(WRITE_KEY) as http:
+        body = {"name": "shared", "k": 2, "target": {"texts": [QUERY, "trains"]}}
+        made = http.post(f"/v1/pools/{remote.pool}/prefixes", json=body)
+    assert made.status_code == 201, made.text
+    head = [
+        {"question": e["input"], "answer": e["output"], "label": e["label"]}
+        for e in made.json()["examples"]
+    ]
+    prefixed = MmdshotExampleSelector(
+        client=remote.client, pool=remote.pool, k=2, keys=KEYS, prefix="shared"
+    )
+    for query in (QUERY, "a review of trains"):
+        chosen = prefixed.select_examples({"question": query})
+        service = service_selection(server, remote.pool, query=query, k=2, prefix="shared")
+        assert chosen == [*head, *(as_qa(e) for e in service)]
+    prompt = few_shot(prefixed).format(question=QUERY)
+    blocks = [f"Q: {example['question']}\nA: {example['answer']}" for example in head]
+    assert prompt.startswith("\n\n".join(["Classify the review.", *blocks]))
+    demos = mmdshot_demos(
+        server.url, remote.pool, QUERY, k=2, keys=KEYS, api_key=READ_KEY, prefix="shared"
+    )
+    assert [demo.toDict() for demo in demos][:2] == head and len(demos) == 4

@@ -280,3 +280,57 @@ def test_bad_pins_are_input_errors(pinned: object) -> None:
         select(pool, pool[0], 3, pinned=pinned)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         select_batch(pool, pool[:2], 3, pinned=pinned)  # type: ignore[arg-type]
+
+
+def column_greedy(pool: np.ndarray, query: np.ndarray, pinned: list[int], k: int) -> list[int]:
+    """The softmax (tau 0.2) greedy in float64 over the whole pool, started from ``pinned``:
+    each step's whole-prompt MMD^2 (minus the constant) from kernel columns."""
+    x = pool.astype(np.float64)
+
+    def column(y: np.ndarray) -> np.ndarray:
+        return np.exp((x @ y - 1.0) / 0.2)
+
+    affinity = column(query.astype(np.float64))
+    redundancy = np.zeros(len(x))
+    allowed = np.ones(len(x), dtype=bool)
+    prompt: list[int] = []
+    sum_chosen = sum_affinity = 0.0
+    for step in range(1, len(pinned) + k + 1):
+        if step <= len(pinned):
+            best = pinned[step - 1]
+        else:
+            values = (sum_chosen + 2.0 * redundancy + 1.0) / step**2 - 2.0 * (
+                sum_affinity + affinity
+            ) / step
+            best = int(np.argmin(np.where(allowed, values, np.inf)))
+        prompt.append(best)
+        allowed[best] = False
+        sum_chosen += 2.0 * redundancy[best] + 1.0
+        sum_affinity += affinity[best]
+        redundancy += column(x[best])
+    return prompt[len(pinned) :]
+
+
+@pytest.mark.parametrize("small_pool", [0, None], ids=["threshold set", "whole pool"])
+@pytest.mark.parametrize("kind", ["isotropic", "clustered", "duplicates"])
+def test_speculation_and_verification_start_from_the_pins(
+    monkeypatch: pytest.MonkeyPatch, small_pool: int | None, kind: str
+) -> None:
+    """One problem's exact path (regions.exact_single) with pins, on every kind of data and
+    both kinds of verification set: the conditioned greedy; refined, a batch row equals it."""
+    from selector import regions
+    from tests.selector.test_verification import pool_of
+
+    if small_pool is not None:
+        monkeypatch.setattr(regions, "SMALL_POOL", small_pool)
+    pool = pool_of(kind, 3000, 16, seed=21)
+    queries = pool_of(kind, 4, 16, seed=22)
+    pinned = [int(index) for index in np.random.default_rng(23).choice(3000, 3, replace=False)]
+    for query in queries:
+        result = select(pool, query, 6, refine=False, initial_region=8, pinned=pinned)
+        assert result.indices == column_greedy(pool, query, pinned, 6)
+    batch = select_batch(pool, queries, 6, initial_region=8, pinned=pinned)
+    for query, row in zip(queries, batch, strict=True):
+        single = select(pool, query, 6, initial_region=8, pinned=pinned)
+        assert single.indices == row.indices
+        assert single.mmd2 == pytest.approx(row.mmd2, abs=1e-9)

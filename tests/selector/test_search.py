@@ -16,6 +16,7 @@ from selector.errors import InvalidInputError
 from selector.kernels import Kernel
 from selector.search import CandidateRegion, greedy, subset_objective, swap_refine
 from tests.selector.reference import (
+    Outputs,
     estimated_outputs,
     naive_greedy,
     naive_mmd2,
@@ -267,6 +268,36 @@ def test_baselines_and_their_comparison() -> None:
     first = select(pool, target, 6, method="random", seed=3)
     assert first.indices == select(pool, target, 6, method="random", seed=3).indices
     assert first.indices != select(pool, target, 6, method="random", seed=4).indices
+
+
+@pytest.mark.parametrize("side", ["labels", "free_text"])
+def test_the_knn_baseline_is_knn_measured_in_the_joint_kernel(side: str) -> None:
+    """With an output side, the knn baseline is the subset ``method="knn"`` chooses (input
+    similarity over the whole pool, not the joint affinity), and its ``mmd2`` is the joint
+    kernel's, as the selection's own: the two numbers compare like with like."""
+    rng = np.random.default_rng(23)
+    pool = unit_rows(rng.standard_normal((400, 8)))
+    target = unit_rows(rng.standard_normal((1, 8)))
+    labels = rng.integers(0, 3, 400)
+    outputs = unit_rows(rng.standard_normal((400, 4)))
+    side_options = {"labels": labels} if side == "labels" else {"output_embeddings": outputs}
+    result = select(pool, target, 6, tau=0.2, compare_baselines=True, **side_options)
+    knn = select(pool, target, 6, tau=0.2, method="knn", **side_options)
+    assert sorted(knn.indices) == sorted(np.argsort(-(pool @ target[0]))[:6].tolist())
+    if side == "labels":
+        estimate = estimated_outputs(pool, target, one_hot(labels, 3), "cosine")
+    else:
+        estimate = estimated_outputs(pool, target, outputs, "softmax", 0.2)  # output_tau
+    chosen = np.array(knn.indices)
+    reference = naive_mmd2(
+        "softmax",
+        0.2,
+        pool[chosen],
+        target,
+        outputs=Outputs(estimate.candidate[chosen], estimate.target, estimate.kernel, estimate.tau),
+    )
+    assert result.baselines["knn"] == pytest.approx(max(reference, 0.0), abs=1e-5)
+    assert result.mmd2 <= result.baselines["knn"] + 1e-9
 
 
 def test_prompt_order_puts_the_most_relevant_last() -> None:

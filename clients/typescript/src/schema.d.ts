@@ -100,7 +100,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a queued or running job
-         * @description A queued job never starts; a running one commits nothing after this answer (what it committed before stays). 409 for a job that already ended.
+         * @description A queued job never starts; a running one commits nothing after this answer and the chunks it staged are dropped (an import is all or nothing). 409 for a job that already ended.
          */
         post: operations["imports-cancel"];
         delete?: never;
@@ -235,6 +235,65 @@ export interface paths {
          * @description The body is written to the store as it arrives (at most `max_import_bytes`, 413 beyond) and parsed by the job, one line (or array element) at a time: `total` is known once the job has counted the records. A body that is not a JSON array nor JSON lines fails the job with a message; each bad line is one of its `errors`.
          */
         post: operations["imports-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/prefixes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The pool's prefixes */
+        get: operations["prefixes-list"];
+        put?: never;
+        /**
+         * Choose k examples by MMD to a target and keep them as the pool's prefix
+         * @description The target is texts, another pool, or `"traffic"` (the pool's recent queries, MMDSHOT_TRAFFIC_SAMPLE). The prefix keeps its examples' texts and order as chosen now, and its block rendered once through its template: selections with `prefix` put it first, byte-identical on every call.
+         */
+        post: operations["prefixes-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/prefixes/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One prefix, with its block and whether it is stale */
+        get: operations["prefixes-get"];
+        put?: never;
+        post?: never;
+        /** Delete a prefix (its pool and examples stay) */
+        delete: operations["prefixes-delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/prefixes/{name}/rebuild": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Choose the prefix again at the pool's current version
+         * @description From its last target, or the body's `target` (`"traffic"`: the recorded queries; 409 `no_traffic` when there are none). Its name and options stay; its examples, block and hash change as the new choice says.
+         */
+        post: operations["prefixes-rebuild"];
         delete?: never;
         options?: never;
         head?: never;
@@ -384,6 +443,11 @@ export interface components {
             num_subsets?: number;
             /** @default relevance_last */
             order?: components["schemas"]["PromptOrder"];
+            /**
+             * Prefix
+             * @description A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its block (byte-identical on every call), then a slice of k examples chosen by the greedy conditioned on the prefix's examples, then the query.
+             */
+            prefix?: string | null;
             /** Queries */
             queries: string[];
             /**
@@ -679,7 +743,7 @@ export interface components {
             output?: string;
             /**
              * Token Count
-             * @description Tokens of input and output (bundled tokenizer).
+             * @description Tokens of input and output (the pool's tokenizer, without special tokens).
              */
             token_count: number;
         };
@@ -781,6 +845,11 @@ export interface components {
              */
             model: string | null;
             /**
+             * Tokenizers
+             * @description The tokenizers a pool may name at creation (default first; MMDSHOT_TOKENIZERS); empty until the models load.
+             */
+            tokenizers: string[];
+            /**
              * Version
              * @description The service's version.
              */
@@ -790,7 +859,8 @@ export interface components {
          * Job
          * @description A background job, kept in the store: any replica may run it, and a job whose replica
          *     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-         *     are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+         *     are committed (beside the pool, moved into it at the end in one version) or rejected
+         *     (``total`` is 0 until the job has counted them). A calibration:
          *     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
          *     the result once it succeeded.
          */
@@ -814,7 +884,7 @@ export interface components {
             done: number;
             /**
              * Duplicates
-             * @description Import: records whose content the pool held.
+             * @description Import: records whose content the pool held (0 until it succeeded).
              */
             duplicates: number;
             /**
@@ -829,7 +899,7 @@ export interface components {
             id: string;
             /**
              * Inserted
-             * @description Import: new examples stored.
+             * @description Import: new examples stored (0 until it succeeded).
              */
             inserted: number;
             /**
@@ -867,7 +937,7 @@ export interface components {
             total: number;
             /**
              * Updated
-             * @description Import: examples whose content was replaced.
+             * @description Import: examples whose content was replaced (0 until it succeeded).
              */
             updated: number;
             /**
@@ -1067,6 +1137,13 @@ export interface components {
              * @example tweets
              */
             name: string;
+            /**
+             * Tokenizer
+             * @description The tokenizer the pool counts its examples' tokens with (token_count, constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); default: the embedding model's.
+             * @default default
+             * @example default
+             */
+            tokenizer?: string;
         };
         /**
          * PoolInfo
@@ -1114,11 +1191,22 @@ export interface components {
              */
             name: string;
             /**
+             * Prefixes
+             * @description Its prefixes (POST /v1/pools/{pool}/prefixes), by name.
+             */
+            prefixes?: components["schemas"]["PrefixBrief"][];
+            /**
              * Size
              * @description Examples stored.
              * @example 1200
              */
             size: number;
+            /**
+             * Tokenizer
+             * @description The tokenizer of its token counts and budgets.
+             * @example default
+             */
+            tokenizer: string;
             /**
              * Updated At
              * @description Seconds since the epoch: the last change.
@@ -1209,6 +1297,11 @@ export interface components {
             num_subsets?: number;
             /** @default relevance_last */
             order?: components["schemas"]["PromptOrder"];
+            /**
+             * Prefix
+             * @description A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its block (byte-identical on every call), then a slice of k examples chosen by the greedy conditioned on the prefix's examples, then the query.
+             */
+            prefix?: string | null;
             /** Queries */
             queries?: string[] | null;
             /** Query */
@@ -1332,6 +1425,8 @@ export interface components {
              * @description Chose among a prefilter's candidates (large pools).
              */
             prefiltered: boolean;
+            /** @description With a prefix only: the prompt's cacheable and per-query parts. Then examples are the slice's, k its size, and mmd2, mmd, bias_bound and bound those of the whole prompt (prefix and slice). */
+            prefix?: components["schemas"]["PrefixSlice"] | null;
             /**
              * Prompt
              * @description The demonstrations through template, joined by separator, then the query through query_template (query only).
@@ -1353,6 +1448,373 @@ export interface components {
             tau_source: components["schemas"]["TauSource"];
             /** @description Where the time went (ms). */
             timings: components["schemas"]["Timings"];
+        };
+        /**
+         * PrefixBrief
+         * @description A prefix as its pool lists it (GET /v1/pools/{pool}/prefixes/{name} has the rest).
+         */
+        PrefixBrief: {
+            /**
+             * K
+             * @description Its examples.
+             */
+            k: number;
+            /**
+             * Name
+             * @description The prefix's name.
+             * @example shared
+             */
+            name: string;
+            /**
+             * Prefix Hash
+             * @description sha256 (hex) of its rendered text block.
+             */
+            prefix_hash: string;
+            /**
+             * Stale
+             * @description One of its examples changed or was deleted since it was built: rebuild it.
+             */
+            stale: boolean;
+        };
+        /**
+         * PrefixCreate
+         * @description A prefix: k examples chosen by MMD to ``target`` (texts, another pool, or the pool's
+         *     recorded traffic) with the selection options given, then stored in order with their
+         *     texts and rendered through ``template`` and ``separator``.
+         * @example {
+         *       "k": 6,
+         *       "name": "shared",
+         *       "target": {
+         *         "texts": [
+         *           "a typical query"
+         *         ]
+         *       }
+         *     }
+         */
+        PrefixCreate: {
+            /**
+             * Bias Constant
+             * @description C in bias_bound = C * mmd and bound = C * mmd + R / sqrt(k): the Lipschitz constant of what the model distils from its prompt, in units of the task's loss per unit of MMD. 1 reads the bounds in units of MMD.
+             * @default 1
+             */
+            bias_constant?: number;
+            /**
+             * Compare Baselines
+             * @description Report the mmd2 of knn and random.
+             * @default true
+             */
+            compare_baselines?: boolean;
+            /**
+             * Complexity Constant
+             * @description R in bound = C * mmd + R / sqrt(k): the weight of the finite-k term (auto-k trades it against mmd). 0 leaves the bias bound alone.
+             * @default 1
+             */
+            complexity_constant?: number;
+            constraints?: components["schemas"]["ConstraintsIn"] | null;
+            /**
+             * Format
+             * @description text: the prompt only; messages: also the demonstrations as chat messages (messages: the optional system text, a user/assistant pair per demonstration, then the query as the last user message).
+             * @default text
+             * @enum {string}
+             */
+            format?: "text" | "messages";
+            /**
+             * Joint
+             * @description Match the joint (input, label) distribution; default: when labelled.
+             */
+            joint?: boolean | null;
+            /**
+             * K
+             * @description Subset size (default 8).
+             */
+            k?: number | null;
+            /**
+             * K Max
+             * @description Auto-k: largest k tried.
+             */
+            k_max?: number | null;
+            /**
+             * K Min
+             * @description Auto-k: smallest k tried.
+             */
+            k_min?: number | null;
+            /** @default softmax */
+            kernel?: components["schemas"]["Kernel"];
+            /** @default mmd */
+            method?: components["schemas"]["Method"];
+            /**
+             * Name
+             * @example shared
+             */
+            name: string;
+            /**
+             * Num Subsets
+             * @default 1
+             */
+            num_subsets?: number;
+            /** @default relevance_last */
+            order?: components["schemas"]["PromptOrder"];
+            /**
+             * Query Template
+             * @description The query after the demonstrations: the bare field {query}; {{ and }} are literal braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet: {input}\nSentiment: {output}' gives 'Tweet: {query}\nSentiment:'); this default when the template has no {input} before {output}, or other fields there.
+             * @default Input: {query}
+             *     Output:
+             */
+            query_template?: string;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Separator
+             * @default
+             */
+            separator?: string;
+            /**
+             * System
+             * @description With format messages: the first message's text, role system.
+             */
+            system?: string | null;
+            /**
+             * Target
+             * @description texts (weighted or not) or a pool, as a selection's target; or "traffic": the recent queries sampled from this pool's selections (MMDSHOT_TRAFFIC_SAMPLE).
+             */
+            target: components["schemas"]["TargetIn"] | components["schemas"]["Traffic"];
+            /**
+             * Tau
+             * @description Bandwidth in [0.0001, 1000] (below it float32 rounding distorts the kernel); null: the pool's calibrated tau when it has one (for its kernel, method mmd), else 0.2 for softmax and the median heuristic otherwise.
+             */
+            tau?: number | "median" | null;
+            /**
+             * Template
+             * @description Each demonstration: bare fields {id} {input} {output} {label} only (no format spec, conversion, attribute or index); {{ and }} are literal braces.
+             * @default Input: {input}
+             *     Output: {output}
+             */
+            template?: string;
+        };
+        /**
+         * PrefixExample
+         * @description An example of a prefix, its texts as they were when the prefix was built.
+         */
+        PrefixExample: {
+            /**
+             * Id
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Input
+             * @description Its input.
+             */
+            input: string;
+            /**
+             * Label
+             * @description Its label, if any.
+             */
+            label: string | null;
+            /**
+             * Output
+             * @description Its output.
+             */
+            output: string;
+        };
+        /**
+         * PrefixInfo
+         * @description A stored prefix.
+         */
+        PrefixInfo: {
+            /**
+             * Created At
+             * @description Seconds since the epoch.
+             */
+            created_at: number;
+            /**
+             * Created At Iso
+             * @description created_at as an ISO-8601 UTC timestamp.
+             */
+            readonly created_at_iso: string;
+            /**
+             * Examples
+             * @description Its examples in prompt order, as built (what prefix_prompt renders).
+             */
+            examples: components["schemas"]["PrefixExample"][];
+            /**
+             * Ids
+             * @description Its example ids, in prompt order (fixed).
+             */
+            ids: string[];
+            /**
+             * K
+             * @description Its examples.
+             */
+            k: number;
+            /**
+             * Mmd
+             * @description MMD of the prefix to its target, when built.
+             */
+            mmd: number;
+            /**
+             * Mmd2
+             * @description Squared MMD of the prefix to its target, when built.
+             */
+            mmd2: number;
+            /**
+             * Name
+             * @description The prefix's name.
+             * @example shared
+             */
+            name: string;
+            /**
+             * Pool
+             * @description Its pool.
+             */
+            pool: string;
+            /**
+             * Pool Version
+             * @description The pool version it was built at.
+             */
+            pool_version: number;
+            /**
+             * Prefix Hash
+             * @description sha256 (hex) of its rendered text block.
+             */
+            prefix_hash: string;
+            /**
+             * Prefix Prompt
+             * @description Its block, rendered once with its template.
+             */
+            prefix_prompt: string;
+            /**
+             * Prefix Tokens
+             * @description Tokens of prefix_prompt (the pool's tokenizer).
+             */
+            prefix_tokens: number;
+            /**
+             * Separator
+             * @description Between demonstrations, and before the slice.
+             */
+            separator: string;
+            /**
+             * Source
+             * @description What its target was.
+             * @enum {string}
+             */
+            source: "texts" | "pool" | "traffic";
+            /**
+             * Stale
+             * @description One of its examples changed or was deleted since it was built: rebuild it.
+             */
+            stale: boolean;
+            /**
+             * Target Size
+             * @description Points of that target.
+             */
+            target_size: number;
+            /**
+             * Template
+             * @description Each demonstration's template.
+             */
+            template: string;
+            /**
+             * Updated At
+             * @description Seconds since the epoch: the last change.
+             */
+            updated_at: number;
+            /**
+             * Updated At Iso
+             * @description updated_at as an ISO-8601 UTC timestamp.
+             */
+            readonly updated_at_iso: string;
+        };
+        /** PrefixList */
+        PrefixList: {
+            /**
+             * Prefixes
+             * @description The pool's prefixes, by name.
+             */
+            prefixes: components["schemas"]["PrefixInfo"][];
+        };
+        /**
+         * PrefixRebuild
+         * @description What a rebuild changes; empty: the same target and options at the pool's current
+         *     version.
+         */
+        PrefixRebuild: {
+            /**
+             * Target
+             * @description A new target (texts, a pool, or "traffic"); null: the last one.
+             */
+            target?: components["schemas"]["TargetIn"] | components["schemas"]["Traffic"] | null;
+        };
+        /**
+         * PrefixSlice
+         * @description A selection with a prefix: the prompt's two parts. ``prompt`` is ``prefix_prompt``, the
+         *     prefix's separator, then ``slice_prompt``; with format messages the first
+         *     ``prefix_messages`` messages are the system text (if any) and the prefix's.
+         */
+        PrefixSlice: {
+            /**
+             * Name
+             * @description The prefix.
+             */
+            name: string;
+            /**
+             * Pinned
+             * @description Prefix examples the slice was conditioned on (those still in the pool).
+             */
+            pinned: number;
+            /**
+             * Prefix Hash
+             * @description sha256 (hex) of prefix_prompt: equal on every call until the prefix is rebuilt, so a client can check that the provider's prefix cache can hit.
+             */
+            prefix_hash: string;
+            /**
+             * Prefix Ids
+             * @description The prefix's example ids, in prompt order.
+             */
+            prefix_ids: string[];
+            /**
+             * Prefix Messages
+             * @description format messages: how many of messages come before the slice's (the system text and the prefix's pairs).
+             */
+            prefix_messages?: number | null;
+            /**
+             * Prefix Prompt
+             * @description The prefix's block, as stored (byte-identical).
+             */
+            prefix_prompt: string;
+            /**
+             * Prefix Tokens
+             * @description Tokens of prefix_prompt (the pool's tokenizer).
+             */
+            prefix_tokens: number;
+            /**
+             * Slice Mmd
+             * @description MMD of the slice alone: sqrt(slice_mmd2).
+             */
+            slice_mmd: number;
+            /**
+             * Slice Mmd2
+             * @description Squared MMD of the slice alone to the target.
+             */
+            slice_mmd2: number;
+            /**
+             * Slice Prompt
+             * @description The rest of the prompt: the slice's demonstrations (most relevant last by default) and the query.
+             */
+            slice_prompt: string;
+            /**
+             * Slice Tokens
+             * @description Tokens of slice_prompt (the pool's tokenizer).
+             */
+            slice_tokens: number;
+            /**
+             * Stale
+             * @description A prefix example changed or was deleted since the prefix was built; its block is served unchanged, and the bounds count those still in the pool.
+             */
+            stale: boolean;
         };
         /** @enum {string} */
         PromptOrder: "relevance_last" | "selection";
@@ -1523,6 +1985,8 @@ export interface components {
              * @description Chose among a prefilter's candidates (large pools).
              */
             prefiltered: boolean;
+            /** @description With a prefix only: the prompt's cacheable and per-query parts. Then examples are the slice's, k its size, and mmd2, mmd, bias_bound and bound those of the whole prompt (prefix and slice). */
+            prefix?: components["schemas"]["PrefixSlice"] | null;
             /**
              * Prompt
              * @description The demonstrations through template, joined by separator, then the query through query_template (query only).
@@ -1760,6 +2224,8 @@ export interface components {
              */
             total_ms: number;
         };
+        /** @constant */
+        Traffic: "traffic";
         /** UpsertResult */
         UpsertResult: {
             /**
@@ -2888,6 +3354,421 @@ export interface operations {
             };
             /** @description Out of storage space (storage_full); nothing was written */
             507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "prefixes-list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrefixList"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "prefixes-create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PrefixCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrefixInfo"];
+                };
+            };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "prefixes-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pool name. */
+                pool: string;
+                /** @description Prefix name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrefixInfo"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "prefixes-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pool name. */
+                pool: string;
+                /** @description Prefix name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "prefixes-rebuild": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pool name. */
+                pool: string;
+                /** @description Prefix name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PrefixRebuild"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrefixInfo"];
+                };
+            };
+            /** @description The body is not valid JSON, not UTF-8, or nested too deeply (bad_request) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or an unknown API key (only when the service has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A read-only API key on a write route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown pool, example or job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict: the pool exists, or the constraints cannot be met (infeasible_constraint) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or a response over its size limit (response_too_large), or over the cost budget (too_costly) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (a queue is full); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready (not_ready), past the request deadline (timeout) or stopping (shutting_down); retry after Retry-After seconds */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

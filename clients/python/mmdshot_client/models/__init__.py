@@ -39,6 +39,15 @@ from .pool_list import PoolList
 from .pool_select_request import PoolSelectRequest
 from .pool_select_request_format import PoolSelectRequestFormat
 from .pool_selection import PoolSelection
+from .prefix_brief import PrefixBrief
+from .prefix_create import PrefixCreate
+from .prefix_create_format import PrefixCreateFormat
+from .prefix_example import PrefixExample
+from .prefix_info import PrefixInfo
+from .prefix_info_source import PrefixInfoSource
+from .prefix_list import PrefixList
+from .prefix_rebuild import PrefixRebuild
+from .prefix_slice import PrefixSlice
 from .prompt_order import PromptOrder
 from .quota import Quota
 from .readiness import Readiness
@@ -94,6 +103,15 @@ __all__ = (
     "PoolSelection",
     "PoolSelectRequest",
     "PoolSelectRequestFormat",
+    "PrefixBrief",
+    "PrefixCreate",
+    "PrefixCreateFormat",
+    "PrefixExample",
+    "PrefixInfo",
+    "PrefixInfoSource",
+    "PrefixList",
+    "PrefixRebuild",
+    "PrefixSlice",
     "PromptOrder",
     "Quota",
     "Readiness",

@@ -42,6 +42,9 @@ class BatchSelectRequest:
         method (Method | Unset):
         num_subsets (int | Unset):  Default: 1.
         order (PromptOrder | Unset):
+        prefix (None | str | Unset): A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its block
+            (byte-identical on every call), then a slice of k examples chosen by the greedy conditioned on the prefix's
+            examples, then the query.
         query_template (str | Unset): The query after the demonstrations: the bare field {query}; {{ and }} are literal
             braces. When unset it follows template: its text up to {output} with {input} as {query} ('Tweet:
             {input}\\nSentiment: {output}' gives 'Tweet: {query}\\nSentiment:'); this default when the template has no
@@ -70,6 +73,7 @@ class BatchSelectRequest:
     method: Method | Unset = UNSET
     num_subsets: int | Unset = 1
     order: PromptOrder | Unset = UNSET
+    prefix: None | str | Unset = UNSET
     query_template: str | Unset = "Input: {query}\nOutput:"
     seed: int | Unset = 0
     separator: str | Unset = "\n\n"
@@ -138,6 +142,12 @@ class BatchSelectRequest:
         if not isinstance(self.order, Unset):
             order = self.order
 
+        prefix: None | str | Unset
+        if isinstance(self.prefix, Unset):
+            prefix = UNSET
+        else:
+            prefix = self.prefix
+
         query_template = self.query_template
 
         seed = self.seed
@@ -191,6 +201,8 @@ class BatchSelectRequest:
             field_dict["num_subsets"] = num_subsets
         if order is not UNSET:
             field_dict["order"] = order
+        if prefix is not UNSET:
+            field_dict["prefix"] = prefix
         if query_template is not UNSET:
             field_dict["query_template"] = query_template
         if seed is not UNSET:
@@ -302,6 +314,15 @@ class BatchSelectRequest:
         else:
             order = check_prompt_order(_order)
 
+        def _parse_prefix(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        prefix = _parse_prefix(d.pop("prefix", UNSET))
+
         query_template = d.pop("query_template", UNSET)
 
         seed = d.pop("seed", UNSET)
@@ -347,6 +368,7 @@ class BatchSelectRequest:
             method=method,
             num_subsets=num_subsets,
             order=order,
+            prefix=prefix,
             query_template=query_template,
             seed=seed,
             separator=separator,

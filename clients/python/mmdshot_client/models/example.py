@@ -21,7 +21,7 @@ class Example:
     Attributes:
         id (str): Its id.
         input_ (str): The demonstration's input.
-        token_count (int): Tokens of input and output (bundled tokenizer).
+        token_count (int): Tokens of input and output (the pool's tokenizer, without special tokens).
         label (None | str | Unset): Its class, if any.
         metadata (Metadata | Unset):
         output (str | Unset): The answer it demonstrates. Default: ''.

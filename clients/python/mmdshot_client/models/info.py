@@ -26,6 +26,8 @@ class Info:
         limits (Limits):
         methods (list[str]): The methods a selection may name.
         model (None | str): The embedding model; null until loaded.
+        tokenizers (list[str]): The tokenizers a pool may name at creation (default first; MMDSHOT_TOKENIZERS); empty
+            until the models load.
         version (str): The service's version.
     """
 
@@ -36,6 +38,7 @@ class Info:
     limits: Limits
     methods: list[str]
     model: None | str
+    tokenizers: list[str]
     version: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +58,8 @@ class Info:
         model: None | str
         model = self.model
 
+        tokenizers = self.tokenizers
+
         version = self.version
 
         field_dict: dict[str, Any] = {}
@@ -68,6 +73,7 @@ class Info:
                 "limits": limits,
                 "methods": methods,
                 "model": model,
+                "tokenizers": tokenizers,
                 "version": version,
             }
         )
@@ -103,6 +109,8 @@ class Info:
 
         model = _parse_model(d.pop("model"))
 
+        tokenizers = cast(list[str], d.pop("tokenizers"))
+
         version = d.pop("version")
 
         info = cls(
@@ -113,6 +121,7 @@ class Info:
             limits=limits,
             methods=methods,
             model=model,
+            tokenizers=tokenizers,
             version=version,
         )
 

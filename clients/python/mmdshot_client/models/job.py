@@ -21,7 +21,8 @@ T = TypeVar("T", bound="Job")
 class Job:
     """A background job, kept in the store: any replica may run it, and a job whose replica
     stopped resumes after its last committed chunk. An import: ``done`` of ``total`` records
-    are committed or rejected (``total`` is 0 until the job has counted them). A calibration:
+    are committed (beside the pool, moved into it at the end in one version) or rejected
+    (``total`` is 0 until the job has counted them). A calibration:
     ``done`` of ``total`` settings (each tau, and knn) are scored, and ``calibration`` holds
     the result once it succeeded.
 
@@ -29,15 +30,15 @@ class Job:
             created_at (float): Seconds since the epoch.
             created_at_iso (str): created_at as an ISO-8601 UTC timestamp.
             done (int): Of total, processed so far.
-            duplicates (int): Import: records whose content the pool held.
+            duplicates (int): Import: records whose content the pool held (0 until it succeeded).
             errors (list[LineError]): Import: the records refused.
             id (str): The job's id (GET /v1/jobs/{id}).
-            inserted (int): Import: new examples stored.
+            inserted (int): Import: new examples stored (0 until it succeeded).
             kind (JobKind): What it does.
             pool (str): The pool it works on.
             status (JobStatus): queued and running are not final; cancelled: POST /v1/jobs/{id}/cancel.
             total (int): Records (import; 0 until the job has counted them) or settings (calibration) to process.
-            updated (int): Import: examples whose content was replaced.
+            updated (int): Import: examples whose content was replaced (0 until it succeeded).
             updated_at (float): Seconds since the epoch: the last change.
             updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
             calibration (Calibration | None | Unset): Calibration: the result, once it succeeded.

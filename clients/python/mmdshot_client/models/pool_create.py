@@ -16,15 +16,21 @@ class PoolCreate:
     Attributes:
         name (str):
         description (str | Unset):  Default: ''.
+        tokenizer (str | Unset): The tokenizer the pool counts its examples' tokens with (token_count,
+            constraints.token_budget): one of /v1/info's tokenizers (MMDSHOT_TOKENIZERS); default: the embedding model's.
+            Default: 'default'.
     """
 
     name: str
     description: str | Unset = ""
+    tokenizer: str | Unset = "default"
 
     def to_dict(self) -> dict[str, Any]:
         name = self.name
 
         description = self.description
+
+        tokenizer = self.tokenizer
 
         field_dict: dict[str, Any] = {}
 
@@ -35,6 +41,8 @@ class PoolCreate:
         )
         if description is not UNSET:
             field_dict["description"] = description
+        if tokenizer is not UNSET:
+            field_dict["tokenizer"] = tokenizer
 
         return field_dict
 
@@ -45,9 +53,12 @@ class PoolCreate:
 
         description = d.pop("description", UNSET)
 
+        tokenizer = d.pop("tokenizer", UNSET)
+
         pool_create = cls(
             name=name,
             description=description,
+            tokenizer=tokenizer,
         )
 
         return pool_create

@@ -9,6 +9,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.pool_calibration import PoolCalibration
+    from ..models.prefix_brief import PrefixBrief
 
 
 T = TypeVar("T", bound="PoolInfo")
@@ -27,10 +28,12 @@ class PoolInfo:
         model (str): The embedding model.
         name (str): The pool's name.
         size (int): Examples stored.
+        tokenizer (str): The tokenizer of its token counts and budgets.
         updated_at (float): Seconds since the epoch: the last change.
         updated_at_iso (str): updated_at as an ISO-8601 UTC timestamp.
         version (int): Bumped by one by every call that changes the pool.
         calibration (None | PoolCalibration | Unset): The last calibration (POST /v1/pools/{pool}/calibrate).
+        prefixes (list[PrefixBrief] | Unset): Its prefixes (POST /v1/pools/{pool}/prefixes), by name.
     """
 
     created_at: float
@@ -41,10 +44,12 @@ class PoolInfo:
     model: str
     name: str
     size: int
+    tokenizer: str
     updated_at: float
     updated_at_iso: str
     version: int
     calibration: None | PoolCalibration | Unset = UNSET
+    prefixes: list[PrefixBrief] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
@@ -65,6 +70,8 @@ class PoolInfo:
 
         size = self.size
 
+        tokenizer = self.tokenizer
+
         updated_at = self.updated_at
 
         updated_at_iso = self.updated_at_iso
@@ -79,6 +86,13 @@ class PoolInfo:
         else:
             calibration = self.calibration
 
+        prefixes: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.prefixes, Unset):
+            prefixes = []
+            for prefixes_item_data in self.prefixes:
+                prefixes_item = prefixes_item_data.to_dict()
+                prefixes.append(prefixes_item)
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -91,6 +105,7 @@ class PoolInfo:
                 "model": model,
                 "name": name,
                 "size": size,
+                "tokenizer": tokenizer,
                 "updated_at": updated_at,
                 "updated_at_iso": updated_at_iso,
                 "version": version,
@@ -98,12 +113,15 @@ class PoolInfo:
         )
         if calibration is not UNSET:
             field_dict["calibration"] = calibration
+        if prefixes is not UNSET:
+            field_dict["prefixes"] = prefixes
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.pool_calibration import PoolCalibration  # noqa: PLC0415
+        from ..models.prefix_brief import PrefixBrief  # noqa: PLC0415
 
         d = dict(src_dict)
         created_at = d.pop("created_at")
@@ -121,6 +139,8 @@ class PoolInfo:
         name = d.pop("name")
 
         size = d.pop("size")
+
+        tokenizer = d.pop("tokenizer")
 
         updated_at = d.pop("updated_at")
 
@@ -145,6 +165,15 @@ class PoolInfo:
 
         calibration = _parse_calibration(d.pop("calibration", UNSET))
 
+        _prefixes = d.pop("prefixes", UNSET)
+        prefixes: list[PrefixBrief] | Unset = UNSET
+        if _prefixes is not UNSET:
+            prefixes = []
+            for prefixes_item_data in _prefixes:
+                prefixes_item = PrefixBrief.from_dict(prefixes_item_data)
+
+                prefixes.append(prefixes_item)
+
         pool_info = cls(
             created_at=created_at,
             created_at_iso=created_at_iso,
@@ -154,10 +183,12 @@ class PoolInfo:
             model=model,
             name=name,
             size=size,
+            tokenizer=tokenizer,
             updated_at=updated_at,
             updated_at_iso=updated_at_iso,
             version=version,
             calibration=calibration,
+            prefixes=prefixes,
         )
 
         return pool_info

@@ -41,6 +41,9 @@ class PoolSelectRequest:
         method (Method | Unset):
         num_subsets (int | Unset):  Default: 1.
         order (PromptOrder | Unset):
+        prefix (None | str | Unset): A prefix of this pool (POST /v1/pools/{pool}/prefixes): the prompt is its block
+            (byte-identical on every call), then a slice of k examples chosen by the greedy conditioned on the prefix's
+            examples, then the query.
         queries (list[str] | None | Unset):
         query (None | str | Unset):
         query_template (str | Unset): The query after the demonstrations: the bare field {query}; {{ and }} are literal
@@ -71,6 +74,7 @@ class PoolSelectRequest:
     method: Method | Unset = UNSET
     num_subsets: int | Unset = 1
     order: PromptOrder | Unset = UNSET
+    prefix: None | str | Unset = UNSET
     queries: list[str] | None | Unset = UNSET
     query: None | str | Unset = UNSET
     query_template: str | Unset = "Input: {query}\nOutput:"
@@ -140,6 +144,12 @@ class PoolSelectRequest:
         order: str | Unset = UNSET
         if not isinstance(self.order, Unset):
             order = self.order
+
+        prefix: None | str | Unset
+        if isinstance(self.prefix, Unset):
+            prefix = UNSET
+        else:
+            prefix = self.prefix
 
         queries: list[str] | None | Unset
         if isinstance(self.queries, Unset):
@@ -213,6 +223,8 @@ class PoolSelectRequest:
             field_dict["num_subsets"] = num_subsets
         if order is not UNSET:
             field_dict["order"] = order
+        if prefix is not UNSET:
+            field_dict["prefix"] = prefix
         if queries is not UNSET:
             field_dict["queries"] = queries
         if query is not UNSET:
@@ -329,6 +341,15 @@ class PoolSelectRequest:
         else:
             order = check_prompt_order(_order)
 
+        def _parse_prefix(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        prefix = _parse_prefix(d.pop("prefix", UNSET))
+
         def _parse_queries(data: object) -> list[str] | None | Unset:
             if data is None:
                 return data
@@ -416,6 +437,7 @@ class PoolSelectRequest:
             method=method,
             num_subsets=num_subsets,
             order=order,
+            prefix=prefix,
             queries=queries,
             query=query,
             query_template=query_template,

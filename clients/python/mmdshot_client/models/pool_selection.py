@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..models.bounds_by_k import BoundsByK
     from ..models.chat_message import ChatMessage
     from ..models.label_distribution import LabelDistribution
+    from ..models.prefix_slice import PrefixSlice
     from ..models.selected_example import SelectedExample
     from ..models.subset import Subset
     from ..models.timings import Timings
@@ -52,6 +53,9 @@ class PoolSelection:
             rendered, trailing whitespace stripped) and an assistant message (the template from {output} on, rendered and
             stripped; the output alone when the template has no {output}); then the query through query_template as the last
             user message (query only).
+        prefix (None | PrefixSlice | Unset): With a prefix only: the prompt's cacheable and per-query parts. Then
+            examples are the slice's, k its size, and mmd2, mmd, bias_bound and bound those of the whole prompt (prefix and
+            slice).
         target_label_distribution (LabelDistribution | None | Unset): Labelled pools: the label distribution estimated
             for the target.
     """
@@ -76,11 +80,13 @@ class PoolSelection:
     timings: Timings
     bounds_by_k: BoundsByK | None | Unset = UNSET
     messages: list[ChatMessage] | None | Unset = UNSET
+    prefix: None | PrefixSlice | Unset = UNSET
     target_label_distribution: LabelDistribution | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.bounds_by_k import BoundsByK  # noqa: PLC0415
         from ..models.label_distribution import LabelDistribution  # noqa: PLC0415
+        from ..models.prefix_slice import PrefixSlice  # noqa: PLC0415
 
         baselines = self.baselines.to_dict()
 
@@ -144,6 +150,14 @@ class PoolSelection:
         else:
             messages = self.messages
 
+        prefix: dict[str, Any] | None | Unset
+        if isinstance(self.prefix, Unset):
+            prefix = UNSET
+        elif isinstance(self.prefix, PrefixSlice):
+            prefix = self.prefix.to_dict()
+        else:
+            prefix = self.prefix
+
         target_label_distribution: dict[str, Any] | None | Unset
         if isinstance(self.target_label_distribution, Unset):
             target_label_distribution = UNSET
@@ -180,6 +194,8 @@ class PoolSelection:
             field_dict["bounds_by_k"] = bounds_by_k
         if messages is not UNSET:
             field_dict["messages"] = messages
+        if prefix is not UNSET:
+            field_dict["prefix"] = prefix
         if target_label_distribution is not UNSET:
             field_dict["target_label_distribution"] = target_label_distribution
 
@@ -191,6 +207,7 @@ class PoolSelection:
         from ..models.bounds_by_k import BoundsByK  # noqa: PLC0415
         from ..models.chat_message import ChatMessage  # noqa: PLC0415
         from ..models.label_distribution import LabelDistribution  # noqa: PLC0415
+        from ..models.prefix_slice import PrefixSlice  # noqa: PLC0415
         from ..models.selected_example import SelectedExample  # noqa: PLC0415
         from ..models.subset import Subset  # noqa: PLC0415
         from ..models.timings import Timings  # noqa: PLC0415
@@ -281,6 +298,23 @@ class PoolSelection:
 
         messages = _parse_messages(d.pop("messages", UNSET))
 
+        def _parse_prefix(data: object) -> None | PrefixSlice | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                prefix_type_0 = PrefixSlice.from_dict(data)
+
+                return prefix_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | PrefixSlice | Unset, data)
+
+        prefix = _parse_prefix(d.pop("prefix", UNSET))
+
         def _parse_target_label_distribution(data: object) -> LabelDistribution | None | Unset:
             if data is None:
                 return data
@@ -319,6 +353,7 @@ class PoolSelection:
             timings=timings,
             bounds_by_k=bounds_by_k,
             messages=messages,
+            prefix=prefix,
             target_label_distribution=target_label_distribution,
         )
 

@@ -83,8 +83,8 @@ def sync_detailed(
 ) -> Response[ErrorBody | Job]:
     """Cancel a queued or running job
 
-     A queued job never starts; a running one commits nothing after this answer (what it committed before
-    stays). 409 for a job that already ended.
+     A queued job never starts; a running one commits nothing after this answer and the chunks it staged
+    are dropped (an import is all or nothing). 409 for a job that already ended.
 
     Args:
         job_id (str): Job id.
@@ -115,8 +115,8 @@ def sync(
 ) -> ErrorBody | Job | None:
     """Cancel a queued or running job
 
-     A queued job never starts; a running one commits nothing after this answer (what it committed before
-    stays). 409 for a job that already ended.
+     A queued job never starts; a running one commits nothing after this answer and the chunks it staged
+    are dropped (an import is all or nothing). 409 for a job that already ended.
 
     Args:
         job_id (str): Job id.
@@ -142,8 +142,8 @@ async def asyncio_detailed(
 ) -> Response[ErrorBody | Job]:
     """Cancel a queued or running job
 
-     A queued job never starts; a running one commits nothing after this answer (what it committed before
-    stays). 409 for a job that already ended.
+     A queued job never starts; a running one commits nothing after this answer and the chunks it staged
+    are dropped (an import is all or nothing). 409 for a job that already ended.
 
     Args:
         job_id (str): Job id.
@@ -172,8 +172,8 @@ async def asyncio(
 ) -> ErrorBody | Job | None:
     """Cancel a queued or running job
 
-     A queued job never starts; a running one commits nothing after this answer (what it committed before
-    stays). 409 for a job that already ended.
+     A queued job never starts; a running one commits nothing after this answer and the chunks it staged
+    are dropped (an import is all or nothing). 409 for a job that already ended.
 
     Args:
         job_id (str): Job id.
