@@ -513,7 +513,7 @@ def plot(result: dict[str, Any], accuracy_path: Path, reliability_path: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = list(result["tasks"])
+    tasks = [t for t in result["tasks"] if any(r["task"] == t for r in result["runs"])]
     figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
     for axis, task in zip(axes[0], tasks, strict=True):
         runs = [r for r in result["runs"] if r["task"] == task]
