@@ -21,7 +21,7 @@ def main() -> None:
         help="speed only: where mmdshot's pool lives (cuda: results in speed-gpu.json)",
     )
     args = parser.parse_args()
-    from bench import http, icl, quality, report, soak, speed
+    from bench import http, icl, icl_peers, quality, report, soak, speed
 
     modules = {"speed": speed, "quality": quality, "http": http, "icl": icl, "soak": soak}
     parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
@@ -30,6 +30,8 @@ def main() -> None:
             speed.write(args.results / "speed-gpu.json", quick=args.quick, device=args.device)
         else:
             modules[part].write(args.results / f"{part}.json", quick=args.quick)
+        if part == "icl":
+            icl_peers.write(args.results / "icl-peers.json", quick=args.quick)
     if not args.quick:
         report.write(args.results, Path("docs/benchmarks.md"))
     sys.stdout.flush()

@@ -28,13 +28,18 @@ import torch
 from bench.data import Tweet
 from bench.embeddings import CACHE, sampled_tweet_embeddings, tweet_embeddings
 from bench.environment import environment
-from bench.lm import label_logprobs, single_token
+from bench.llamacpp import GgufScorer
+from bench.lm import label_logprobs, length_batches, single_token
 from selector import Calibration, Constraints, Pool, calibrate, select_batch
 
 LABELS = ("negative", "neutral", "positive")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_CACHE = CACHE / "smollm2"
 MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)"
+BACKENDS = {
+    "transformers": MODEL_NAME,
+    "llama.cpp": "SmolLM2-135M-Instruct (Q4_1 GGUF, llama.cpp)",
+}
 HEADER = (
     "Classify the sentiment of each tweet about self-driving cars as negative, neutral "
     "or positive.\n\n"
@@ -97,13 +102,26 @@ def model_folder() -> Path:
 class LanguageModel:
     """SmolLM2 scoring the three labels; answers cached in ``cache_path`` (JSON lines)."""
 
-    def __init__(self, cache_path: Path, record_missing: bool = False) -> None:
+    def __init__(
+        self,
+        cache_path: Path,
+        record_missing: bool = False,
+        labels: Sequence[str] = LABELS,
+        backend: str = "transformers",
+    ) -> None:
         """``record_missing``: load only the tokenizer, answer uncached prompts with zeros
         and collect them in ``missing`` (key -> prompt) for scoring elsewhere (a GPU), the
-        cached ones in ``answered`` (key -> prompt)."""
+        cached ones in ``answered`` (key -> prompt). ``backend``: ``transformers`` (the
+        dequantised float32 model) or ``llama.cpp`` (the Q4_1 GGUF itself, one thread, fed
+        the same token ids); answers are cached per backend."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(2)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}")
+        self.backend = backend
+        self.model_name = BACKENDS[backend]
+
+        torch.set_num_threads(min(2, torch.get_num_threads()))  # OMP_NUM_THREADS=1: one
         if not (MODEL_CACHE / "config.json").exists():
             # Dequantising the GGUF takes a minute or two; do it once and keep the result.
             folder = model_folder()
@@ -120,10 +138,15 @@ class LanguageModel:
         self.record_missing = record_missing
         self.missing: dict[str, str] = {}
         self.answered: dict[str, str] = {}
-        if not record_missing:
+        self.scorer: GgufScorer | None = None
+        if record_missing:
+            pass
+        elif backend == "llama.cpp":
+            self.scorer = GgufScorer(model_folder() / GGUF_FILE)
+        else:
             self.model = AutoModelForCausalLM.from_pretrained(MODEL_CACHE, dtype=torch.float32)
             self.model.eval()
-        self.label_tokens = [single_token(self.tokenizer, " " + label) for label in LABELS]
+        self.label_tokens = [single_token(self.tokenizer, " " + label) for label in labels]
         self.cache_path = cache_path
         self.cache: dict[str, list[float]] = {}
         if cache_path.exists():
@@ -133,6 +156,7 @@ class LanguageModel:
                     self.cache[entry["key"]] = entry["logprobs"]
         self.cache_hits = self.cache_misses = 0
         self.forward_seconds: list[float] = []
+        self.batched_seconds: list[float] = []
         self.prompt_tokens: list[int] = []
 
     def clip(self, text: str) -> str:
@@ -146,18 +170,58 @@ class LanguageModel:
 
     def forward(self, prompt: str) -> list[float]:
         """One uncached forward, timed into ``forward_seconds`` and ``prompt_tokens``."""
-        tokens = len(self.tokenizer(prompt).input_ids)
+        ids = self.tokenizer(prompt).input_ids
+        tokens = len(ids)
         if tokens > MAX_PROMPT_TOKENS:
             raise ValueError(f"prompt of {tokens} tokens exceeds {MAX_PROMPT_TOKENS}")
         started = time.perf_counter()
-        logprobs = label_logprobs(self.model, self.tokenizer, [prompt], self.label_tokens)[0]
+        if self.scorer is not None:
+            logprobs = self.scorer.label_logprobs(ids, self.label_tokens)
+        else:
+            logprobs = label_logprobs(self.model, self.tokenizer, [prompt], self.label_tokens)[0]
         self.forward_seconds.append(time.perf_counter() - started)
         self.prompt_tokens.append(tokens)
         return logprobs
 
+    def prefetch(self, prompts: Sequence[str], batch_tokens: int = 4096) -> None:
+        """Score the uncached ``prompts`` ahead, in padded batches of similar length (the
+        transformers backend; a padded batch scores each prompt as alone, tests/bench/test_lm.py),
+        so that ``label_logprobs`` then answers from the cache. The seconds per prompt go to
+        ``batched_seconds``."""
+        if self.scorer is not None or self.record_missing:
+            return
+        todo = {}
+        for prompt in prompts:
+            key = self.key(prompt)
+            if key not in self.cache:
+                todo[key] = prompt
+        if not todo:
+            return
+        keys, texts = list(todo), list(todo.values())
+        lengths = [len(self.tokenizer(text).input_ids) for text in texts]
+        if max(lengths) > MAX_PROMPT_TOKENS:
+            raise ValueError(f"a prompt of {max(lengths)} tokens exceeds {MAX_PROMPT_TOKENS}")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+        with self.cache_path.open("a") as handle:
+            for batch in length_batches(lengths, batch_tokens):
+                started = time.perf_counter()
+                scored = label_logprobs(
+                    self.model, self.tokenizer, [texts[i] for i in batch], self.label_tokens
+                )
+                self.batched_seconds.append((time.perf_counter() - started) / len(batch))
+                for i, logprobs in zip(batch, scored, strict=True):
+                    self.cache[keys[i]] = logprobs
+                    handle.write(json.dumps({"key": keys[i], "logprobs": logprobs}) + "\n")
+                handle.flush()
+
+    def key(self, prompt: str) -> str:
+        return hashlib.sha256(f"{self.model_name}\n{prompt}".encode()).hexdigest()
+
     def label_logprobs(self, prompt: str) -> list[float]:
         """The next-token log-probabilities of the labels' first tokens after ``prompt``."""
-        key = hashlib.sha256(f"{MODEL_NAME}\n{prompt}".encode()).hexdigest()
+        key = self.key(prompt)
         if key in self.cache:
             self.cache_hits += 1
             if self.record_missing:
@@ -228,9 +292,28 @@ def splits(
     return pool, held, tested
 
 
+@dataclass(frozen=True)
+class Task:
+    """A classification task's prompt: an instruction, then ``Tweet: ...\n<field>: <label>``
+    demonstrations, then the query; each label must be one token after a space."""
+
+    name: str
+    labels: tuple[str, ...]
+    header: str
+    field: str = "Sentiment"
+
+    def prompt(self, demonstrations: Sequence[tuple[str, str]], query: str) -> str:
+        shots = "".join(
+            f"Tweet: {text}\n{self.field}: {label}\n\n" for text, label in demonstrations
+        )
+        return f"{self.header}{shots}Tweet: {query}\n{self.field}:"
+
+
+SENTIMENT = Task("sentiment", LABELS, HEADER)
+
+
 def prompt_for(demonstrations: list[tuple[str, str]], query: str) -> str:
-    shots = "".join(DEMONSTRATION.format(text=t, label=label) for t, label in demonstrations)
-    return HEADER + shots + QUERY.format(text=query)
+    return SENTIMENT.prompt(demonstrations, query)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -268,16 +351,23 @@ def answers(
     queries: Split,
     name: str,
     log: Callable[[str], None],
+    task: Task = SENTIMENT,
 ) -> tuple[list[bool], list[float], list[str]]:
     """The LM's answer for each query with its ``chosen`` demonstrations (in prompt order):
     whether it was correct, the demonstrations' label purity (none for zero-shot) and the
     predicted label; progress is logged under ``name``."""
     correct, purity, predictions = [], [], []
     started = time.perf_counter()
+    lm.prefetch(
+        [
+            task.prompt([(pool_split.texts[i], pool_split.labels[i]) for i in indices], query)
+            for indices, query in zip(chosen, queries.texts, strict=True)
+        ]
+    )
     for row, indices in enumerate(chosen):
         shots = [(pool_split.texts[i], pool_split.labels[i]) for i in indices]
-        logprobs = lm.label_logprobs(prompt_for(shots, queries.texts[row]))
-        predicted = LABELS[int(np.argmax(logprobs))]
+        logprobs = lm.label_logprobs(task.prompt(shots, queries.texts[row]))
+        predicted = task.labels[int(np.argmax(logprobs))]
         predictions.append(predicted)
         gold = queries.labels[row]
         correct.append(predicted == gold)

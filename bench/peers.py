@@ -19,7 +19,8 @@ from langchain_core.example_selectors import (
     SemanticSimilarityExampleSelector,
 )
 from langchain_core.vectorstores import InMemoryVectorStore
-from openicl import TopkRetriever
+from openicl import DPPRetriever, TopkRetriever
+from openicl.icl_retriever.icl_dpp_retriever import fast_map_dpp
 
 
 class PrecomputedEmbeddings(Embeddings):
@@ -88,3 +89,37 @@ class PrecomputedTopkRetriever(TopkRetriever):
         """``queries: (m, d)`` -> the ``k`` pool rows OpenICL retrieves for each query."""
         self.dataloader = queries
         return self.retrieve()
+
+
+class PrecomputedDPPRetriever(PrecomputedTopkRetriever, DPPRetriever):
+    """OpenICL's DPPRetriever over given vectors: the ``candidate_num`` nearest pool rows from
+    the faiss index, OpenICL's ``get_kernel`` (``rel_i * (1 + <x_i, x_j>) / 2 * rel_j`` with
+    ``rel = exp(((1 + <q, x>) / 2) / (2 * scale_factor))``) and its ``fast_map_dpp`` greedy MAP
+    inference, then the chosen rows by relevance, descending. The index and the embedded test
+    set come in as for :class:`PrecomputedTopkRetriever`.
+
+    ``dpp_search`` is OpenICL's loop with one fix: it indexes the list ``fast_map_dpp``
+    returns with an array (``samples_ids[order]``), which raises a TypeError on any numpy;
+    here the list becomes an array first."""
+
+    def __init__(
+        self, examples: np.ndarray, k: int, candidates: int = 50, scale_factor: float = 0.1
+    ) -> None:
+        """``candidates``: the first stage's size (OpenICL's ``candidate_num``);
+        ``scale_factor``: its relevance-diversity balance (OpenICL's default 0.1)."""
+        super().__init__(examples, k)
+        logging.getLogger(DPPRetriever.__module__).setLevel(logging.WARNING)
+        self.candidate_num = candidates
+        self.scale_factor = scale_factor
+        self.seed = 1
+
+    def dpp_search(self) -> list[list[int]]:
+        chosen = []
+        for entry in self.forward(self.dataloader):
+            embed = np.expand_dims(entry["embed"], axis=0)
+            near = self.index.search(embed, self.candidate_num)[1][0].tolist()
+            _, relevance, kernel = self.get_kernel(embed, near)
+            samples = np.asarray(fast_map_dpp(kernel, self.ice_num))
+            samples = samples[(-relevance[samples]).argsort()]
+            chosen.append([int(near[i]) for i in samples])
+        return chosen

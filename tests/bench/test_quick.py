@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import http, icl, quality, report, soak, speed
+from bench import http, icl, icl_peers, quality, report, soak, speed
 
 
 def test_speed_quick(tmp_path: Path) -> None:
@@ -115,3 +115,38 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     text = (tmp_path / "benchmarks.md").read_text()
     assert "## Speed" in text and "## HTTP selection" in text
     assert "| OpenICL TopK |" in text and "TopkRetriever is a nearest-neighbour search" in text
+
+
+@pytest.mark.slow
+def test_icl_peers_quick(tmp_path: Path) -> None:
+    result = icl_peers.write(tmp_path / "icl-peers.json", quick=True)
+    assert result["backend"] == "transformers"  # the test suite never needs llama.cpp
+    runs = {(run["task"], run["method"], run["k"]): run for run in result["runs"]}
+    for task in ("sentiment", "opinion"):
+        for method in ("knn", "mmdshot joint", "set-bsr", "dpp", "mmr tuned"):
+            run = runs[task, method, 2]
+            assert run["n"] == 3 and 0 <= run["accuracy"] <= 1
+            assert run["selection_ms_per_query"] > 0 and len(run["mmd"]) == 3
+            assert all(0 <= m <= 2 for m in run["mmd"])
+        tuning = result["tasks"][task]["mmr_tuning"]
+        assert set(tuning["purity"]) == {"0.5/20", "0.9/20"}
+        assert tuning["chosen"]["fetch_k"] == 20
+        assert runs[task, "mmr tuned", 2]["options"] == tuning["chosen"]
+        study = result["tasks"][task]["input_only_study"]
+        assert study["chosen"] in study["purity"] and "knn" in study["purity"]
+        assert runs[task, "input-only tuned", 2]["options"] == study["setting"]
+        assert set(result["tasks"][task]["test_label_share"]) == set(
+            result["tasks"][task]["labels"]
+        )
+    assert result["tasks"]["opinion"]["labels"] == ["neutral", "opinion"]
+    assert "reported_bound" in runs["sentiment", "mmdshot joint", 2]
+    prefix = {row["method"]: row for row in result["prefix_runs"]}
+    assert set(prefix) == {"prefix 4 + slice 4", "prefix 6 + slice 2", "prefix 8 + slice 0"}
+    for row in prefix.values():
+        assert row["n"] == 3 and 0 < row["cached_prompt_share"] < 1
+        assert 0 < row["cached_demonstration_share"] <= 1
+    assert prefix["prefix 8 + slice 0"]["cached_demonstration_share"] == pytest.approx(1, abs=0.02)
+    shares = [prefix[f"prefix {p} + slice {8 - p}"]["cached_prompt_share"] for p in (4, 6, 8)]
+    assert shares == sorted(shares)
+    section = report.icl_peers_section(json.loads((tmp_path / "icl-peers.json").read_text()))
+    assert "| set-bsr |" in section and "| dpp |" in section
