@@ -66,6 +66,7 @@ class AffinityScorer:
         self.label_tau = label_tau
         self.estimate: OutputEstimate | None = None
         self.scan_finished: float | None = None  # perf_counter() when the scan was done
+        self.scan_inner: torch.Tensor | None = None  # (B, m, n) of the scan, when one ran
         self._evaluated: dict[tuple[int, tuple[int, ...]], float] = {}  # see prime()
         self._constants: dict[int, float] = {}
 

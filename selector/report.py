@@ -103,9 +103,12 @@ def baselines(
     allowed = np.flatnonzero(mask)
     generator = np.random.default_rng(seed)
     random_indices = pins + generator.choice(allowed, size=k, replace=False).tolist()
-    points = scorer.targets.points[row]  # (m, d)
     weights = scorer.targets.weights[row].unsqueeze(1)  # (m, 1)
-    values = scorer.kernel.from_inner(scorer.pool.inner_products(points))  # (m, n)
+    if scorer.scan_inner is not None:  # the call's scan already has the row's products
+        inner = scorer.scan_inner[row]  # (m, n)
+    else:  # the prefilter path scanned no pool
+        inner = scorer.pool.inner_products(scorer.targets.points[row])
+    values = scorer.kernel.from_inner(inner)  # (m, n)
     input_affinity = (values * weights.to(values.dtype)).sum(0).cpu().numpy()  # (n,)
     input_affinity[~mask] = -math.inf
     order = np.argsort(-input_affinity, kind="stable")[:k]

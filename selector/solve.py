@@ -236,6 +236,7 @@ def _ranked_pool(
     """Scan the pool once: the inner products ``(B, m, n)`` with every target point, the
     output estimate, and the ranking the regions are cut from."""
     inner = scorer.inner_with_pool()  # (B, m, n)
+    scorer.scan_inner = inner
     scorer.estimate_outputs(inner, None)
     if settings.strategy.draws_at_random:
         # A seeded uniform order, problem b drawn from seed + b (a batch row equals the
