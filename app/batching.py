@@ -288,8 +288,11 @@ class Batcher:
 
     def _abandon(self, job: Job) -> None:
         """The job's caller gave up: its batch is dropped (not sent yet) or stopped at its
-        next step boundary (running) once every job in it has."""
+        next step boundary (running) once every job in it has. Its future is cancelled, so
+        the batch's later answer or error is dropped, never left unread on the loop."""
         job.abandoned = True
+        if job.future is not None and not job.future.done():
+            job.future.cancel()
         batch = job.batch
         if batch is None:
             return

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.batching import Batcher, Job, _chunks
+from app.batching import Batcher, Job, _chunks, _settle
 from app.engine import FairExecutor
 from app.errors import ApiError
 from selector import HashingEmbedder
@@ -143,6 +143,26 @@ def test_chunks_are_length_sorted_and_bounded() -> None:
     runs = _chunks(tokens, max_batch=2, max_tokens=20)
     assert runs == [[1, 3], [4, 0], [2], [5]]
     assert _chunks(tokens, max_batch=10, max_tokens=1000) == [[1, 3, 4, 0, 2, 5]]
+
+
+def test_an_abandoned_job_keeps_no_unread_error() -> None:
+    """A caller that gave up (timeout, disconnect) leaves a cancelled future: the error its
+    batch ends with later is dropped, not stored where no one reads it (asyncio logs such
+    futures as "exception was never retrieved")."""
+    executor = FairExecutor(1, {"read": 4, "write": 4})
+    batcher = Batcher(CountingEmbedder(), executor, window_s=0.01)
+
+    async def scenario() -> asyncio.Future[Any]:
+        job = Job("a", ["text"], None, time.monotonic())
+        job.future = asyncio.get_running_loop().create_future()
+        batcher._abandon(job)
+        _settle(job, exc=RuntimeError("the batch's error"))
+        return job.future
+
+    future = asyncio.run(scenario())
+    batcher.close()
+    executor.shutdown()
+    assert future.cancelled()
 
 
 def test_a_full_executor_queue_refuses_the_batch_with_429() -> None:
