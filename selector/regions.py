@@ -93,6 +93,33 @@ class TopRegions:
             return key
         return torch.where(torch.isneginf(key), key, self.scorer.kernel.from_inner(key))
 
+    def host_region(
+        self, index: np.ndarray, excluded: torch.Tensor, whole: bool = False
+    ) -> CandidateRegion:
+        """Problem 0's region of the pool indices ``index: (L,)`` on the CPU (``whole``: every
+        candidate, in pool order, its vectors uncopied), whose affinity outside is at most
+        ``excluded: (1,)``: what :meth:`of_index` gives, built from the scan's host arrays
+        when the affinity is the kernel of the inner product (one target point, no output
+        side), without the batched gathers."""
+        scorer = self.scorer
+        pool = scorer.pool
+        vectors = pool.vectors.unsqueeze(0) if whole else None
+        tensor_index = torch.from_numpy(index).unsqueeze(0)
+        if self.ranked_by != "inner" or pool.device.type != "cpu":
+            return self.of_index(slice(0, 1), tensor_index.to(pool.device), excluded, vectors)
+        inner = self.inner[0, 0]  # (n,): one target point
+        region_inner = inner if whole else inner.index_select(0, tensor_index[0])
+        if vectors is None:
+            vectors = torch.from_numpy(pool.host_vectors[index]).unsqueeze(0)
+        return CandidateRegion(
+            pool_index=tensor_index,
+            vectors=vectors,
+            affinity=scorer.kernel.from_inner(region_inner).unsqueeze(0),
+            similarity=region_inner.unsqueeze(0),
+            excluded_affinity=excluded,
+            kernel=scorer.kernel,
+        )
+
     def of_index(
         self,
         rows: slice | torch.Tensor,
@@ -131,11 +158,13 @@ def exact_single(
     # (the prefixes refinement may draw on, see _refinement_outcome).
     ranking = regions.ranking[0]
     count = min(max(size, SWAP_CANDIDATES + k + 1) + 1, ranking.shape[0])
-    top_key, top = torch.topk(ranking, count)
-    excluded_key = top_key[size : size + 1] if count > size else torch.full((1,), -math.inf)
-    small = regions.of_index(
-        slice(0, 1), top[:size].unsqueeze(0), regions.affinity_of_key(excluded_key)
+    top = _top(ranking.numpy(), count)
+    excluded_key = (
+        ranking[torch.from_numpy(top[size : size + 1])]
+        if count > size
+        else torch.full((1,), -math.inf)
     )
+    small = regions.host_region(top[:size], regions.affinity_of_key(excluded_key))
     allowed = _allowed(small, plan)
     run = HostRun.on(small, allowed)
     pins = [] if plan.pinned is None else plan.pinned.tolist()
@@ -178,6 +207,16 @@ def exact_single(
     raise AssertionError("a verification set of the whole pool needs no certificate")
 
 
+def _top(key: np.ndarray, count: int) -> np.ndarray:
+    """The positions of the ``count`` largest of ``key: (n,)``, largest first (a partition,
+    then a sort of those alone: several times faster than ``torch.topk`` on the CPU)."""
+    if count < key.shape[0]:
+        part = np.argpartition(key, key.shape[0] - count)[key.shape[0] - count :]
+    else:
+        part = np.arange(key.shape[0])
+    return part[np.argsort(-key[part], kind="stable")]
+
+
 def _allowed(region: CandidateRegion, plan: ConstraintPlan) -> np.ndarray:
     """``(L,)`` bool: the region's candidates the static masks allow."""
     index = region.pool_index[0].cpu().numpy()
@@ -195,7 +234,7 @@ def _check_feasible(run: HostRun, k_min: int, plan: ConstraintPlan) -> None:
 
 
 def _verification_set(
-    regions: TopRegions, top: torch.Tensor, threshold: float, whole: bool
+    regions: TopRegions, top: np.ndarray, threshold: float, whole: bool
 ) -> CandidateRegion:
     """Every candidate whose affinity may reach ``threshold``, and the ``top`` of the
     ranking (pool indices, in order): the whole pool (its vectors uncopied, in pool order)
@@ -209,18 +248,15 @@ def _verification_set(
             cut = scorer.kernel.inner_threshold(threshold) - 1e-6
         else:
             cut = threshold - 1e-9 * max(1.0, abs(threshold))
-        host_key = key.cpu().numpy()
-        inside = host_key >= cut
-        inside[top[:-1].cpu().numpy()] = True
-        if int(inside.sum()) <= WHOLE_POOL_SHARE * pool.size:
-            chosen = np.flatnonzero(inside)
+        inside = key.numpy() >= cut
+        inside[top[:-1]] = True
+        chosen = np.flatnonzero(inside)
+        if chosen.size <= WHOLE_POOL_SHARE * pool.size:
             bound = regions.affinity_of_key(torch.tensor(cut, dtype=key.dtype))
-            excluded = torch.minimum(bound, regions.affinity_of_key(key[top[-1]]))
-            tensor = torch.from_numpy(chosen).to(key.device).unsqueeze(0)
-            return regions.of_index(slice(0, 1), tensor, excluded.reshape(1))
-    index = torch.arange(pool.size, device=key.device).unsqueeze(0)
-    excluded = torch.full((1,), -math.inf, device=key.device)
-    return regions.of_index(slice(0, 1), index, excluded, pool.vectors.unsqueeze(0))
+            excluded = torch.minimum(bound, regions.affinity_of_key(key[int(top[-1])]))
+            return regions.host_region(chosen, excluded.reshape(1))
+    excluded = torch.full((1,), -math.inf)
+    return regions.host_region(np.arange(pool.size), excluded, whole=True)
 
 
 def _verify(

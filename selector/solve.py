@@ -41,6 +41,8 @@ from selector.search import (
     GreedyOutcome,
     beam_search,
     greedy,
+    host_subset_objective,
+    host_swap_rounds,
     subset_objective,
     swap_refine,
 )
@@ -495,6 +497,9 @@ def _refined(
     far-down candidate rarely pays for scanning a large region again and again. Only allowed
     candidates count among the most affine (a verification set of the whole pool holds the
     ones a static mask forbids)."""
+    if region.batch_size == 1 and plan.static_only and region.affinity.device.type == "cpu":
+        refined = _host_refined(region, plan, chosen[0].tolist())
+        return torch.tensor([refined], dtype=chosen.dtype)
     if region.size > SWAP_CANDIDATES + k:
         allowed = plan.static_mask[region.pool_index.clamp_min(0)] & (region.pool_index >= 0)
         affinity = region.affinity.masked_fill(~allowed, -math.inf)
@@ -516,3 +521,35 @@ def _refined(
     after_positions = swap_refine(region, state, chosen, columns=columns)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
+
+
+def _host_refined(region: CandidateRegion, plan: ConstraintPlan, chosen: list[int]) -> list[int]:
+    """:func:`_refined` of one problem under static masks, its region on the CPU, in numpy
+    (the same candidates: the chosen and the region's ``SWAP_CANDIDATES`` most affine
+    allowed ones; the same swaps, :func:`selector.search.host_swap_rounds`)."""
+    k = len(chosen)
+    if k == 0 or region.size <= k:
+        return chosen
+    index = region.pool_index[0].numpy()
+    allowed = index >= 0
+    if plan.has_static_filter:
+        allowed &= plan.host_static_mask[np.maximum(index, 0)]
+    keep: np.ndarray | None = None  # the region positions refinement draws on
+    if region.size > SWAP_CANDIDATES + k:
+        key = np.where(allowed, region.affinity[0].numpy(), -math.inf)
+        top = np.argpartition(key, key.size - SWAP_CANDIDATES)[key.size - SWAP_CANDIDATES :]
+        top = top[np.argsort(-key[top], kind="stable")]
+        keep = np.concatenate([np.asarray(chosen), top[~np.isin(top, chosen)]])[:SWAP_CANDIDATES]
+        region = region.restrict(torch.from_numpy(keep).unsqueeze(0))
+        allowed = allowed[keep]
+        chosen = list(range(k))
+    columns = region.host_columns(chosen)  # (k, L)
+    before = host_subset_objective(region, columns, chosen)
+    allowed = allowed.copy()
+    allowed[chosen] = False
+    after_positions = host_swap_rounds(region, columns, allowed, chosen, plan.pinned_count)
+    if after_positions != chosen:
+        after = host_subset_objective(region, columns, after_positions)
+        if after <= before:
+            chosen = after_positions
+    return chosen if keep is None else keep[chosen].tolist()
