@@ -231,9 +231,15 @@ class AffinityScorer:
         targets of problems ``rows: (R,)``."""
         chosen = self.pool.rows(index).to(torch.float64)  # (R, k, d)
         points = self.targets.points[rows].to(torch.float64)  # (R, m, d)
-        within = self.kernel(chosen, chosen)
-        cross = self.kernel(chosen, points)
-        target_gram = self.kernel(points, points)
+        size = chosen.shape[1]
+        # One Gram matrix of the chosen and the target points together: (R, k + m, k + m).
+        together = torch.cat([chosen, points], dim=1)
+        gram = self.kernel(together, together)
+        within, cross, target_gram = (
+            gram[:, :size, :size],
+            gram[:, :size, size:],
+            gram[:, size:, size:],
+        )
         if self.estimate is not None:
             within = within * self.output_gram_between(index, index)
             factor = self.output_factor(index, rows)  # (R, m, k)

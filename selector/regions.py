@@ -43,7 +43,7 @@ REGION_CHUNK_BYTES = 16 * 2**20  # float32 region vectors per chunk of a batch, 
 ACCELERATOR_REGION_CHUNK_BYTES = 256 * 2**20  # the same on a GPU (its allocator reuses memory)
 SWAP_CANDIDATES = 1024  # swap refinement draws on the chosen and this many most affine
 WHOLE_POOL_SHARE = 0.5  # a verification set above this share of the pool is the whole pool
-SMALL_POOL = 20_000  # below this, a verification set is the whole pool (no threshold pass)
+SMALL_POOL = 4_096  # up to this, a verification set is the whole pool (no threshold pass)
 MAX_REGROWTHS = 3  # then the verification set is the whole pool
 
 
@@ -149,11 +149,17 @@ class SingleAnswer:
 
 
 def exact_single(
-    regions: TopRegions, plan: ConstraintPlan, size: int, k_min: int, k: int
+    regions: TopRegions,
+    plan: ConstraintPlan,
+    size: int,
+    k_min: int,
+    k: int,
+    refines: bool = True,
 ) -> SingleAnswer:
     """The pool's greedy for problem 0 of ``regions`` (``mmd``, static masks only, on the
     CPU), speculated on the ``size`` best candidates and verified where the certificate
-    fails (module docstring)."""
+    fails (module docstring). Without ``refines`` (no refinement or beam search to follow),
+    the outcome's region is the search's last, not the one refinement draws on."""
     # The top of the ranking once: the small region, and what every verification set holds
     # (the prefixes refinement may draw on, see _refinement_outcome).
     ranking = regions.ranking[0]
@@ -200,6 +206,8 @@ def exact_single(
         region = _verification_set(regions, top, threshold, whole)
         outcome = _verify(region, plan, size, chosen, values, speculated, k_min, k)
         if isinstance(outcome, HostRun):
+            if not refines:
+                return SingleAnswer(host_outcome(outcome, k, False, False, region), region.size)
             refined = _refinement_outcome(outcome, region, plan, size, k)
             return SingleAnswer(refined, region.size)
         threshold = min(threshold, outcome)

@@ -215,7 +215,8 @@ def _exact_regions(
         and plan.static_only
         and scorer.pool.device.type == "cpu"
     ):
-        answer = exact_single(regions, plan, size, k_min, k_max)
+        refines = settings.refine or settings.num_subsets > 1  # then it needs the region
+        answer = exact_single(regions, plan, size, k_min, k_max, refines)
         solved[0] = _Solved.of(answer.outcome, 0, answer.searched)
         _settle([solved[0]], plan, settings, k_max)
         pending = []
@@ -388,7 +389,6 @@ def _finish(
     result's ``k`` and ``indices`` are the chosen slice after them."""
     checkpoint()
     refine_started = time.perf_counter()
-    constant = scorer.constant(row)
     pinned = plan.pinned_count
     positions, objective = solved.positions, solved.objective
     length = int((positions >= 0).sum())
@@ -397,6 +397,7 @@ def _finish(
     k = length
     if settings.k_range is not None:
         bounds_by_k = {}
+        constant = scorer.constant(row)
         for size in range(k_min, length + 1):
             prefix = pool_index[positions[:size]].tolist()
             if not subset_satisfies(plan, prefix, scorer.pool.vectors):
