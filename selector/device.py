@@ -81,16 +81,18 @@ def torch_threads_for(problems: int) -> int:
 
 
 def search_threads(
-    device: torch.device, problems: int, prefiltered: bool
+    device: torch.device, problems: int, prefiltered: bool, one_by_one: bool = False
 ) -> contextlib.AbstractContextManager[None]:
-    """The threads of a call's search stage over ``problems`` problems: a few problems keep
-    one torch thread from the scan to the end (switching threads between their stages cost
-    more than it saved: 100k pool, 27 against 19 ms per single selection); a large batch's
+    """The threads of a call's search stage over ``problems`` problems: a few problems, or
+    problems solved ``one_by_one`` on host arrays, keep one torch thread from the scan to the
+    end (switching threads between their stages cost more than it saved: 100k pool, 27
+    against 19 ms per single selection; two threads' spinning workers made each small op of
+    a batch's host searches take milliseconds beside numpy's BLAS threads); a large batch's
     growth rounds choose their own per chunk (:func:`torch_threads_for`), and a prefiltered
     batch uses what its size asks for."""
     if prefiltered:
         return cpu_threads_for(device, torch_threads_for(problems))
-    if problems < 16:
+    if problems < 16 or one_by_one:
         return cpu_threads_for(device, 1)
     return contextlib.nullcontext()
 

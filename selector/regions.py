@@ -94,9 +94,9 @@ class TopRegions:
         return torch.where(torch.isneginf(key), key, self.scorer.kernel.from_inner(key))
 
     def host_region(
-        self, index: np.ndarray, excluded: torch.Tensor, whole: bool = False
+        self, index: np.ndarray, excluded: torch.Tensor, whole: bool = False, row: int = 0
     ) -> CandidateRegion:
-        """Problem 0's region of the pool indices ``index: (L,)`` on the CPU (``whole``: every
+        """Problem ``row``'s region of the pool indices ``index: (L,)`` on the CPU (``whole``: every
         candidate, in pool order, its vectors uncopied), whose affinity outside is at most
         ``excluded: (1,)``: what :meth:`of_index` gives, built from the scan's host arrays
         when the affinity is the kernel of the inner product (one target point, no output
@@ -106,8 +106,9 @@ class TopRegions:
         vectors = pool.vectors.unsqueeze(0) if whole else None
         tensor_index = torch.from_numpy(index).unsqueeze(0)
         if self.ranked_by != "inner" or pool.device.type != "cpu":
-            return self.of_index(slice(0, 1), tensor_index.to(pool.device), excluded, vectors)
-        inner = self.inner[0, 0]  # (n,): one target point
+            rows = slice(row, row + 1)
+            return self.of_index(rows, tensor_index.to(pool.device), excluded, vectors)
+        inner = self.inner[row, 0]  # (n,): one target point
         region_inner = inner if whole else inner.index_select(0, tensor_index[0])
         if vectors is None:
             vectors = torch.from_numpy(pool.host_vectors[index]).unsqueeze(0)
@@ -155,14 +156,15 @@ def exact_single(
     k_min: int,
     k: int,
     refines: bool = True,
+    row: int = 0,
 ) -> SingleAnswer:
-    """The pool's greedy for problem 0 of ``regions`` (``mmd``, static masks only, on the
+    """The pool's greedy for problem ``row`` of ``regions`` (``mmd``, static masks only, on the
     CPU), speculated on the ``size`` best candidates and verified where the certificate
     fails (module docstring). Without ``refines`` (no refinement or beam search to follow),
     the outcome's region is the search's last, not the one refinement draws on."""
     # The top of the ranking once: the small region, and what every verification set holds
     # (the prefixes refinement may draw on, see _refinement_outcome).
-    ranking = regions.ranking[0]
+    ranking = regions.ranking[row]
     count = min(max(size, SWAP_CANDIDATES + k + 1) + 1, ranking.shape[0])
     top = _top(ranking.numpy(), count)
     excluded_key = (
@@ -170,7 +172,7 @@ def exact_single(
         if count > size
         else torch.full((1,), -math.inf)
     )
-    small = regions.host_region(top[:size], regions.affinity_of_key(excluded_key))
+    small = regions.host_region(top[:size], regions.affinity_of_key(excluded_key), row=row)
     allowed = _allowed(small, plan)
     run = HostRun.on(small, allowed)
     pins = [] if plan.pinned is None else plan.pinned.tolist()
@@ -203,7 +205,7 @@ def exact_single(
     values: list[float] = [math.nan] * len(pins)
     for growth in range(MAX_REGROWTHS + 1):
         whole = growth == MAX_REGROWTHS
-        region = _verification_set(regions, top, threshold, whole)
+        region = _verification_set(regions, top, threshold, whole, row)
         outcome = _verify(region, plan, size, chosen, values, speculated, k_min, k)
         if isinstance(outcome, HostRun):
             if not refines:
@@ -242,7 +244,7 @@ def _check_feasible(run: HostRun, k_min: int, plan: ConstraintPlan) -> None:
 
 
 def _verification_set(
-    regions: TopRegions, top: np.ndarray, threshold: float, whole: bool
+    regions: TopRegions, top: np.ndarray, threshold: float, whole: bool, row: int = 0
 ) -> CandidateRegion:
     """Every candidate whose affinity may reach ``threshold``, and the ``top`` of the
     ranking (pool indices, in order): the whole pool (its vectors uncopied, in pool order)
@@ -250,7 +252,7 @@ def _verification_set(
     at most the threshold's and the top's last."""
     scorer = regions.scorer
     pool = scorer.pool
-    key = regions.ranking[0]
+    key = regions.ranking[row]
     if not whole and pool.size > SMALL_POOL:
         if regions.ranked_by == "inner":
             cut = scorer.kernel.inner_threshold(threshold) - 1e-6
@@ -262,9 +264,9 @@ def _verification_set(
         if chosen.size <= WHOLE_POOL_SHARE * pool.size:
             bound = regions.affinity_of_key(torch.tensor(cut, dtype=key.dtype))
             excluded = torch.minimum(bound, regions.affinity_of_key(key[int(top[-1])]))
-            return regions.host_region(chosen, excluded.reshape(1))
+            return regions.host_region(chosen, excluded.reshape(1), row=row)
     excluded = torch.full((1,), -math.inf)
-    return regions.host_region(np.arange(pool.size), excluded, whole=True)
+    return regions.host_region(np.arange(pool.size), excluded, whole=True, row=row)
 
 
 def _verify(

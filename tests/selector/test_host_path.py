@@ -1,0 +1,198 @@
+"""The CPU fast path: every greedy-MMD problem under static masks (one query, a target set or
+each row of a batch) is solved on host arrays by speculation and verification
+(selector/regions.py), its refinement in numpy (selector/solve.py ``_host_refined``). It gives
+the naive greedy's subset for every kernel, it is the path taken (no batched growth rounds, no
+torch top-k, a threshold verification set above ``SMALL_POOL``), and its refinement is the
+batched torch refinement's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import selector.regions as regions
+import selector.solve as solve
+from selector import Pool, select, select_batch
+from selector.constraints import compile_constraints
+from selector.kernels import Kernel
+from selector.search import CandidateRegion
+from tests.selector.reference import naive_greedy, naive_problem, unit_rows
+
+KERNELS = ["softmax", "rbf", "laplace", "cosine"]
+TAU = {"softmax": 0.2, "rbf": 0.3, "laplace": 0.6, "cosine": 1.0}
+TIE_FREE = 1e-6  # smallest step gap of the naive greedy: above the float32 rounding of a step
+
+
+def drawn_pool(seed: int, n: int, d: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(pool (n, d), 4 queries)`` of one kind: isotropic, clustered or near-duplicates."""
+    rng = np.random.default_rng(seed)
+    if kind == "isotropic":
+        points = rng.standard_normal((n + 4, d))
+    else:
+        spread = 0.5 if kind == "clustered" else 0.02
+        centres = rng.standard_normal((max(2, n // 40), d))
+        points = centres[rng.integers(0, len(centres), n + 4)]
+        points = points + spread * rng.standard_normal((n + 4, d))
+    rows = unit_rows(points).astype(np.float32)
+    return rows[:n], rows[n:]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(12, 700),
+    d=st.integers(3, 16),
+    k=st.integers(1, 8),
+    kernel=st.sampled_from(KERNELS),
+    kind=st.sampled_from(["isotropic", "clustered", "near-duplicates"]),
+    initial=st.sampled_from([None, 4, 16]),
+    small_pool=st.sampled_from([0, None]),
+)
+def test_the_host_path_is_the_naive_greedy_for_every_kernel(
+    seed: int,
+    n: int,
+    d: int,
+    k: int,
+    kernel: str,
+    kind: str,
+    initial: int | None,
+    small_pool: int | None,
+) -> None:
+    """Small pools of every kind, every kernel (cosine with its negative redundancy bound),
+    certificates that hold or fail, verification sets cut by the threshold or the whole pool:
+    one query's subset is the float64 naive greedy's, as is each row of a batch."""
+    k = min(k, n)
+    pool, queries = drawn_pool(seed, n, d, kind)
+    expected = []
+    for query in queries[:2]:
+        problem = naive_problem(kernel, TAU[kernel], pool, query[None])
+        chosen, gap = naive_greedy(problem, k)
+        assume(gap > TIE_FREE)  # near-ties are decided by float32 rounding
+        expected.append(chosen)
+    options = {"kernel": kernel, "tau": TAU[kernel], "refine": False, "initial_region": initial}
+    saved = regions.SMALL_POOL
+    if small_pool is not None:
+        regions.SMALL_POOL = small_pool
+    try:
+        single = [select(pool, query, k, **options).indices for query in queries[:2]]
+        batch = [result.indices for result in select_batch(pool, queries[:2], k, **options)]
+    finally:
+        regions.SMALL_POOL = saved
+    assert single == expected
+    assert batch == expected
+
+
+def test_it_is_the_path_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU a single problem goes through ``exact_single``, and so does every row of a
+    batch over a pool above ``BATCH_ONE_BY_ONE_ABOVE`` (never the batched growth rounds); its
+    regions are built from the scan's host arrays (not
+    ``TopRegions.of_index``'s batched gathers, for one query point), its top of the ranking
+    comes from a numpy partition (not ``torch.topk``), and refinement is the numpy one."""
+    calls = {"exact_single": 0, "of_index": 0, "host_refined": 0, "topk": 0}
+    original_exact, original_of_index = regions.exact_single, regions.TopRegions.of_index
+    original_refined, original_topk = solve._host_refined, torch.topk
+
+    def counting(name, function):  # type: ignore[no-untyped-def]
+        def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapped
+
+    def no_batched_rounds(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a CPU batch of greedy-MMD problems grew regions in batches")
+
+    monkeypatch.setattr(solve, "exact_single", counting("exact_single", original_exact))
+    monkeypatch.setattr(regions.TopRegions, "of_index", counting("of_index", original_of_index))
+    monkeypatch.setattr(solve, "_host_refined", counting("host_refined", original_refined))
+    monkeypatch.setattr(torch, "topk", counting("topk", original_topk))
+    monkeypatch.setattr(solve, "_batched_rounds", no_batched_rounds)
+    size = solve.BATCH_ONE_BY_ONE_ABOVE + 4000
+    pool, queries = drawn_pool(5, size, 12, "isotropic")
+    prepared = Pool.from_arrays(pool, normalized=True)
+    single = select(prepared, queries[0], 8, initial_region=16)
+    assert calls == {"exact_single": 1, "of_index": 0, "host_refined": 1, "topk": 0}
+    # The certificate failed on 16 candidates of an isotropic pool: the verification set is
+    # cut by the threshold (above SMALL_POOL), neither the small region nor the pool.
+    assert size > regions.SMALL_POOL
+    assert 16 < single.region_size < size
+    batch = select_batch(prepared, queries, 8, initial_region=16)
+    assert calls["exact_single"] == 1 + len(queries) and calls["of_index"] == 0
+    assert calls["host_refined"] == 1 + len(queries) and calls["topk"] == 0
+    assert batch[0].indices == single.indices
+    assert batch[0].mmd2 == pytest.approx(single.mmd2, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    size=st.sampled_from([12, 200, 1100]),
+    k=st.integers(1, 8),
+    kernel=st.sampled_from(KERNELS),
+    labelled=st.booleans(),
+    excluded=st.booleans(),
+)
+def test_host_refinement_is_the_torch_refinement(
+    seed: int, size: int, k: int, kernel: str, labelled: bool, excluded: bool
+) -> None:
+    """``_refined`` of one problem (numpy, ``_host_refined``) and of a batch of two copies of
+    it (the batched torch swaps) give the same positions, on regions small and larger than
+    the swap candidates, with the joint kernel's labels and a static mask."""
+    rng = np.random.default_rng(seed)
+    d = 6
+    vectors = torch.from_numpy(unit_rows(rng.standard_normal((size, d))).astype(np.float32))
+    query = torch.from_numpy(unit_rows(rng.standard_normal((1, d))).astype(np.float32))[0]
+    chosen_kernel = Kernel(kernel, TAU[kernel])
+    inner = vectors @ query
+    pool_index = torch.from_numpy(rng.permutation(size + 50)[:size]).long()
+    labels = torch.from_numpy(rng.integers(0, 3, size)).long() if labelled else None
+    region = CandidateRegion(
+        pool_index=pool_index.unsqueeze(0),
+        vectors=vectors.unsqueeze(0),
+        affinity=chosen_kernel.from_inner(inner).unsqueeze(0),
+        similarity=inner.unsqueeze(0),
+        excluded_affinity=torch.tensor([-float("inf")]),
+        kernel=chosen_kernel,
+        output_labels=None if labels is None else labels.unsqueeze(0),
+    )
+    exclude = rng.choice(size + 50, 20, replace=False).tolist() if excluded else []
+    from selector.constraints import Constraints
+
+    plan = compile_constraints(
+        Constraints(exclude=exclude), size + 50, k, None, None, torch.device("cpu")
+    )
+    allowed = plan.host_static_mask[pool_index.numpy()]
+    candidates = np.flatnonzero(allowed)
+    assume(len(candidates) > k)
+    start = torch.from_numpy(rng.choice(candidates, k, replace=False)).long().unsqueeze(0)
+    host = solve._refined(region, plan, start, k)
+    batched = solve._refined(region.take(torch.tensor([0, 0])), plan, start.repeat(2, 1), k)
+    assert host.tolist()[0] == batched.tolist()[0] == batched.tolist()[1]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 5), small_pool=st.sampled_from([0, None]))
+def test_the_host_path_allows_for_cosines_negative_redundancy(
+    seed: int, k: int, small_pool: int | None
+) -> None:
+    """Pools where the cosine greedy leaves the top of the affinity at its second step (a
+    candidate's redundancy with the first pick is negative): with the certificate's bound
+    ``s_i >= -(j - 1)`` the host path still finds the naive greedy's picks there."""
+    from tests.selector.test_exactness import opposed_pool
+
+    pool, query, far = opposed_pool(seed)
+    problem = naive_problem("cosine", 1.0, pool, query)
+    expected, gap = naive_greedy(problem, k)
+    assume(gap > TIE_FREE and expected[1] in far)
+    saved = regions.SMALL_POOL
+    if small_pool is not None:
+        regions.SMALL_POOL = small_pool
+    try:
+        options = {"kernel": "cosine", "refine": False, "initial_region": 8}
+        single = select(pool.astype(np.float32), query[0], k, **options)
+    finally:
+        regions.SMALL_POOL = saved
+    assert single.indices == expected and single.region_size > 8
