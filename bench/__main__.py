@@ -20,14 +20,29 @@ def main() -> None:
         default="cpu",
         help="speed only: where mmdshot's pool lives (cuda: results in speed-gpu.json)",
     )
+    parser.add_argument(
+        "--sizes",
+        help="speed only: comma-separated pool sizes instead of 10000,100000,1000000",
+    )
+    parser.add_argument(
+        "--kinds",
+        help="speed only: comma-separated data kinds (isotropic, clustered, near-duplicates, "
+        "tweets) instead of all four",
+    )
     args = parser.parse_args()
+    speed_options: dict = {}
+    if args.sizes:
+        speed_options["sizes"] = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    if args.kinds:
+        speed_options["kinds"] = [kind.strip() for kind in args.kinds.split(",")]
     from bench import http, icl, icl_peers, quality, report, soak, speed
 
     modules = {"speed": speed, "quality": quality, "http": http, "icl": icl, "soak": soak}
     parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
     for part in parts:
-        if part == "speed" and args.device != "cpu":
-            speed.write(args.results / "speed-gpu.json", quick=args.quick, device=args.device)
+        if part == "speed":
+            name = "speed.json" if args.device == "cpu" else "speed-gpu.json"
+            speed.write(args.results / name, args.quick, args.device, **speed_options)
         else:
             modules[part].write(args.results / f"{part}.json", quick=args.quick)
         if part == "icl":

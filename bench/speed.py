@@ -100,38 +100,58 @@ KINDS = ("isotropic", "clustered", "near-duplicates", "tweets")
 
 
 def kind_data(
-    kind: str, n: int, dimension: int, tweets: int | None
+    kind: str, n: int, dimension: int, tweets: int | None, queries: int = 64
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(pool, 64 queries drawn like the pool, real rows)`` of one data kind."""
+    """``(pool, queries drawn like the pool, real rows)`` of one data kind: ``queries`` of
+    them (the tweets hold out 64, tiled to that many)."""
     if kind == "tweets":
-        return tweet_unit_vectors(n, 0, tweets)
+        pool, held_out, real = tweet_unit_vectors(n, 0, tweets)
+        return pool, np.ascontiguousarray(np.resize(held_out, (queries, pool.shape[1]))), real
     if kind == "isotropic":
-        return isotropic_unit_vectors(n, dimension, 0), isotropic_unit_vectors(64, dimension, 1), n
+        return (
+            isotropic_unit_vectors(n, dimension, 0),
+            isotropic_unit_vectors(queries, dimension, 1),
+            n,
+        )
     if kind == "clustered":
-        return clustered_unit_vectors(n, dimension, 0), clustered_unit_vectors(64, dimension, 1), n
+        return (
+            clustered_unit_vectors(n, dimension, 0),
+            clustered_unit_vectors(queries, dimension, 1),
+            n,
+        )
     pool = near_duplicate_unit_vectors(n, dimension, 0)
-    return pool, near_duplicate_unit_vectors(64, dimension, 1, copies=max(n // 64, 1)), n
+    return pool, near_duplicate_unit_vectors(queries, dimension, 1, copies=max(n // 64, 1)), n
 
 
 def measure_kinds(
-    sizes: Sequence[int], k: int, repeats: int, tweets: int | None
+    sizes: Sequence[int],
+    k: int,
+    repeats: int,
+    tweets: int | None,
+    batch: int = 256,
+    kinds: Sequence[str] = KINDS,
 ) -> dict[str, dict[str, dict[str, float | int | bool]]]:
     """Every data kind at every pool size, side by side in this process (:func:`measure_kind`)."""
     return {
         kind: {
-            str(size): measure_kind(*kind_data(kind, size, 384, tweets), k, repeats)
+            str(size): measure_kind(
+                *kind_data(kind, size, 384, tweets, max(64, batch)), k, repeats, batch
+            )
             for size in sizes
         }
-        for kind in KINDS
+        for kind in kinds
     }
 
 
 def measure_kind(
-    vectors: np.ndarray, queries: np.ndarray, real: int, k: int, repeats: int
+    vectors: np.ndarray, queries: np.ndarray, real: int, k: int, repeats: int, batch: int = 256
 ) -> dict[str, float | int | bool]:
     """Median ms of one float32 matrix-vector product over the pool ``vectors``, of mmdshot's
-    exact selection (greedy, and greedy + swap) and of the naive numpy greedy, their ratios,
-    whether the subsets agree, and the median number of candidates the search held."""
+    exact selection (``greedy``: ``refine=False``, the naive greedy's subset, like for like;
+    and the default, greedy + swap refinement) and of the naive numpy greedy, their ratios,
+    whether the subsets agree, the median number of candidates the search held, and the
+    median seconds of one batch of ``batch`` queries (``select_batch``, refined as the
+    default)."""
     pool = Pool.from_arrays(vectors, normalized=True, device="cpu")
     cycle = iter(range(10**9))
 
@@ -150,6 +170,8 @@ def measure_kind(
     }
     row["ratio_to_scan"] = row["exact_ms"] / row["matvec_ms"]
     row["ratio_to_naive"] = row["exact_ms"] / row["naive_greedy_ms"]
+    row["greedy_ratio_to_scan"] = row["exact_no_swap_ms"] / row["matvec_ms"]
+    row["greedy_ratio_to_naive"] = row["exact_no_swap_ms"] / row["naive_greedy_ms"]
     checked = queries[:8]
     row["naive_agrees_with_exact"] = all(
         select(pool, q, k, refine=False).indices == naive_numpy_greedy(vectors, q, k, 0.2)
@@ -158,6 +180,11 @@ def measure_kind(
     row["median_searched"] = float(
         np.median([select(pool, q, k, refine=False).region_size for q in checked])
     )
+    if batch:
+        block = queries[:batch]
+        row["batch"] = len(block)
+        row["batch_s"] = median_seconds(lambda: select_batch(pool, block, k), max(1, few // 2))
+        row["batch_per_query_ms"] = 1e3 * row["batch_s"] / len(block)
     return row
 
 
@@ -302,8 +329,10 @@ def run(
     tweets: int | None = None,
     device: str = "cpu",
     kind_sizes: Sequence[int] = (),
+    kinds: Sequence[str] = KINDS,
 ) -> dict:
-    """Every pool size, then (on the CPU) the real tweets and every data kind."""
+    """Every pool size, then (on the CPU) the real tweets and every data kind (each with a
+    batch of ``batch`` queries)."""
     resolved = resolve_device(device)
     queries = clustered_unit_vectors(max(batch, 64), 384, 1)
     result = {
@@ -318,7 +347,7 @@ def run(
     }
     if resolved.type == "cpu":
         result["tweets"] = measure_tweets(k, repeats, tweets)
-        result["kinds"] = measure_kinds(kind_sizes, k, repeats, tweets)
+        result["kinds"] = measure_kinds(kind_sizes, k, repeats, tweets, batch, kinds)
         result["peer_versions"] = package_versions(("langchain-core", "openicl"))
     return result
 
@@ -366,9 +395,16 @@ def plot(result: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write(path: Path, quick: bool = False, device: str = "cpu") -> dict:
-    """Run (tiny sizes when ``quick``) on ``device``, write the JSON result to ``path`` and the
-    plot (docs/img/speed.png, or speed-gpu.png off the CPU)."""
+def write(
+    path: Path,
+    quick: bool = False,
+    device: str = "cpu",
+    sizes: Sequence[int] | None = None,
+    kinds: Sequence[str] = KINDS,
+) -> dict:
+    """Run (tiny sizes when ``quick``; ``sizes`` instead of 10k, 100k and 1M when given) on
+    ``device``, write the JSON result to ``path`` and the plot (docs/img/speed.png, or
+    speed-gpu.png off the CPU)."""
     if quick:
         result = run(
             sizes=(2_000, 60_000),
@@ -378,15 +414,18 @@ def write(path: Path, quick: bool = False, device: str = "cpu") -> dict:
             tweets=300,
             device=device,
             kind_sizes=(2_000, 20_000),
+            kinds=kinds,
         )
     else:
+        chosen = tuple(sizes) if sizes else (10_000, 100_000, 1_000_000)
         result = run(
-            sizes=(10_000, 100_000, 1_000_000),
-            peer_sizes=(10_000, 100_000),
+            sizes=chosen,
+            peer_sizes=tuple(size for size in chosen if size <= 100_000),
             batch=256,
             repeats=30,
             device=device,
-            kind_sizes=(10_000, 100_000, 1_000_000),
+            kind_sizes=chosen,
+            kinds=kinds,
         )
     result["environment"] = environment()
     path.parent.mkdir(parents=True, exist_ok=True)
