@@ -402,4 +402,5 @@ def _refinement_outcome(
     mapped = HostRun(affinity[keep], run.penalty[keep], run.diagonal)
     mapped.chosen = np.searchsorted(keep, run.chosen).tolist()
     mapped.values = run.values
+    mapped.columns = [column[keep] for column in run.columns]
     return host_outcome(mapped, k, False, False, local)

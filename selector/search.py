@@ -240,6 +240,8 @@ class GreedyOutcome:
     - ``infeasible: (B,)`` the whole pool has no allowed candidate before ``k_min`` steps.
     - ``region``: the region the positions refer to (larger than the one given when the run
       extended it).
+    - ``host_columns: (j, L)`` float64, for a host run of one problem: the kernel columns of
+      its j chosen, in order, over the region (refinement reuses them), or None.
     """
 
     positions: torch.Tensor
@@ -247,6 +249,7 @@ class GreedyOutcome:
     needs_larger_region: torch.Tensor
     infeasible: torch.Tensor
     region: CandidateRegion
+    host_columns: np.ndarray | None = None
 
 
 class _GreedyRun:
@@ -440,6 +443,7 @@ class HostRun:
         self.chosen: list[int] = []
         self.values: list[float] = []
         self.history: list[tuple[float, float]] = []  # (SS, ST) before each step
+        self.columns: list[np.ndarray] = []  # the chosen's kernel columns, in order
 
     @classmethod
     def on(cls, region: CandidateRegion, allowed: np.ndarray) -> HostRun:
@@ -481,6 +485,7 @@ class HostRun:
     def commit(self, position: int, value: float, column: np.ndarray) -> None:
         """Choose ``position`` (its step objective ``value``, its kernel ``column: (L,)``)."""
         self.history.append((self.sum_chosen, self.sum_affinity))
+        self.columns.append(column)
         self.chosen.append(position)
         self.values.append(value)
         self.sum_chosen += objective.chosen_sum_increment(
@@ -501,12 +506,16 @@ def host_outcome(
     objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
     positions[0, : len(run.chosen)] = torch.tensor(run.chosen, dtype=torch.long)
     objective_by_step[0, : len(run.values)] = torch.tensor(run.values, dtype=torch.float64)
+    columns = None
+    if run.chosen and len(run.columns) == len(run.chosen):
+        columns = np.stack(run.columns)
     return GreedyOutcome(
         positions.to(device),
         objective_by_step.to(device),
         torch.tensor([needs_larger], device=device),
         torch.tensor([infeasible], device=device),
         region,
+        columns,
     )
 
 

@@ -137,6 +137,7 @@ class _Solved:
     affinity: torch.Tensor
     refined: bool = False
     searched: int | None = None  # candidates the search held, when not the region's
+    columns: np.ndarray | None = None  # (j, L) the chosen's kernel columns (a host run's)
 
     @classmethod
     def of(cls, outcome: GreedyOutcome, local: int, searched: int | None = None) -> _Solved:
@@ -149,6 +150,7 @@ class _Solved:
             region.pool_index[local],
             region.affinity[local],
             searched=searched,
+            columns=outcome.host_columns if region.batch_size == 1 else None,
         )
 
     def single(self) -> CandidateRegion:
@@ -168,6 +170,7 @@ def _settle(solved: list[_Solved], plan: ConstraintPlan, settings: SelectOptions
     if settings.k_range is None and settings.num_subsets == 1:
         for problem in solved:
             problem.region = None
+            problem.columns = None
 
 
 def _run_greedy(
@@ -386,7 +389,8 @@ def _refine_together(solved: list[_Solved], plan: ConstraintPlan, k: int) -> Non
         if local_rows != list(range(region.batch_size)):
             region = region.take(torch.tensor(local_rows, device=region.affinity.device))
         positions = torch.stack([member.positions[:k] for member in members])
-        refined = _refined(region, plan, positions, k)
+        columns = members[0].columns if len(members) == 1 else None
+        refined = _refined(region, plan, positions, k, columns)
         for member, row in zip(members, refined, strict=True):
             member.positions = row
             member.refined = True
@@ -432,7 +436,8 @@ def _finish(
     chosen = positions[:k].unsqueeze(0)
     candidates: list[list[int]] = []
     if settings.strategy.minimises_mmd and settings.refine and not solved.refined:
-        chosen = _refined(solved.single(), plan, chosen, k)
+        columns = None if solved.columns is None else solved.columns[:k]
+        chosen = _refined(solved.single(), plan, chosen, k, columns)
     candidates.append(chosen[0].tolist())
     if settings.num_subsets > 1 and settings.strategy.minimises_mmd:
         width = max(settings.beam_width or 2 * settings.num_subsets, settings.num_subsets)
@@ -507,7 +512,11 @@ def _finish(
 
 
 def _refined(
-    region: CandidateRegion, plan: ConstraintPlan, chosen: torch.Tensor, k: int
+    region: CandidateRegion,
+    plan: ConstraintPlan,
+    chosen: torch.Tensor,
+    k: int,
+    columns: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Swap-refine ``chosen: (B, k)`` region positions under the constraints.
 
@@ -515,9 +524,10 @@ def _refined(
     region: refinement is a heuristic that never makes a subset worse, and a swap with a
     far-down candidate rarely pays for scanning a large region again and again. Only allowed
     candidates count among the most affine (a verification set of the whole pool holds the
-    ones a static mask forbids)."""
+    ones a static mask forbids). ``columns: (k, L)``: the chosen's kernel columns over the
+    region, when a host search has them (one problem)."""
     if region.batch_size == 1 and plan.static_only and region.affinity.device.type == "cpu":
-        refined = _host_refined(region, plan, chosen[0].tolist())
+        refined = _host_refined(region, plan, chosen[0].tolist(), columns)
         return torch.tensor([refined], dtype=chosen.dtype)
     if region.size > SWAP_CANDIDATES + k:
         allowed = plan.static_mask[region.pool_index.clamp_min(0)] & (region.pool_index >= 0)
@@ -534,18 +544,24 @@ def _refined(
         refined_local = _refined(inside, plan, local, k)
         return torch.gather(keep, 1, refined_local)
     state = ConstraintState(plan, region.pool_index, k)
-    columns = region.columns_of(chosen)
-    state.choose_all(chosen, columns[1])
+    gram = region.columns_of(chosen)
+    state.choose_all(chosen, gram[1])
     before = subset_objective(region, chosen)
-    after_positions = swap_refine(region, state, chosen, columns=columns)
+    after_positions = swap_refine(region, state, chosen, columns=gram)
     after = subset_objective(region, after_positions)
     return torch.where((after <= before).unsqueeze(1), after_positions, chosen)
 
 
-def _host_refined(region: CandidateRegion, plan: ConstraintPlan, chosen: list[int]) -> list[int]:
+def _host_refined(
+    region: CandidateRegion,
+    plan: ConstraintPlan,
+    chosen: list[int],
+    columns: np.ndarray | None = None,
+) -> list[int]:
     """:func:`_refined` of one problem under static masks, its region on the CPU, in numpy
     (the same candidates: the chosen and the region's ``SWAP_CANDIDATES`` most affine
-    allowed ones; the same swaps, :func:`selector.search.host_swap_rounds`)."""
+    allowed ones; the same swaps, :func:`selector.search.host_swap_rounds`). ``columns:
+    (k, L)``, the chosen's kernel columns over the region, spare a product when given."""
     k = len(chosen)
     if k == 0 or region.size <= k:
         return chosen
@@ -562,7 +578,9 @@ def _host_refined(region: CandidateRegion, plan: ConstraintPlan, chosen: list[in
         region = region.restrict(torch.from_numpy(keep).unsqueeze(0))
         allowed = allowed[keep]
         chosen = list(range(k))
-    columns = region.host_columns(chosen)  # (k, L)
+        columns = None if columns is None else columns[:, keep]
+    # The swaps update the columns in place.
+    columns = region.host_columns(chosen) if columns is None else columns.copy()  # (k, L)
     before = host_subset_objective(region, columns, chosen)
     allowed = allowed.copy()
     allowed[chosen] = False
