@@ -22,6 +22,7 @@ as a signal (AUC of MMD predicting an error, and a reliability table).
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import time
@@ -404,7 +405,35 @@ def versus(runs: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- the run
 
 
-def run(config: Config, path: Path, log: Callable[[str], None], backend: str) -> dict[str, Any]:
+def earlier_rows(path: Path, result: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The rows (and zero-shot answers, under method ``"zero"``) of an earlier run written to
+    ``path`` with the same settings (backend, sizes, ordering), by (task, method, k); each keeps
+    the date it was measured on (``measured``). Rows of other settings are never reused."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    same = ("backend", "sample", "pool_size", "validation_size", "test_size", "ordering")
+    if any(old.get(key) != result[key] for key in same):
+        return {}
+    date = old.get("environment", {}).get("date")
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for row in [*old.get("runs", []), *old.get("prefix_runs", [])]:
+        rows[(row["task"], row["method"], row["k"])] = {"measured": date, **row}
+    for name, info in old.get("tasks", {}).items():
+        if "zero_shot" in info:
+            rows[(name, "zero", 0)] = {"measured": date, **info["zero_shot"]}
+    return rows
+
+
+def run(
+    config: Config,
+    path: Path,
+    log: Callable[[str], None],
+    backend: str,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Every row of ``config``; with ``resume``, rows an earlier run of the same settings wrote
+    to ``path`` are kept as they are (with their date) instead of being scored again."""
     quick = config == QUICK
     tasks = {"sentiment": SENTIMENT, "opinion": OPINION}
     result: dict[str, Any] = {
@@ -419,6 +448,7 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
         "tasks": {},
         "runs": [],
     }
+    earlier = earlier_rows(path, result) if resume else {}
     cache = CACHE / f"icl-peers-{backend}{'-quick' if quick else ''}.jsonl"
     lm = LanguageModel(cache, backend=backend)
     prepared: dict[str, tuple[TaskData, dict[str, Any], dict[str, float]]] = {}
@@ -461,6 +491,8 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
         # One model for both tasks; the prompts differ (the header), so their cache keys do.
         lm.label_tokens = [single_token(lm.tokenizer, " " + label) for label in task.labels]
         info = result["tasks"][task_name]
+        if (task_name, "zero", 0) in earlier:
+            info["zero_shot"] = earlier[(task_name, "zero", 0)]
         if "zero_shot" not in info:
             zero = answers(
                 lm, [[] for _ in data.test.texts], data.pool, data.test, "zero", log, task
@@ -470,27 +502,59 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
                 "accuracy": hits / len(zero[0]),
                 "ci95": list(wilson(hits, len(zero[0]))),
             }
-        for name in (*config.methods, "input-only tuned"):
-            if name == "input-only tuned" and k != config.tuning_k:
-                continue
-            options = {"mmr tuned": mmr_setting, "input-only tuned": setting}.get(name)
-            outcome = evaluate(lm, name, k, data, log, options)
-            outcome["signal"] = signal(outcome)
-            result["runs"].append(outcome)
-            log(f"{task_name} {name}@{k}: {outcome['accuracy']:.3f}")
-            _record(result, lm, path)
+        methods = [
+            m
+            for m in (*config.methods, "input-only tuned")
+            if m != "input-only tuned" or k == config.tuning_k
+        ]
+        # knn and the joint default first, then the prefix rows beside them, then the peers.
+        for name in [m for m in methods if m in ("knn", "mmdshot joint")]:
+            _add_run(result, earlier, lm, name, k, data, log, path, None)
         if k == config.tuning_k and task_name == "sentiment" and config.prefix:
             if pinned_supported():
                 result["prefix_runs"] = []
                 for size in PREFIX_SIZES:
-                    row = evaluate_prefix(lm, data, size, log)
+                    key = (task_name, f"prefix {size} + slice {PREFIX_TOTAL - size}", PREFIX_TOTAL)
+                    row = earlier.get(key) or {
+                        **evaluate_prefix(lm, data, size, log),
+                        "measured": _now(),
+                    }
                     result["prefix_runs"].append(row)
                     log(f"{row['method']}: {row['accuracy']:.3f}")
                     _record(result, lm, path)
             else:
                 log("the library has no pinned= yet: no prefix rows")
+        for name in [m for m in methods if m not in ("knn", "mmdshot joint")]:
+            options = {"mmr tuned": mmr_setting, "input-only tuned": setting}.get(name)
+            _add_run(result, earlier, lm, name, k, data, log, path, options)
     _record(result, lm, path)
     return result
+
+
+def _add_run(
+    result: dict[str, Any],
+    earlier: dict[tuple[str, str, int], dict[str, Any]],
+    lm: LanguageModel,
+    name: str,
+    k: int,
+    data: TaskData,
+    log: Callable[[str], None],
+    path: Path,
+    options: dict[str, Any] | None,
+) -> None:
+    """One method's row at ``k``: the earlier run's where it has one, else scored now."""
+    outcome = earlier.get((data.task.name, name, k))
+    if outcome is None:
+        outcome = evaluate(lm, name, k, data, log, options)
+        outcome["signal"] = signal(outcome)
+        outcome["measured"] = _now()
+    result["runs"].append(outcome)
+    log(f"{data.task.name} {name}@{k}: {outcome['accuracy']:.3f}")
+    _record(result, lm, path)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _record(result: dict[str, Any], lm: LanguageModel, path: Path) -> None:
@@ -570,12 +634,14 @@ def plot(result: dict[str, Any], accuracy_path: Path, reliability_path: Path) ->
     plt.close(figure)
 
 
-def write(path: Path, quick: bool = False, backend: str | None = None) -> dict[str, Any]:
+def write(
+    path: Path, quick: bool = False, backend: str | None = None, resume: bool = False
+) -> dict[str, Any]:
     def log(message: str) -> None:
         print(message, flush=True)
 
     chosen = backend or ("transformers" if quick else default_backend())
-    result = run(QUICK if quick else FULL, path, log, chosen)
+    result = run(QUICK if quick else FULL, path, log, chosen, resume)
     if quick:
         plot(result, path.parent / "icl-peers-quick.png", path.parent / "icl-reliability-quick.png")
     else:
@@ -792,10 +858,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--compare-backends", type=int, metavar="N", help="only score N prompts with both"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows an earlier run of the same settings wrote to --results",
+    )
     args = parser.parse_args()
     if args.compare_backends:
         compare_backends(
             args.results.with_name("icl-lm-backends.json"), args.compare_backends, 20, print
         )
     else:
-        write(args.results, quick=args.quick, backend=args.backend)
+        write(args.results, quick=args.quick, backend=args.backend, resume=args.resume)
