@@ -23,6 +23,7 @@ as a signal (AUC of MMD predicting an error, and a reliability table).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.util
 import json
 import time
@@ -407,12 +408,22 @@ def versus(runs: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
 
 def earlier_rows(path: Path, result: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
     """The rows (and zero-shot answers, under method ``"zero"``) of an earlier run written to
-    ``path`` with the same settings (backend, sizes, ordering), by (task, method, k); each keeps
-    the date it was measured on (``measured``). Rows of other settings are never reused."""
+    ``path`` with the same settings (backend, sizes, ordering, and the same embeddings bit for
+    bit: another CPU rounds MiniLM differently, which moves some selections), by (task, method,
+    k); each keeps the date it was measured on (``measured``). Rows of other settings are never
+    reused."""
     if not path.exists():
         return {}
     old = json.loads(path.read_text())
-    same = ("backend", "sample", "pool_size", "validation_size", "test_size", "ordering")
+    same = (
+        "backend",
+        "sample",
+        "pool_size",
+        "validation_size",
+        "test_size",
+        "ordering",
+        "embeddings_sha256",
+    )
     if any(old.get(key) != result[key] for key in same):
         return {}
     date = old.get("environment", {}).get("date")
@@ -448,6 +459,10 @@ def run(
         "tasks": {},
         "runs": [],
     }
+    _, vectors = sampled_tweet_embeddings(config.sample, config.seed)
+    result["embeddings_sha256"] = hashlib.sha256(
+        np.ascontiguousarray(vectors, dtype=np.float32).tobytes()
+    ).hexdigest()
     earlier = earlier_rows(path, result) if resume else {}
     cache = CACHE / f"icl-peers-{backend}{'-quick' if quick else ''}.jsonl"
     lm = LanguageModel(cache, backend=backend)
