@@ -115,6 +115,12 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     text = (tmp_path / "benchmarks.md").read_text()
     assert "## Speed" in text and "## HTTP selection" in text
     assert "| OpenICL TopK |" in text and "TopkRetriever is a nearest-neighbour search" in text
+    # A person's note beside a result survives regeneration, at the end of its own section.
+    (tmp_path / "speed.note.md").write_text("*A note on the speed run.*\n")
+    report.write(tmp_path, tmp_path / "benchmarks.md")
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert text.index("## Speed") < text.index("*A note on the speed run.*")
+    assert text.index("*A note on the speed run.*") < text.index("## HTTP selection")
 
 
 @pytest.mark.slow
