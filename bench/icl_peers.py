@@ -831,14 +831,18 @@ def evaluate_prefix(
     block = data.task.prompt(shots, "")[: -len(f"Tweet: \n{data.task.field}:")]
     block_tokens = len(lm.tokenizer(block).input_ids)
     header_tokens = len(lm.tokenizer(data.task.header).input_ids)
-    correct, shares, demo_shares = [], [], []
+    correct, shares, demo_shares, predictions, purity = [], [], [], [], []
     for row, indices in enumerate(ordered):
         demonstrations = shots + [(data.pool.texts[i], data.pool.labels[i]) for i in indices]
         prompt = data.task.prompt(demonstrations, data.test.texts[row])
         if not prompt.startswith(block):
             raise AssertionError("the prefix block must open every prompt byte for byte")
         logprobs = lm.label_logprobs(prompt)
-        correct.append(data.task.labels[int(np.argmax(logprobs))] == data.test.labels[row])
+        predictions.append(data.task.labels[int(np.argmax(logprobs))])
+        correct.append(predictions[-1] == data.test.labels[row])
+        purity.append(
+            float(np.mean([data.pool.labels[i] == data.test.labels[row] for i in prefix + indices]))
+        )
         total = len(lm.tokenizer(prompt).input_ids)
         query_tokens = len(lm.tokenizer(data.task.prompt([], data.test.texts[row])).input_ids)
         shares.append(block_tokens / total)
@@ -854,6 +858,10 @@ def evaluate_prefix(
         "accuracy": hits / len(correct),
         "ci95": list(wilson(hits, len(correct))),
         "correct": "".join("1" if c else "0" for c in correct),
+        "label_purity": float(np.mean(purity)),
+        "predicted_share": {
+            label: predictions.count(label) / len(predictions) for label in data.task.labels
+        },
         "prefix": prefix,
         "prefix_tokens": block_tokens,
         "cached_prompt_share": float(np.mean(shares)),
