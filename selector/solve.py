@@ -49,8 +49,8 @@ from selector.search import (
 
 # A CPU batch over a pool larger than this solves its problems one by one on host arrays
 # (speculation and verification) instead of growing their regions fourfold together: a batch of
-# 256 over 100k isotropic vectors grew every region to 8,192 candidates (about 25 s on the
-# 2-core machine, against about 2.4 s one by one).
+# 256 over 100k isotropic vectors grew every region to 8,192 candidates (6.4 s on the loaded
+# 2-core machine, one BLAS thread, against 1.6 s one by one; docs/design.md).
 BATCH_ONE_BY_ONE_ABOVE = 20_000
 
 
