@@ -153,6 +153,16 @@ class _Solved:
             columns=outcome.host_columns if region.batch_size == 1 else None,
         )
 
+    def compact(self) -> None:
+        """Keep the pool indices and affinities of the chosen alone (``positions`` then index
+        them): a verification set may be the whole pool, and a batch solved one by one would
+        hold one per problem until the report."""
+        valid = self.positions >= 0
+        chosen = self.positions[valid]
+        self.pool_index = self.pool_index[chosen]
+        self.affinity = self.affinity[chosen]
+        self.positions = torch.where(valid, torch.cumsum(valid, 0) - 1, -1)
+
     def single(self) -> CandidateRegion:
         """The problem's own region, as a batch of one."""
         assert self.region is not None
@@ -171,6 +181,8 @@ def _settle(solved: list[_Solved], plan: ConstraintPlan, settings: SelectOptions
         for problem in solved:
             problem.region = None
             problem.columns = None
+            if problem.searched is not None:
+                problem.compact()
 
 
 def _run_greedy(
