@@ -346,7 +346,8 @@ def run(
         },
     }
     if resolved.type == "cpu":
-        result["tweets"] = measure_tweets(k, repeats, tweets)
+        if "tweets" in kinds:
+            result["tweets"] = measure_tweets(k, repeats, tweets)
         result["kinds"] = measure_kinds(kind_sizes, k, repeats, tweets, batch, kinds)
         result["peer_versions"] = package_versions(("langchain-core", "openicl"))
     return result
