@@ -50,8 +50,9 @@ from selector.search import (
 # A CPU batch over a pool larger than this solves its problems one by one on host arrays
 # (speculation and verification) instead of growing their regions fourfold together: a batch of
 # 256 over 100k isotropic vectors grew every region to 8,192 candidates (6.4 s on the loaded
-# 2-core machine, one BLAS thread, against 1.6 s one by one; docs/design.md).
-BATCH_ONE_BY_ONE_ABOVE = 20_000
+# 2-core machine, one BLAS thread, against 1.6 s one by one; over 10k, 7.9 s in rounds;
+# docs/design.md). Smaller pools keep the rounds, whose first region is most of the pool.
+BATCH_ONE_BY_ONE_ABOVE = 4_096
 
 
 @torch.inference_mode()  # no autograd bookkeeping: a step is dozens of small tensor ops
