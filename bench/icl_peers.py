@@ -803,9 +803,10 @@ PREFIX_SIZES = (4, 6, 8)
 
 def prefix_block(data: TaskData, size: int) -> list[int]:
     """``size`` pool rows chosen by MMD to the traffic sample (the validation split, never
-    the test split), in the order the library returns them for a prompt."""
+    the test split), in the order the library gives them for a prompt (``prompt_order``, most
+    relevant to the traffic last), as the service renders a prefix."""
     result = select(data.library_pool, data.validation.vectors, size)
-    return list(result.indices)
+    return list(result.prompt_order)
 
 
 def slices(data: TaskData, prefix: list[int], size: int) -> list[list[int]]:
