@@ -721,7 +721,33 @@ class Engine:
         tokenizer = self.store.pool_tokenizer(name)  # 404 before embedding anything
         prepared = self.prepare(examples, self.embedder_for(name), tokenizer=tokenizer)
         checkpoint()  # the caller gave up while it embedded: commit nothing
-        return self.store.upsert(name, prepared)
+        outcome = self.store.upsert(name, prepared)
+        if outcome.inserted or outcome.updated:
+            self.refresh(name)
+        return outcome
+
+    def delete_example(self, name: str, example_id: str) -> int:
+        """Delete one example; returns the new pool version."""
+        version = self.store.delete_example(name, example_id)
+        self.refresh(name)
+        return version
+
+    def refresh(self, name: str) -> None:
+        """After a write that changed the pool ``name``: bring its cached snapshot to the new
+        version in the writer's own task (:meth:`loaded`; a few changes are applied to the
+        rows before, :meth:`read_pool`). Else the next selection pays for that reload, in the
+        read lane, on a selection's clock: 15 ms of CPU on the soak's pool of 10,000 after
+        each upsert of 4. A pool not loaded yet is left to its first selection, and one that
+        cannot be prepared now (emptied) to its selections, which report why."""
+        with self._guard:
+            if name not in self._snapshots:
+                return
+        try:
+            self.loaded(name)
+        except (ApiError, selector.SelectorError) as exc:
+            logger.info("pool %r not refreshed after a write: %s", name, exc)
+        except Exception:  # the write is committed: its caller is answered all the same
+            logger.exception("refreshing pool %r after a write failed", name)
 
     # --- prepared pools ----------------------------------------------------------------
 
