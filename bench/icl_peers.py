@@ -22,6 +22,8 @@ as a signal (AUC of MMD predicting an error, and a reliability table).
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import importlib.util
 import json
 import time
@@ -404,7 +406,45 @@ def versus(runs: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- the run
 
 
-def run(config: Config, path: Path, log: Callable[[str], None], backend: str) -> dict[str, Any]:
+def earlier_rows(path: Path, result: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The rows (and zero-shot answers, under method ``"zero"``) of an earlier run written to
+    ``path`` with the same settings (backend, sizes, ordering, and the same embeddings bit for
+    bit: another CPU rounds MiniLM differently, which moves some selections), by (task, method,
+    k); each keeps the date it was measured on (``measured``). Rows of other settings are never
+    reused."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    same = (
+        "backend",
+        "sample",
+        "pool_size",
+        "validation_size",
+        "test_size",
+        "ordering",
+        "embeddings_sha256",
+    )
+    if any(old.get(key) != result[key] for key in same):
+        return {}
+    date = old.get("environment", {}).get("date")
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for row in [*old.get("runs", []), *old.get("prefix_runs", [])]:
+        rows[(row["task"], row["method"], row["k"])] = {"measured": date, **row}
+    for name, info in old.get("tasks", {}).items():
+        if "zero_shot" in info:
+            rows[(name, "zero", 0)] = {"measured": date, **info["zero_shot"]}
+    return rows
+
+
+def run(
+    config: Config,
+    path: Path,
+    log: Callable[[str], None],
+    backend: str,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Every row of ``config``; with ``resume``, rows an earlier run of the same settings wrote
+    to ``path`` are kept as they are (with their date) instead of being scored again."""
     quick = config == QUICK
     tasks = {"sentiment": SENTIMENT, "opinion": OPINION}
     result: dict[str, Any] = {
@@ -419,6 +459,11 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
         "tasks": {},
         "runs": [],
     }
+    _, vectors = sampled_tweet_embeddings(config.sample, config.seed)
+    result["embeddings_sha256"] = hashlib.sha256(
+        np.ascontiguousarray(vectors, dtype=np.float32).tobytes()
+    ).hexdigest()
+    earlier = earlier_rows(path, result) if resume else {}
     cache = CACHE / f"icl-peers-{backend}{'-quick' if quick else ''}.jsonl"
     lm = LanguageModel(cache, backend=backend)
     prepared: dict[str, tuple[TaskData, dict[str, Any], dict[str, float]]] = {}
@@ -461,6 +506,8 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
         # One model for both tasks; the prompts differ (the header), so their cache keys do.
         lm.label_tokens = [single_token(lm.tokenizer, " " + label) for label in task.labels]
         info = result["tasks"][task_name]
+        if (task_name, "zero", 0) in earlier:
+            info["zero_shot"] = earlier[(task_name, "zero", 0)]
         if "zero_shot" not in info:
             zero = answers(
                 lm, [[] for _ in data.test.texts], data.pool, data.test, "zero", log, task
@@ -470,27 +517,59 @@ def run(config: Config, path: Path, log: Callable[[str], None], backend: str) ->
                 "accuracy": hits / len(zero[0]),
                 "ci95": list(wilson(hits, len(zero[0]))),
             }
-        for name in (*config.methods, "input-only tuned"):
-            if name == "input-only tuned" and k != config.tuning_k:
-                continue
-            options = {"mmr tuned": mmr_setting, "input-only tuned": setting}.get(name)
-            outcome = evaluate(lm, name, k, data, log, options)
-            outcome["signal"] = signal(outcome)
-            result["runs"].append(outcome)
-            log(f"{task_name} {name}@{k}: {outcome['accuracy']:.3f}")
-            _record(result, lm, path)
+        methods = [
+            m
+            for m in (*config.methods, "input-only tuned")
+            if m != "input-only tuned" or k == config.tuning_k
+        ]
+        # knn and the joint default first, then the prefix rows beside them, then the peers.
+        for name in [m for m in methods if m in ("knn", "mmdshot joint")]:
+            _add_run(result, earlier, lm, name, k, data, log, path, None)
         if k == config.tuning_k and task_name == "sentiment" and config.prefix:
             if pinned_supported():
                 result["prefix_runs"] = []
                 for size in PREFIX_SIZES:
-                    row = evaluate_prefix(lm, data, size, log)
+                    key = (task_name, f"prefix {size} + slice {PREFIX_TOTAL - size}", PREFIX_TOTAL)
+                    row = earlier.get(key) or {
+                        **evaluate_prefix(lm, data, size, log),
+                        "measured": _now(),
+                    }
                     result["prefix_runs"].append(row)
                     log(f"{row['method']}: {row['accuracy']:.3f}")
                     _record(result, lm, path)
             else:
                 log("the library has no pinned= yet: no prefix rows")
+        for name in [m for m in methods if m not in ("knn", "mmdshot joint")]:
+            options = {"mmr tuned": mmr_setting, "input-only tuned": setting}.get(name)
+            _add_run(result, earlier, lm, name, k, data, log, path, options)
     _record(result, lm, path)
     return result
+
+
+def _add_run(
+    result: dict[str, Any],
+    earlier: dict[tuple[str, str, int], dict[str, Any]],
+    lm: LanguageModel,
+    name: str,
+    k: int,
+    data: TaskData,
+    log: Callable[[str], None],
+    path: Path,
+    options: dict[str, Any] | None,
+) -> None:
+    """One method's row at ``k``: the earlier run's where it has one, else scored now."""
+    outcome = earlier.get((data.task.name, name, k))
+    if outcome is None:
+        outcome = evaluate(lm, name, k, data, log, options)
+        outcome["signal"] = signal(outcome)
+        outcome["measured"] = _now()
+    result["runs"].append(outcome)
+    log(f"{data.task.name} {name}@{k}: {outcome['accuracy']:.3f}")
+    _record(result, lm, path)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _record(result: dict[str, Any], lm: LanguageModel, path: Path) -> None:
@@ -570,12 +649,14 @@ def plot(result: dict[str, Any], accuracy_path: Path, reliability_path: Path) ->
     plt.close(figure)
 
 
-def write(path: Path, quick: bool = False, backend: str | None = None) -> dict[str, Any]:
+def write(
+    path: Path, quick: bool = False, backend: str | None = None, resume: bool = False
+) -> dict[str, Any]:
     def log(message: str) -> None:
         print(message, flush=True)
 
     chosen = backend or ("transformers" if quick else default_backend())
-    result = run(QUICK if quick else FULL, path, log, chosen)
+    result = run(QUICK if quick else FULL, path, log, chosen, resume)
     if quick:
         plot(result, path.parent / "icl-peers-quick.png", path.parent / "icl-reliability-quick.png")
     else:
@@ -722,9 +803,10 @@ PREFIX_SIZES = (4, 6, 8)
 
 def prefix_block(data: TaskData, size: int) -> list[int]:
     """``size`` pool rows chosen by MMD to the traffic sample (the validation split, never
-    the test split), in the order the library returns them for a prompt."""
+    the test split), in the order the library gives them for a prompt (``prompt_order``, most
+    relevant to the traffic last), as the service renders a prefix."""
     result = select(data.library_pool, data.validation.vectors, size)
-    return list(result.indices)
+    return list(result.prompt_order)
 
 
 def slices(data: TaskData, prefix: list[int], size: int) -> list[list[int]]:
@@ -750,14 +832,18 @@ def evaluate_prefix(
     block = data.task.prompt(shots, "")[: -len(f"Tweet: \n{data.task.field}:")]
     block_tokens = len(lm.tokenizer(block).input_ids)
     header_tokens = len(lm.tokenizer(data.task.header).input_ids)
-    correct, shares, demo_shares = [], [], []
+    correct, shares, demo_shares, predictions, purity = [], [], [], [], []
     for row, indices in enumerate(ordered):
         demonstrations = shots + [(data.pool.texts[i], data.pool.labels[i]) for i in indices]
         prompt = data.task.prompt(demonstrations, data.test.texts[row])
         if not prompt.startswith(block):
             raise AssertionError("the prefix block must open every prompt byte for byte")
         logprobs = lm.label_logprobs(prompt)
-        correct.append(data.task.labels[int(np.argmax(logprobs))] == data.test.labels[row])
+        predictions.append(data.task.labels[int(np.argmax(logprobs))])
+        correct.append(predictions[-1] == data.test.labels[row])
+        purity.append(
+            float(np.mean([data.pool.labels[i] == data.test.labels[row] for i in prefix + indices]))
+        )
         total = len(lm.tokenizer(prompt).input_ids)
         query_tokens = len(lm.tokenizer(data.task.prompt([], data.test.texts[row])).input_ids)
         shares.append(block_tokens / total)
@@ -773,6 +859,10 @@ def evaluate_prefix(
         "accuracy": hits / len(correct),
         "ci95": list(wilson(hits, len(correct))),
         "correct": "".join("1" if c else "0" for c in correct),
+        "label_purity": float(np.mean(purity)),
+        "predicted_share": {
+            label: predictions.count(label) / len(predictions) for label in data.task.labels
+        },
         "prefix": prefix,
         "prefix_tokens": block_tokens,
         "cached_prompt_share": float(np.mean(shares)),
@@ -792,10 +882,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--compare-backends", type=int, metavar="N", help="only score N prompts with both"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows an earlier run of the same settings wrote to --results",
+    )
     args = parser.parse_args()
     if args.compare_backends:
         compare_backends(
             args.results.with_name("icl-lm-backends.json"), args.compare_backends, 20, print
         )
     else:
-        write(args.results, quick=args.quick, backend=args.backend)
+        write(args.results, quick=args.quick, backend=args.backend, resume=args.resume)

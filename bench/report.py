@@ -609,8 +609,15 @@ def write(results: Path, out: Path) -> None:
             # How the answers scored on another machine (bench/lm.py) compared with the CPU.
             result["device_scoring"] = _load(results, "icl-lm-scoring")
         if result is not None:
-            sections.append(render(result))
+            sections.append(render(result) + _note(results, name))
     out.write_text("\n".join(sections))
+
+
+def _note(results: Path, name: str) -> str:
+    """A person's note on the run behind section ``name`` (``docs/results/NAME.note.md``, kept
+    beside its JSON so that regenerating this page never drops it), after the section."""
+    path = results / f"{name}.note.md"
+    return f"\n{path.read_text().strip()}\n" if path.exists() else ""
 
 
 PEER_ORDER = (

@@ -8,6 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from selector.constraints import ConstraintPlan
 from selector.joint import AffinityScorer
@@ -90,13 +91,23 @@ def ranked(
 
 
 def baselines(
-    scorer: AffinityScorer, plan: ConstraintPlan, seed: int, row: int, k: int
+    scorer: AffinityScorer,
+    plan: ConstraintPlan,
+    seed: int,
+    row: int,
+    k: int,
+    candidates: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """``mmd2``, under the call's kernel (joint when it is), of what the baseline methods
     choose: knn, the k allowed candidates of largest *input* affinity
-    ``sum_j w_j k(x_i, y_j)`` over the whole pool (what ``method="knn"`` chooses, whatever
-    the output side), and k allowed candidates drawn with ``seed``; each after the pinned
-    candidates, when there are some."""
+    ``sum_j w_j k(x_i, y_j)`` (what ``method="knn"`` chooses, whatever the output side), and k
+    allowed candidates drawn with ``seed`` from the whole pool; each after the pinned
+    candidates, when there are some.
+
+    knn ranks the whole pool when the call scanned it (``scorer.scan_inner``); on the
+    prefilter path, which scans nothing, it ranks the prefilter's ``candidates: (L,)`` (pool
+    indices, ``-1`` for padding), as ``method="knn"`` with the prefilter does, instead of
+    scanning the pool for the baseline alone."""
     pins = [] if plan.pinned is None else plan.pinned.tolist()
     mask = plan.host_static_mask.copy()
     mask[pins] = False
@@ -104,19 +115,38 @@ def baselines(
     generator = np.random.default_rng(seed)
     random_indices = pins + generator.choice(allowed, size=k, replace=False).tolist()
     weights = scorer.targets.weights[row].unsqueeze(1)  # (m, 1)
+    points = scorer.targets.points[row]  # (m, d)
+    index = np.arange(scorer.pool.size)
     if scorer.scan_inner is not None:  # the call's scan already has the row's products
         inner = scorer.scan_inner[row]  # (m, n)
-    else:  # the prefilter path scanned no pool
-        inner = scorer.pool.inner_products(scorer.targets.points[row])
-    values = scorer.kernel.from_inner(inner)  # (m, n)
-    input_affinity = (values * weights.to(values.dtype)).sum(0).cpu().numpy()  # (n,)
-    input_affinity[~mask] = -math.inf
-    order = np.argsort(-input_affinity, kind="stable")[:k]
-    knn_indices = pins + order.tolist()
+    else:
+        if candidates is not None:  # the prefilter path: its candidates
+            found = candidates[candidates >= 0].cpu().numpy()
+            if int(mask[found].sum()) >= k:  # else too few allowed: rank the whole pool
+                index = found
+        if len(index) < scorer.pool.size:
+            rows = scorer.pool.rows(torch.from_numpy(index).to(scorer.pool.device))  # (L, d)
+            inner = points @ rows.T.to(points.dtype)
+        else:
+            inner = scorer.pool.inner_products(points)
+    values = scorer.kernel.from_inner(inner)  # (m, L)
+    input_affinity = (values * weights.to(values.dtype)).sum(0).cpu().numpy()  # (L,)
+    input_affinity[~mask[index]] = -math.inf
+    knn_indices = pins + index[top_positions(input_affinity, k)].tolist()
     return {
         "knn": max(scorer.evaluate(row, knn_indices), 0.0),
         "random": max(scorer.evaluate(row, random_indices), 0.0),
     }
+
+
+def top_positions(values: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the ``k`` largest of ``values: (L,)``, largest first, ties to the
+    lower position (a full stable sort's order, from a partition and a sort of about k)."""
+    if k >= len(values):
+        return np.argsort(-values, kind="stable")[:k]
+    threshold = np.partition(values, len(values) - k)[len(values) - k]
+    tied = np.flatnonzero(values >= threshold)  # the top k and any ties at the threshold
+    return tied[np.argsort(-values[tied], kind="stable")][:k]
 
 
 def label_distribution(scorer: AffinityScorer, row: int) -> dict[Hashable, float] | None:

@@ -454,7 +454,7 @@ def _finish(
     if pins:
         chosen_mmd2 = max(scorer.evaluate(row, primary.indices), 0.0)
     baselines = (
-        report.baselines(scorer, plan, settings.seed, row, k - pinned)
+        report.baselines(scorer, plan, settings.seed, row, k - pinned, solved.pool_index)
         if settings.compare_baselines
         else {}
     )

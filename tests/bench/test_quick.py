@@ -117,10 +117,16 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     text = (tmp_path / "benchmarks.md").read_text()
     assert "## Speed" in text and "## HTTP selection" in text
     assert "| OpenICL TopK |" in text and "TopkRetriever is a nearest-neighbour search" in text
+    # A person's note beside a result survives regeneration, at the end of its own section.
+    (tmp_path / "speed.note.md").write_text("*A note on the speed run.*\n")
+    report.write(tmp_path, tmp_path / "benchmarks.md")
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert text.index("## Speed") < text.index("*A note on the speed run.*")
+    assert text.index("*A note on the speed run.*") < text.index("## HTTP selection")
 
 
 @pytest.mark.slow
-def test_icl_peers_quick(tmp_path: Path) -> None:
+def test_icl_peers_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = icl_peers.write(tmp_path / "icl-peers.json", quick=True)
     assert result["backend"] == "transformers"  # the test suite never needs llama.cpp
     runs = {(run["task"], run["method"], run["k"]): run for run in result["runs"]}
@@ -152,3 +158,18 @@ def test_icl_peers_quick(tmp_path: Path) -> None:
     assert shares == sorted(shares)
     section = report.icl_peers_section(json.loads((tmp_path / "icl-peers.json").read_text()))
     assert "| set-bsr |" in section and "| dpp |" in section
+
+    # --resume keeps every row of the same settings and scores nothing again.
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a row was scored again")
+
+    monkeypatch.setattr(icl_peers, "evaluate", never)
+    monkeypatch.setattr(icl_peers, "evaluate_prefix", never)
+    again = icl_peers.write(tmp_path / "icl-peers.json", quick=True, resume=True)
+    assert again["runs"] == result["runs"] and again["prefix_runs"] == result["prefix_runs"]
+    assert all(row["measured"] for row in again["runs"])
+    # Other settings: nothing of the earlier file is reused.
+    changed = json.loads((tmp_path / "icl-peers.json").read_text()) | {"sample": 1}
+    (tmp_path / "icl-peers.json").write_text(json.dumps(changed))
+    with pytest.raises(AssertionError, match="scored again"):
+        icl_peers.write(tmp_path / "icl-peers.json", quick=True, resume=True)

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from selector import Pool, PoolIndex, PrefilterConfig, select, select_batch
-from tests.selector.reference import clustered_pool, unit_rows
+from selector.report import top_positions
+from tests.selector.reference import (
+    Outputs,
+    clustered_pool,
+    estimated_outputs,
+    naive_mmd2,
+    one_hot,
+    unit_rows,
+)
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
@@ -40,3 +50,48 @@ def test_small_pools_get_an_exact_flat_index_and_it_round_trips(tmp_path) -> Non
     pool = Pool.from_arrays(vectors, index=loaded)
     result = select(pool, vectors[7], 4)
     assert result.prefiltered and 7 in result.indices
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_the_prefilter_paths_knn_baseline_is_prefiltered_knn_and_scans_no_pool(
+    labelled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the prefilter path the knn baseline is what ``method="knn"`` with the prefilter
+    chooses (the index's candidates ranked by input affinity), measured in the call's kernel,
+    and no pass over the whole pool is made for it."""
+    vectors = clustered_pool(20_000, 16, 4)
+    labels = np.arange(20_000) % 3 if labelled else None
+    index = PoolIndex.build(vectors, PrefilterConfig(approximate_above=1_000))
+    pool = Pool.from_arrays(vectors, index=index, normalized=True, labels=labels)
+    query = unit_rows(vectors[11:12] + 0.3 * np.random.default_rng(5).standard_normal(16))[0]
+
+    def no_scan(self: Pool, queries: object) -> None:
+        raise AssertionError("the whole pool was scanned")
+
+    monkeypatch.setattr(Pool, "inner_products", no_scan)
+    result = select(pool, query, 8, compare_baselines=True)
+    knn = select(pool, query, 8, method="knn")
+    assert result.prefiltered and knn.prefiltered
+    monkeypatch.undo()
+    exact = np.argsort(-(vectors @ query), kind="stable")[:8]
+    assert sorted(knn.indices) == sorted(exact.tolist())  # the index finds the true top 8 here
+    chosen = np.array(knn.indices)
+    outputs = None
+    if labels is not None:
+        estimate = estimated_outputs(vectors, query[None], one_hot(labels, 3), "cosine")
+        outputs = Outputs(
+            estimate.candidate[chosen], estimate.target, estimate.kernel, estimate.tau
+        )
+    reference = naive_mmd2("softmax", 0.2, vectors[chosen], query[None], outputs=outputs)
+    assert result.baselines["knn"] == pytest.approx(max(reference, 0.0), abs=1e-5)
+    assert result.mmd2 <= result.baselines["knn"] + 1e-9
+
+
+@given(
+    st.lists(st.sampled_from([-np.inf, -1.0, 0.0, 0.5, 2.0]), min_size=1, max_size=60),
+    st.integers(1, 70),
+)
+def test_top_k_is_the_stable_sorts_prefix(values: list[float], k: int) -> None:
+    array = np.array(values)
+    expected = np.argsort(-array, kind="stable")[:k]
+    np.testing.assert_array_equal(top_positions(array, k), expected)
