@@ -28,6 +28,7 @@ from app.cost import selection_cost
 from app.engine import Engine, FairExecutor, Task, checkpoint, lane_shares
 from app.errors import ApiError
 from app.main import create_app
+from app.schemas import ExampleIn
 from app.store import PoolRows
 from tests.app.conftest import (
     LABELS,
@@ -375,13 +376,23 @@ def test_loading_one_pool_never_delays_another(
 def test_selections_answer_from_the_previous_version_while_a_newer_one_loads(
     tmp_path: Path, slow_pool: Callable[[float], None]
 ) -> None:
+    """A newer version loading, by the selection that found it (written by another replica
+    of the store) or by the write itself: the selections meanwhile answer from the version
+    before, at once."""
     with InProcessServer(hashing_settings(tmp_path)) as running:
         running.wait_ready()
         with httpx.Client(base_url=running.url, timeout=60) as client:
             fill(client, "slow", 60)
             before = client.post("/v1/pools/slow/select", json=LIGHT).json()["pool_version"]
-            added = {"examples": make_examples(1, start=500)}
-            after = client.post("/v1/pools/slow/examples", json=added).json()["version"]
+            # Written through another engine on the same store, as another replica would:
+            # this server learns of it from the store, at its next selection.
+            replica = Engine(hashing_settings(tmp_path))
+            try:
+                replica.load_models()
+                added = [ExampleIn(**make_examples(1, start=500)[0])]
+                after = replica.upsert("slow", added).version
+            finally:
+                replica.close()
             assert after > before
             slow_pool(3.0)
             with ThreadPoolExecutor(1) as background:
@@ -396,9 +407,23 @@ def test_selections_answer_from_the_previous_version_while_a_newer_one_loads(
                 fresh = loading.result()
             assert stale["pool_version"] == before and stale["timings"]["load_ms"] == 0
             assert fresh["pool_version"] == after and fresh["timings"]["load_ms"] >= 3000
+            # A write of this server brings the snapshot to its version itself.
+            with ThreadPoolExecutor(1) as background:
+                added_here = {"examples": make_examples(1, start=600)}
+                writing = background.submit(
+                    lambda: client.post("/v1/pools/slow/examples", json=added_here).json()
+                )
+                time.sleep(0.3)  # committed; the write is loading its version
+                started = time.monotonic()
+                stale = client.post("/v1/pools/slow/select", json=LIGHT).json()
+                assert time.monotonic() - started < 1.0
+                assert not writing.done()
+                written = writing.result()["version"]
+            assert stale["pool_version"] == after and stale["timings"]["load_ms"] == 0
             slow_pool(0.0)
             latest = client.post("/v1/pools/slow/select", json=LIGHT).json()
-            assert latest["pool_version"] == after
+            assert latest["pool_version"] == written > after
+            assert latest["timings"]["load_ms"] == 0  # the write loaded it
 
 
 def test_ready_after_load_waits_for_the_stored_pools(
