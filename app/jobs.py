@@ -500,7 +500,9 @@ class JobWorker:
                 step = JobStep(job_id, self.store.owner, len(chunk), errors)
                 self.store.stage_import(pool, prepared, lines, step)
         self._checkpoint(job_id, deadline)
-        self.store.apply_import(pool, job_id)
+        outcome = self.store.apply_import(pool, job_id)
+        if outcome.inserted or outcome.updated:
+            self.engine.refresh(pool)  # in this thread, not on the next selection's clock
 
     def _calibrate(self, job: dict[str, Any], deadline: float) -> None:
         job_id = job["id"]

@@ -156,10 +156,10 @@ def run(service: FastAPI, settings: Settings, log_level: str) -> None:
     from app.shutdown import DrainingServer
 
     # Threads parsing an import or embedding hold the GIL for up to the switch interval each
-    # time the event loop asks for it; at Python's 5 ms the slowest /health answer (several
-    # such hand-overs) during a 50 MB import took 145-373 ms, at 1 ms 81-246 ms (side by
-    # side, docs/api.md "Bounded work"). The compute threads spend their time in
-    # numpy and torch, outside the GIL, so the extra hand-overs cost them nothing measurable.
+    # time the event loop asks for it (Python's default is 5 ms). The compute threads spend
+    # their time in numpy and torch, outside the GIL, so the extra hand-overs cost them
+    # nothing measurable. The longer holds were full garbage collections, now kept short by
+    # app.engine.freeze_heap (docs/api.md "Bounded work").
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)

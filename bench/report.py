@@ -386,10 +386,14 @@ def _statuses(statuses: dict[str, int]) -> str:
 def soak_section(result: dict[str, Any]) -> str:
     """The soak (``python -m bench soak``): rounds with writers, the baseline, RSS."""
     lines = []
-    parts = [
+    parts = []
+    if "baseline_before" in result:  # runs before it: one baseline, after the writers
+        parts.append(("baseline before (no writers)", result["baseline_before"], None))
+    parts += [
         (f"{n} (writers)", r["selections"], r["writers"]) for n, r in enumerate(result["rounds"], 1)
     ]
-    parts.append(("baseline (no writers)", result["baseline"], None))
+    after = "baseline after" if "baseline_before" in result else "baseline"
+    parts.append((f"{after} (no writers)", result["baseline"], None))
     for name, selections, writers in parts:
         written = (
             "—"
@@ -405,25 +409,36 @@ def soak_section(result: dict[str, Any]) -> str:
     rss = ", ".join(f"{at} s: {mb:.0f} MB" for at, mb in result["rss_mb"].items())
     ratio = result["throughput_ratio"]
     share = result.get("read_share", 0.75)  # runs before the setting: 3 : 1
+    versus_after = (
+        f" ({result['throughput_ratio_vs_after']:.2f}x the round after them alone)"
+        if "throughput_ratio_vs_after" in result
+        else ""
+    )
+    baselines = (
+        f"between two without writers (their mean is the baseline), after a warm-up of "
+        f"{result['warmup_s']} s of selections that is not counted"
+        if "baseline_before" in result
+        else "then one without writers (the baseline)"
+    )
     return f"""## Soak: selections beside writers
 
 `python -m bench soak`: {result["round_s"]} s rounds at concurrency {result["concurrency"]} of
 `POST /v1/pools/{{pool}}/select` (k = {result["k"]}, {result["embedder"]} query embeddings) on a
 {result["pool_size"]:,}-example pool of real tweets, while {result["writers"]} writers upsert
 {result["upsert_batch"]} new examples per call as fast as they are answered; two rounds in a
-row, then one without writers (the baseline). Driven by {result["tool"]}. Reads and writes
+row, {baselines}. Driven by {result["tool"]}. Reads and writes
 wait in separate bounded queues; while both wait, the compute threads give the selections
 {share:.0%} of their time and writes the rest (`MMDSHOT_READ_SHARE` {share:g}). Every write
-bumps the pool's version; the next selection reads only the rows changed since its cached snapshot
-(and the ids deleted since) and applies them to it, so a write costs the selections its own
-embedding and commit, not a reload of the pool.
+bumps the pool's version and brings the cached snapshot to it itself (it reads only the rows
+changed since, and the ids deleted since, and applies them), so a write costs the selections
+its own embedding and commit, not a reload of the pool on a selection's clock.
 
 | round | p50 ms | p99 ms | selections/s | selection statuses | writes |
 |---|---|---|---|---|---|
 {rows}
 
-Selection throughput with writers: {ratio:.2f}x the baseline. Server errors (5xx or socket
-errors): {result["server_errors"]}. The server's RSS: {rss}; between the rounds
+Selection throughput with writers: {ratio:.2f}x the baseline{versus_after}. Server errors
+(5xx or socket errors): {result["server_errors"]}. The server's RSS: {rss}; between the rounds
 {100 * result["rss_growth_between_rounds"]:+.1f} %. The pool grew to
 {result["pool_size_after"]:,} examples.
 

@@ -112,4 +112,4 @@ def get_example(pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep) ->
 async def delete_example(
     pool: PoolPath, example_id: ExampleIdPath, engine: EngineDep, compute: ComputeDep
 ) -> None:
-    await compute.write(engine.store.delete_example, pool, example_id)
+    await compute.write(engine.delete_example, pool, example_id)

@@ -8,6 +8,8 @@ import itertools
 import json
 import sqlite3
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +28,16 @@ from app.cost import selection_cost
 from app.engine import Engine, FairExecutor, Task, checkpoint, lane_shares
 from app.errors import ApiError
 from app.main import create_app
+from app.schemas import ExampleIn
 from app.store import PoolRows
-from tests.app.conftest import LABELS, Server, assert_error, free_port, make_examples
+from tests.app.conftest import (
+    LABELS,
+    NDJSON,
+    Server,
+    assert_error,
+    free_port,
+    make_examples,
+)
 
 HEAVY_POOL = 4_000
 # A valid selection that runs for seconds on a 4,000-example hashed pool (a beam of 16 to
@@ -366,13 +376,23 @@ def test_loading_one_pool_never_delays_another(
 def test_selections_answer_from_the_previous_version_while_a_newer_one_loads(
     tmp_path: Path, slow_pool: Callable[[float], None]
 ) -> None:
+    """A newer version loading, by the selection that found it (written by another replica
+    of the store) or by the write itself: the selections meanwhile answer from the version
+    before, at once."""
     with InProcessServer(hashing_settings(tmp_path)) as running:
         running.wait_ready()
         with httpx.Client(base_url=running.url, timeout=60) as client:
             fill(client, "slow", 60)
             before = client.post("/v1/pools/slow/select", json=LIGHT).json()["pool_version"]
-            added = {"examples": make_examples(1, start=500)}
-            after = client.post("/v1/pools/slow/examples", json=added).json()["version"]
+            # Written through another engine on the same store, as another replica would:
+            # this server learns of it from the store, at its next selection.
+            replica = Engine(hashing_settings(tmp_path))
+            try:
+                replica.load_models()
+                added = [ExampleIn(**make_examples(1, start=500)[0])]
+                after = replica.upsert("slow", added).version
+            finally:
+                replica.close()
             assert after > before
             slow_pool(3.0)
             with ThreadPoolExecutor(1) as background:
@@ -387,9 +407,23 @@ def test_selections_answer_from_the_previous_version_while_a_newer_one_loads(
                 fresh = loading.result()
             assert stale["pool_version"] == before and stale["timings"]["load_ms"] == 0
             assert fresh["pool_version"] == after and fresh["timings"]["load_ms"] >= 3000
+            # A write of this server brings the snapshot to its version itself.
+            with ThreadPoolExecutor(1) as background:
+                added_here = {"examples": make_examples(1, start=600)}
+                writing = background.submit(
+                    lambda: client.post("/v1/pools/slow/examples", json=added_here).json()
+                )
+                time.sleep(0.3)  # committed; the write is loading its version
+                started = time.monotonic()
+                stale = client.post("/v1/pools/slow/select", json=LIGHT).json()
+                assert time.monotonic() - started < 1.0
+                assert not writing.done()
+                written = writing.result()["version"]
+            assert stale["pool_version"] == after and stale["timings"]["load_ms"] == 0
             slow_pool(0.0)
             latest = client.post("/v1/pools/slow/select", json=LIGHT).json()
-            assert latest["pool_version"] == after
+            assert latest["pool_version"] == written > after
+            assert latest["timings"]["load_ms"] == 0  # the write loaded it
 
 
 def test_ready_after_load_waits_for_the_stored_pools(
@@ -458,7 +492,37 @@ def test_every_429_carries_retry_after(tmp_path: Path) -> None:
         server.stop()
 
 
+# A /health prober in a process of its own, as a kubelet is: standard library only, the
+# collector off, so neither the test process's allocations (a full collection there took
+# 40-120 ms) nor its upload thread's hold on that process's GIL count as the server's
+# latency. Probes are due every 20 ms, each timed from when it was due (as wrk2 does): a
+# stall of the server delays the probes that should have gone meanwhile too, so a 1 s stall
+# counts as the 50 slow probes a steady prober would have met, not as one. It probes until a
+# line arrives on stdin, then prints the latencies.
+HEALTH_PROBER = r"""
+import gc, http.client, json, select, sys, time
+gc.disable()
+connection = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
+def probe():
+    connection.request("GET", "/health")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200, answer.status
+probe()
+print("probing", flush=True)
+latencies = []
+due = time.perf_counter()
+while not select.select([sys.stdin], [], [], max(0.0, due - time.perf_counter()))[0]:
+    probe()
+    latencies.append(time.perf_counter() - due)
+    due += 0.02
+print(json.dumps(latencies), flush=True)
+"""
+
+
 def test_health_stays_fast_while_a_50_mb_import_uploads_and_parses(tmp_path: Path) -> None:
+    """Issue 11: /health p99 under 100 ms while a 50 MB import is uploaded, then parsed,
+    embedded and committed chunk by chunk (the first 10 s of the job)."""
     server = Server(tmp_path).start()
     try:
         with server.client() as client:
@@ -470,52 +534,46 @@ def test_health_stays_fast_while_a_50_mb_import_uploads_and_parses(tmp_path: Pat
                 lines.append(json.dumps(line))
             body = ("\n".join(lines) + "\n").encode()
             assert len(body) > 50_000_000
-            done = threading.Event()
-
-            def upload() -> httpx.Response:
-                try:
-                    with httpx.Client(timeout=300) as uploader:
-                        return uploader.post(
-                            f"{server.url}/v1/pools/big/imports",
-                            content=body,
-                            headers={"content-type": "application/x-ndjson"},
-                        )
-                finally:
-                    done.set()
-
-            latencies = []
-
-            def probe() -> None:
-                started = time.perf_counter()
-                assert client.get("/health").status_code == 200
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.02)
-
-            with ThreadPoolExecutor(1) as background:
-                answer = background.submit(upload)
-                while not done.is_set():
-                    probe()
-                assert answer.result().status_code == 202, answer.result().text
-            # Then while the job parses (in the worker, once the body is spooled) and starts
-            # committing.
-            job_id = answer.result().json()["id"]
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            host, port = server.url.removeprefix("http://").split(":")
+            prober = subprocess.Popen(
+                [sys.executable, "-c", HEALTH_PROBER, host, port],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert prober.stdout is not None and prober.stdout.readline() == "probing\n"
+                # Sent in blocks of 1 MiB, as a client streams a file (given the whole body,
+                # httpcore copies what is left of it after every send).
+                view = memoryview(body)
+                blocks = (bytes(view[at : at + 2**20]) for at in range(0, len(body), 2**20))
+                answer = client.post(
+                    "/v1/pools/big/imports",
+                    content=blocks,
+                    headers={**NDJSON, "Content-Length": str(len(body))},
+                    timeout=300,
+                )
+                assert answer.status_code == 202, answer.text
+                job_id = answer.json()["id"]
+                deadline = time.monotonic() + 60
+                while (job := client.get(f"/v1/jobs/{job_id}").json())["done"] == 0:
+                    assert job["status"] in ("queued", "running"), job
+                    assert time.monotonic() < deadline, job
+                    time.sleep(0.1)
+                time.sleep(10)
                 job = client.get(f"/v1/jobs/{job_id}").json()
-                if job["done"] > 0 or job["status"] in ("succeeded", "failed"):
-                    break
-                probe()
-            for _ in range(25):
-                probe()
-            latencies.sort()
-            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-            assert len(latencies) > 30
-            # Issue 11 asks for a p99 under 100 ms; on this 2-core machine it measured 0.109 s
-            # (median 5 ms) when quiet, and with the 1 ms GIL switch interval (app/server.py)
-            # 0.197, 0.173 and 0.498 s (medians 14-19 ms) on the same machine shared with
-            # other jobs: not reliably met, so the bound here is 250 ms: it still catches a
-            # stall of the event loop (parsing the body on it stalled 2.5 s).
-            assert p99 < 0.25, (p99, statistics.median(latencies), latencies[-5:])
+                stdout, _ = prober.communicate("stop\n", timeout=30)
+            finally:
+                if prober.poll() is None:
+                    prober.kill()
+            assert prober.returncode == 0
+            assert job["status"] == "running" and 0 < job["done"] < job["total"] == 200_000
+            latencies = sorted(json.loads(stdout))
+            assert len(latencies) > 200
+            p99 = latencies[int(0.99 * len(latencies))]
+            # 17-39 ms on the loaded 2-core development machine (docs/api.md "Bounded work");
+            # the import body parsed on the event loop instead measured 683 ms.
+            assert p99 < 0.1, (p99, statistics.median(latencies), latencies[-5:])
     finally:
         server.stop()
 

@@ -14,7 +14,7 @@ import pytest
 from app.config import Settings
 from app.engine import Engine
 from app.schemas import ExampleIn
-from tests.app.conftest import Server, make_examples
+from tests.app.conftest import NDJSON, Server, jsonl, make_examples, wait_for_job
 from tests.app.test_store import assert_same_rows
 
 QUERIES = [
@@ -108,3 +108,38 @@ def selection(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = response.json()
     answer.pop("timings")
     return answer
+
+
+def test_a_write_refreshes_the_snapshot_so_the_next_selection_loads_nothing(
+    tmp_path: Path,
+) -> None:
+    """An upsert, a delete and an import bring the loaded pool's snapshot to their version
+    themselves (in the write): the selection after each answers from that version with
+    ``load_ms`` 0, where it used to reload the pool on its own clock."""
+    server = Server(tmp_path).start()
+    try:
+        with server.client() as client:
+            assert client.post("/v1/pools", json={"name": "p"}).status_code == 201
+            upserted = client.post("/v1/pools/p/examples", json={"examples": make_examples(300)})
+            assert upserted.status_code == 200
+            loading = client.post("/v1/pools/p/select", json=QUERIES[0]).json()
+            assert loading["timings"]["load_ms"] > 0  # the first selection loads the pool
+
+            def select_after(version: int) -> None:
+                answer = client.post("/v1/pools/p/select", json=QUERIES[0]).json()
+                assert answer["pool_version"] == version
+                assert answer["timings"]["load_ms"] == 0, answer["timings"]
+
+            write = {"examples": make_examples(4, start=500)}
+            select_after(client.post("/v1/pools/p/examples", json=write).json()["version"])
+            assert client.delete("/v1/pools/p/examples/ex-3").status_code == 204
+            select_after(client.get("/v1/pools/p").json()["version"])
+            body = jsonl(make_examples(20, start=900))
+            job = client.post("/v1/pools/p/imports", content=body, headers=NDJSON).json()
+            assert wait_for_job(client, job["id"])["status"] == "succeeded"
+            select_after(client.get("/v1/pools/p").json()["version"])
+            # An upsert that changes nothing (a content duplicate) bumps no version.
+            same = client.post("/v1/pools/p/examples", json=write).json()
+            select_after(same["version"])
+    finally:
+        server.stop()

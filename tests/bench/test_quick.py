@@ -80,7 +80,9 @@ def test_soak_quick(tmp_path: Path) -> None:
     assert set(result["rss_mb"]) == {"0", "1.5", "3", "6"}
     assert all(mb > 10 for mb in result["rss_mb"].values())
     section = report.soak_section(json.loads((tmp_path / "soak.json").read_text()))
-    assert "| baseline (no writers) |" in section and "Server errors" in section
+    assert "| baseline before (no writers) |" in section and "Server errors" in section
+    assert "| baseline after (no writers) |" in section
+    assert result["baseline_before"]["per_s"] > 0
 
 
 @pytest.mark.slow

@@ -141,6 +141,17 @@ def test_onnx_threads_share_one_embedder(onnx_cache: Path) -> None:
     assert onnx._in_flight == 0
 
 
+def test_onnx_sessions_do_not_spin(onnx_cache: Path) -> None:
+    """The sessions' threads sleep between operators: spinning ones took the cores of the
+    service's other compute thread (selections fell to 0.51x beside two writers, 0.77x not
+    spinning; bench/soak.py)."""
+    onnx = OnnxSentenceEmbedder(cache_dir=onnx_cache, threads=2)
+    assert onnx._bulk_session is not onnx._query_session
+    for session in (onnx._bulk_session, onnx._query_session):
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_onnx_refuses_a_corrupt_file_and_auto_falls_back(tmp_path: Path, monkeypatch) -> None:
     layout = embedding.SentenceModelLayout.read(embedding.bundled_model_path())
     digest = embedding.onnx._weights_digest(layout.transformer)[:16]
