@@ -663,7 +663,8 @@ def test_selections_on_one_pool_are_not_delayed_while_a_200k_pool_loads(tmp_path
     # A selection on a 60-example pool takes milliseconds; one waiting for b's load would
     # take about as long as the load (9.6 s once on the busy 2-core machine, where a's
     # selections meanwhile took a median 70 ms against 20 ms before, at most 0.43 s: the
-    # load's CPU, not a wait).
+    # load's CPU, not a wait; once 0.33 s beside a load of 1.6 s). A selection that waited
+    # would wait for most of the load, and the loop above would then see only one or two.
     load_s = loaded["timings"]["load_ms"] / 1000
-    assert max(during) < min(1.0, load_s / 5), (during, before, load_s)
+    assert max(during) < min(1.0, load_s / 2), (during, before, load_s)
     assert statistics.median(during) < 5 * statistics.median(before) + 0.05, (during, before)
