@@ -223,3 +223,25 @@ def test_a_batch_solved_one_by_one_keeps_only_the_chosen(monkeypatch: pytest.Mon
         single = select(prepared, query, 6, initial_region=8)
         assert result.indices == single.indices and result.region_size == single.region_size
         assert result.region_size > 8
+
+
+def test_refinement_keeps_a_chosen_candidate_the_certificate_passes_from_outside() -> None:
+    """A labelled pool of near-duplicates where a chosen candidate sits exactly at the edge of
+    the prefix refinement would draw on (its bound tight: zero redundancy across labels); the
+    refinement region keeps it. Found by a random search (seed 93, the 16th query, k = 4);
+    before the fix the call failed an assertion, and over HTTP answered 500."""
+    from bench.speed import near_duplicate_unit_vectors
+
+    rng = np.random.default_rng(93)
+    n, d = int(rng.integers(5000, 12000)), int(rng.choice([16, 32, 64]))
+    vectors = near_duplicate_unit_vectors(n, d, 93, copies=int(rng.integers(50, 500)))
+    labels = rng.integers(0, int(rng.integers(2, 6)), n)
+    queries = vectors[rng.integers(0, n, 20)] + 0.05 * rng.standard_normal((20, d)).astype(
+        np.float32
+    )
+    query = unit_rows(queries)[15]
+    pool = Pool.from_arrays(vectors, labels=labels, normalized=True)
+    refined = select(pool, query, 4)
+    greedy = select(pool, query, 4, refine=False)
+    assert len(set(refined.indices)) == 4
+    assert refined.mmd2 <= greedy.mmd2 + 1e-9  # refinement never makes the subset worse
