@@ -173,10 +173,22 @@ def measure_kind(
     row["greedy_ratio_to_scan"] = row["exact_no_swap_ms"] / row["matvec_ms"]
     row["greedy_ratio_to_naive"] = row["exact_no_swap_ms"] / row["naive_greedy_ms"]
     checked = queries[:8]
-    row["naive_agrees_with_exact"] = all(
-        select(pool, q, k, refine=False).indices == naive_numpy_greedy(vectors, q, k, 0.2)
+    pairs = [
+        (select(pool, q, k, refine=False).indices, naive_numpy_greedy(vectors, q, k, 0.2))
         for q in checked
-    )
+    ]
+    row["naive_agrees_with_exact"] = all(ours == naive for ours, naive in pairs)
+    row["naive_checked"] = len(pairs)
+    row["naive_agreeing"] = sum(ours == naive for ours, naive in pairs)
+    gaps = [
+        divergence_gap(vectors, q, ours, naive, 0.2)
+        for q, (ours, naive) in zip(checked, pairs, strict=True)
+        if ours != naive
+    ]
+    # A disagreement is a float32 tie when, at the first step the subsets part, the two
+    # picks' step scores differ by less than float32 kernel values can resolve.
+    row["naive_float32_ties"] = sum(gap < FLOAT32_TIE for gap in gaps)
+    row["naive_max_divergence_gap"] = max(gaps, default=0.0)
     row["median_searched"] = float(
         np.median([select(pool, q, k, refine=False).region_size for q in checked])
     )
@@ -205,6 +217,39 @@ def naive_numpy_greedy(pool: np.ndarray, query: np.ndarray, k: int, tau: float) 
         sum_affinity += affinity[best]
         redundancy += np.exp((pool @ pool[best] - 1.0) / tau)
     return chosen
+
+
+# Float32 kernel values of unit vectors carry errors of about 1e-7 (the inner product's
+# rounding, times 1/tau = 5 through the exponential): step scores closer than this are ties
+# that two float32 computations may break either way.
+FLOAT32_TIE = 1e-6
+
+
+def divergence_gap(
+    pool: np.ndarray, query: np.ndarray, ours: list[int], naive: list[int], tau: float
+) -> float:
+    """At the first step where the subsets ``ours`` and ``naive`` part, the float64 gap
+    between the two picks' greedy step scores,
+    ``s(c) = (sum_chosen + 2 r(c) + 1) / t^2 - 2 (sum_affinity + a(c)) / t`` over the shared
+    prefix (``t`` the step, ``r(c)`` the candidate's kernel sum with the prefix, ``a(c)``
+    its kernel with ``query``): how far from a tie the two float32 computations broke."""
+    step = next(i for i, (a, b) in enumerate(zip(ours, naive, strict=True)) if a != b)
+    rows = pool.astype(np.float64)
+    prefix = rows[ours[:step]]
+
+    def kernel(inner: np.ndarray) -> np.ndarray:
+        return np.exp((inner - 1.0) / tau)
+
+    sum_chosen = float(kernel(prefix @ prefix.T).sum())
+    sum_affinity = float(kernel(prefix @ query.astype(np.float64)).sum())
+    t = step + 1
+
+    def score(candidate: int) -> float:
+        redundancy = float(kernel(prefix @ rows[candidate]).sum())
+        affinity = float(kernel(rows[candidate] @ query.astype(np.float64)))
+        return (sum_chosen + 2 * redundancy + 1) / t**2 - 2 * (sum_affinity + affinity) / t
+
+    return abs(score(ours[step]) - score(naive[step]))
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:
