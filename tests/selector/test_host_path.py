@@ -91,7 +91,7 @@ def test_the_host_path_is_the_naive_greedy_for_every_kernel(
 
 def test_it_is_the_path_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the CPU a single problem goes through ``exact_single``, and so does every row of a
-    batch over a pool above ``BATCH_ONE_BY_ONE_ABOVE`` (never the batched growth rounds); its
+    batch (never the batched growth rounds, at any pool size); its
     regions are built from the scan's host arrays (not
     ``TopRegions.of_index``'s batched gathers, for one query point), its top of the ranking
     comes from a numpy partition (not ``torch.topk``), and refinement is the numpy one."""
@@ -114,7 +114,7 @@ def test_it_is_the_path_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(solve, "_host_refined", counting("host_refined", original_refined))
     monkeypatch.setattr(torch, "topk", counting("topk", original_topk))
     monkeypatch.setattr(solve, "_batched_rounds", no_batched_rounds)
-    size = solve.BATCH_ONE_BY_ONE_ABOVE + 4000
+    size = regions.SMALL_POOL + 4000
     pool, queries = drawn_pool(5, size, 12, "isotropic")
     prepared = Pool.from_arrays(pool, normalized=True)
     single = select(prepared, queries[0], 8, initial_region=16)
@@ -214,7 +214,7 @@ def test_a_batch_solved_one_by_one_keeps_only_the_chosen(monkeypatch: pytest.Mon
         return original(scorer, plan, settings, row, solved, k_min, joint)
 
     monkeypatch.setattr(solve, "_finish", finishing)
-    size = solve.BATCH_ONE_BY_ONE_ABOVE + 2000
+    size = regions.SMALL_POOL + 2000
     pool, queries = drawn_pool(9, size, 8, "near-duplicates")
     prepared = Pool.from_arrays(pool, normalized=True)
     batch = select_batch(prepared, queries, 6, initial_region=8)
@@ -245,3 +245,32 @@ def test_refinement_keeps_a_chosen_candidate_the_certificate_passes_from_outside
     greedy = select(pool, query, 4, refine=False)
     assert len(set(refined.indices)) == 4
     assert refined.mmd2 <= greedy.mmd2 + 1e-9  # refinement never makes the subset worse
+
+
+@pytest.mark.parametrize("size", [64, 1000, 3000])
+def test_a_batch_over_a_small_pool_is_solved_one_by_one(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every CPU batch of greedy-MMD problems goes through ``exact_single`` row by row, small
+    pools included (one by one was 1.2-3.4x faster than the batched rounds at 64 to 4,000
+    candidates), and each row is the single call's subset."""
+    calls = {"exact_single": 0}
+    original = regions.exact_single
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["exact_single"] += 1
+        return original(*args, **kwargs)
+
+    def no_batched_rounds(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a CPU batch of greedy-MMD problems grew regions in batches")
+
+    monkeypatch.setattr(solve, "exact_single", counting)
+    monkeypatch.setattr(solve, "_batched_rounds", no_batched_rounds)
+    pool, queries = drawn_pool(31, size, 6, "isotropic")
+    prepared = Pool.from_arrays(pool, normalized=True)
+    batch = select_batch(prepared, queries, 8, initial_region=16)
+    assert calls["exact_single"] == len(queries)
+    for query, result in zip(queries, batch, strict=True):
+        single = select(prepared, query, 8, initial_region=16)
+        assert result.indices == single.indices
+        assert result.mmd2 == pytest.approx(single.mmd2, abs=1e-9)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import selector.objective as objective
+import selector.solve as solve
 from selector import Pool, select, select_batch
 from tests.selector.reference import unit_rows
 
@@ -39,7 +40,10 @@ def test_a_changed_step_score_changes_the_host_and_the_batched_greedy(
     monkeypatch.setattr(objective, "step_score", relevance_only)
     single = select(pool, queries[0], 6, refine=False)  # one problem: the numpy host loop
     assert calls["numpy"] > 0 and calls["torch"] == 0
-    batch = select_batch(pool, queries, 6, refine=False)  # a batch: the torch loop
+    # A batch in the batched growth rounds: the torch loop (the GPU's path; a CPU batch is
+    # solved one problem at a time unless this bound says otherwise).
+    monkeypatch.setattr(solve, "BATCH_ONE_BY_ONE_ABOVE", 10**9)
+    batch = select_batch(pool, queries, 6, refine=False)
     assert calls["torch"] > 0
     # Without redundancy the objective ranks by affinity alone: both give the knn order.
     assert single.indices == knn_order(pool, queries[0], 6)
@@ -61,6 +65,7 @@ def test_a_changed_swap_delta_changes_both_refinements(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(objective, "swap_change", never_better)
     single = select(pool, queries[2], 6)
+    monkeypatch.setattr(solve, "BATCH_ONE_BY_ONE_ABOVE", 10**9)  # the batched torch loop
     batch = select_batch(pool, queries, 6)
     assert calls["numpy"] > 0 and calls["torch"] > 0
     assert single.indices == greedy[2]

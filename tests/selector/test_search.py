@@ -14,6 +14,7 @@ from selector import Constraints, Pool, select, select_batch
 from selector.constraints import ConstraintState, compile_constraints
 from selector.errors import InvalidInputError
 from selector.kernels import Kernel
+import selector.solve as solve
 from selector.search import CandidateRegion, greedy, subset_objective, swap_refine
 from tests.selector.reference import (
     Outputs,
@@ -198,11 +199,18 @@ def test_small_region_certificate_gives_the_full_greedy() -> None:
         assert all(r.region_size == 4000 for r in full)
 
 
-def test_batch_where_certificates_fail_is_the_single_calls_and_the_naive_greedy() -> None:
+@pytest.mark.parametrize("rounds", [False, True])
+def test_batch_where_certificates_fail_is_the_single_calls_and_the_naive_greedy(
+    rounds: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On a dense pool (isotropic, 3,000 candidates) the certificate fails on regions of 8
     for most problems of a batch, which grow their regions; each row is still the single
     call's subset and the naive greedy's: input-only, joint with labels, and joint with
-    balanced labels (two of each of the three)."""
+    balanced labels (two of each of the three). On the CPU a batch is solved one problem at
+    a time; ``rounds`` runs the batched growth rounds instead (the GPU's path, and the
+    CPU's under label quotas)."""
+    if rounds:
+        monkeypatch.setattr(solve, "BATCH_ONE_BY_ONE_ABOVE", 10**9)
     pool, _ = problem(17, 3000, d=12)
     queries = unit_rows(np.random.default_rng(18).standard_normal((16, 12)))
     labels = np.random.default_rng(19).integers(0, 3, 3000)
