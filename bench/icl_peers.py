@@ -106,7 +106,6 @@ FULL = Config(
     tuning_k=8,
     mmr_lambdas=(0.3, 0.5, 0.7, 0.9),
     mmr_fetch=(20, 50, 100),
-    task_ks={"opinion": (8,)},
 )
 QUICK = Config(
     sample=400,
