@@ -67,6 +67,8 @@ class AffinityScorer:
         self.estimate: OutputEstimate | None = None
         self.scan_finished: float | None = None  # perf_counter() when the scan was done
         self.scan_inner: torch.Tensor | None = None  # (B, m, n) of the scan, when one ran
+        # The prefilter's candidates (B, L) (-1 pads) and their inner products (B, m, L).
+        self.candidate_inner: tuple[torch.Tensor, torch.Tensor] | None = None
         self._evaluated: dict[tuple[int, tuple[int, ...]], float] = {}  # see prime()
         self._constants: dict[int, float] = {}
 

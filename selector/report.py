@@ -109,34 +109,65 @@ def baselines(
     indices, ``-1`` for padding), as ``method="knn"`` with the prefilter does, instead of
     scanning the pool for the baseline alone."""
     pins = [] if plan.pinned is None else plan.pinned.tolist()
-    mask = plan.host_static_mask.copy()
-    mask[pins] = False
-    allowed = np.flatnonzero(mask)
     generator = np.random.default_rng(seed)
-    random_indices = pins + generator.choice(allowed, size=k, replace=False).tolist()
+    if pins or plan.has_static_filter:
+        mask = plan.host_static_mask.copy()
+        mask[pins] = False
+        drawn = generator.choice(np.flatnonzero(mask), size=k, replace=False)
+    else:  # every candidate allowed: the same draw as from arange(n), without building it
+        mask = None
+        drawn = generator.choice(scorer.pool.size, size=k, replace=False)
+    random_indices = pins + drawn.tolist()
     weights = scorer.targets.weights[row].unsqueeze(1)  # (m, 1)
     points = scorer.targets.points[row]  # (m, d)
     index = np.arange(scorer.pool.size)
     if scorer.scan_inner is not None:  # the call's scan already has the row's products
         inner = scorer.scan_inner[row]  # (m, n)
     else:
+        kept: torch.Tensor | None = None
         if candidates is not None:  # the prefilter path: its candidates
-            found = candidates[candidates >= 0].cpu().numpy()
-            if int(mask[found].sum()) >= k:  # else too few allowed: rank the whole pool
+            valid = candidates >= 0
+            found = candidates[valid].cpu().numpy()
+            allowed = len(found) if mask is None else int(mask[found].sum())
+            if allowed >= k:  # else too few allowed: rank the whole pool
                 index = found
-        if len(index) < scorer.pool.size:
-            rows = scorer.pool.rows(torch.from_numpy(index).to(scorer.pool.device))  # (L, d)
-            inner = points @ rows.T.to(points.dtype)
-        else:
-            inner = scorer.pool.inner_products(points)
+                kept = _candidate_inner(scorer, row, candidates, valid)
+        inner = kept if kept is not None else _inner_with(scorer, points, index)
     values = scorer.kernel.from_inner(inner)  # (m, L)
     input_affinity = (values * weights.to(values.dtype)).sum(0).cpu().numpy()  # (L,)
-    input_affinity[~mask[index]] = -math.inf
+    if mask is not None:
+        input_affinity[~mask[index]] = -math.inf
     knn_indices = pins + index[top_positions(input_affinity, k)].tolist()
-    return {
-        "knn": max(scorer.evaluate(row, knn_indices), 0.0),
-        "random": max(scorer.evaluate(row, random_indices), 0.0),
-    }
+    device = scorer.pool.device
+    knn, random = scorer.evaluate_many(  # both subsets in one computation
+        torch.tensor([row, row], device=device),
+        torch.tensor([knn_indices, random_indices], dtype=torch.long, device=device),
+    ).tolist()
+    return {"knn": max(knn, 0.0), "random": max(random, 0.0)}
+
+
+def _inner_with(scorer: AffinityScorer, points: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+    """``(m, L)`` inner products of the target ``points: (m, d)`` with the pool indices
+    ``index: (L,)`` (the whole pool, in order, through the pool's scan)."""
+    if len(index) == scorer.pool.size:
+        return scorer.pool.inner_products(points)
+    rows = scorer.pool.rows(torch.from_numpy(index).to(scorer.pool.device))  # (L, d)
+    return points @ rows.T.to(points.dtype)
+
+
+def _candidate_inner(
+    scorer: AffinityScorer, row: int, candidates: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor | None:
+    """The prefilter's own inner products ``(m, L')`` of target ``row`` with its valid
+    ``candidates`` (pool indices ``(L,)``, ``valid`` their ``>= 0``), when the scorer kept
+    them for exactly these candidates; else None."""
+    kept = scorer.candidate_inner
+    if kept is None:
+        return None
+    index, inner = kept  # (B, L), (B, m, L)
+    if index.shape[1] != candidates.shape[0] or not torch.equal(index[row], candidates):
+        return None
+    return inner[row][:, valid]
 
 
 def top_positions(values: np.ndarray, k: int) -> np.ndarray:

@@ -379,6 +379,7 @@ def _prefiltered_regions(
         gathered = pool.rows(index.clamp_min(0))  # (B, L, d)
         inner = torch.bmm(scorer.targets.points, gathered.transpose(1, 2))  # (B, m, L)
         inner = inner.masked_fill((index < 0).unsqueeze(1), -2.0)
+        scorer.candidate_inner = (index, inner)  # the knn baseline ranks these candidates
         scorer.estimate_outputs(inner, index)
         affinity, similarity = scorer.affinity(inner, index)
         scorer.scan_finished = time.perf_counter()
@@ -386,12 +387,42 @@ def _prefiltered_regions(
         excluded = torch.full((batch,), -math.inf, device=pool.device)
         region = scorer.region(index, affinity, similarity, excluded, gathered)
         final = size >= pool.size
-        outcome = _run_greedy(plan, settings, region, k_min, k_max, final=final)
-        if not bool(outcome.infeasible.any()):
-            answers = [_Solved.of(outcome, row) for row in range(batch)]
-            _settle(answers, plan, settings, k_max)
-            return answers
+        if batch > 1 and _one_by_one(settings, plan, pool, batch):
+            # As on the exact path: each problem's greedy and refinement on host arrays, one
+            # after another, is the single call's computation and faster than the batched
+            # torch loop (32 labelled queries over a 100k pool: see docs/design.md).
+            answers = _prefiltered_one_by_one(region, plan, settings, k_min, k_max, final)
+            if answers is not None:
+                return answers
+        else:
+            outcome = _run_greedy(plan, settings, region, k_min, k_max, final=final)
+            if not bool(outcome.infeasible.any()):
+                answers = [_Solved.of(outcome, row) for row in range(batch)]
+                _settle(answers, plan, settings, k_max)
+                return answers
         size *= 4
+
+
+def _prefiltered_one_by_one(
+    region: CandidateRegion,
+    plan: ConstraintPlan,
+    settings: SelectOptions,
+    k_min: int,
+    k_max: int,
+    final: bool,
+) -> list[_Solved] | None:
+    """Every problem of the prefiltered ``region`` (a batch of B) solved alone: row b's
+    candidates as a batch of one, the greedy and refinement of a single call; None when a
+    problem cannot meet the constraints on these candidates (and ``final`` is false)."""
+    answers = []
+    for row in range(region.batch_size):
+        single = region.take(torch.tensor([row], device=region.affinity.device))
+        outcome = _run_greedy(plan, settings, single, k_min, k_max, final=final)
+        if bool(outcome.infeasible.any()):
+            return None
+        answers.append(_Solved.of(outcome, 0))
+        _settle([answers[-1]], plan, settings, k_max)
+    return answers
 
 
 def _refine_together(solved: list[_Solved], plan: ConstraintPlan, k: int) -> None:

@@ -10,11 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import selector.solve as solve
 from selector import Constraints, Pool, select, select_batch
 from selector.constraints import ConstraintState, compile_constraints
 from selector.errors import InvalidInputError
 from selector.kernels import Kernel
-import selector.solve as solve
 from selector.search import CandidateRegion, greedy, subset_objective, swap_refine
 from tests.selector.reference import (
     Outputs,
@@ -356,3 +356,26 @@ def test_same_seed_same_answer_and_unique_indices(seed: int, k: int, method: str
     again = select(pool, target, k, method=method, seed=seed)
     assert first.indices == again.indices
     assert len(set(first.indices)) == k
+
+
+@pytest.mark.parametrize("path", ["exact", "excluded", "prefilter"])
+def test_the_random_baseline_is_the_seeded_draw_from_the_allowed(path: str) -> None:
+    """The random baseline is the MMD^2 of ``k`` candidates drawn without replacement by
+    ``numpy.random.default_rng(seed)`` from the allowed pool indices, in order: with every
+    candidate allowed (drawn from ``n`` directly, the same draw), with some excluded, and on
+    the prefilter path."""
+    from selector import PoolIndex, PrefilterConfig
+
+    pool, target = problem(31, 3000, d=8)
+    excluded = list(range(0, 3000, 3)) if path == "excluded" else []
+    index = PoolIndex.build(pool, PrefilterConfig(approximate_above=1000))
+    prepared = Pool.from_arrays(pool, index=index if path == "prefilter" else None)
+    options = {"constraints": Constraints(exclude=excluded)} if excluded else {}
+    result = select(prepared, target, 6, compare_baselines=True, seed=7, **options)
+    assert result.prefiltered == (path == "prefilter")
+    allowed = np.setdiff1d(np.arange(3000), excluded)
+    drawn = np.random.default_rng(7).choice(allowed, size=6, replace=False)
+    reference = naive_mmd2("softmax", 0.2, pool[drawn], target)  # float64; the pool is float32
+    assert result.baselines["random"] == pytest.approx(max(reference, 0.0), abs=1e-6)
+    other = np.random.default_rng(8).choice(allowed, size=6, replace=False)
+    assert abs(naive_mmd2("softmax", 0.2, pool[other], target) - reference) > 1e-4
