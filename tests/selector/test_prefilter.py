@@ -95,3 +95,37 @@ def test_top_k_is_the_stable_sorts_prefix(values: list[float], k: int) -> None:
     array = np.array(values)
     expected = np.argsort(-array, kind="stable")[:k]
     np.testing.assert_array_equal(top_positions(array, k), expected)
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_a_prefiltered_batch_is_the_single_calls(
+    labelled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the CPU each problem of a prefiltered batch is solved alone on its own candidates
+    (the single call's computation), and the batched torch loop, still the GPU's path, gives
+    the same subsets."""
+    import selector.solve as solve
+
+    vectors = clustered_pool(20_000, 16, 6)
+    labels = np.arange(20_000) % 3 if labelled else None
+    index = PoolIndex.build(vectors, PrefilterConfig(approximate_above=1_000))
+    pool = Pool.from_arrays(vectors, index=index, normalized=True, labels=labels)
+    queries = unit_rows(vectors[:6] + 0.3 * np.random.default_rng(7).standard_normal((6, 16)))
+    solved_alone = []
+    original = solve._prefiltered_one_by_one
+
+    def counting(region, *args):  # type: ignore[no-untyped-def]
+        solved_alone.append(region.batch_size)
+        return original(region, *args)
+
+    monkeypatch.setattr(solve, "_prefiltered_one_by_one", counting)
+    batch = select_batch(pool, queries, 8, compare_baselines=True)
+    assert solved_alone == [len(queries)]
+    monkeypatch.setattr(solve, "BATCH_ONE_BY_ONE_ABOVE", 10**9)  # the batched torch loop
+    rounds = select_batch(pool, queries, 8, compare_baselines=True)
+    for query, result, together in zip(queries, batch, rounds, strict=True):
+        single = select(pool, query, 8, compare_baselines=True)
+        assert result.prefiltered and single.prefiltered
+        assert result.indices == single.indices == together.indices
+        assert result.mmd2 == pytest.approx(single.mmd2, abs=1e-9)
+        assert result.baselines == pytest.approx(single.baselines, abs=1e-9)
