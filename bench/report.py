@@ -390,8 +390,8 @@ with MiniLM included ({_backend(result)}), k = {result["k"]}, driven by {result[
 The pool is over the service's `INDEX_ABOVE` (50,000), so once its IVF index was built (in
 the background) selection ran on the prefilter's candidates (prefiltered:
 {result["prefiltered"]}). Every request of the load sends a distinct query (a counter is
-appended), so each one pays for its MiniLM embedding; the warm-up request repeats one query,
-so in its breakdown (ms) the embedding is a cache hit: {breakdown}.
+appended), so each one pays for its MiniLM embedding; of 21 requests that repeat the warm-up
+query (its embedding a cache hit), the one of median total took (ms): {breakdown}.
 {_queue_note(result)}
 {_import_section(result)}
 {_environment(result)}
