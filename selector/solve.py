@@ -390,7 +390,7 @@ def _prefiltered_regions(
         if batch > 1 and _one_by_one(settings, plan, pool, batch):
             # As on the exact path: each problem's greedy and refinement on host arrays, one
             # after another, is the single call's computation and faster than the batched
-            # torch loop (32 labelled queries over a 100k pool: see docs/design.md).
+            # torch loop (docs/design.md, "Batches, prefilter, devices").
             answers = _prefiltered_one_by_one(region, plan, settings, k_min, k_max, final)
             if answers is not None:
                 return answers
