@@ -416,7 +416,7 @@ def _prefiltered_one_by_one(
     problem cannot meet the constraints on these candidates (and ``final`` is false)."""
     answers = []
     for row in range(region.batch_size):
-        single = region.take(torch.tensor([row], device=region.affinity.device))
+        single = region.row(row)
         outcome = _run_greedy(plan, settings, single, k_min, k_max, final=final)
         if bool(outcome.infeasible.any()):
             return None
