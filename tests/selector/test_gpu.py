@@ -1,9 +1,9 @@
 """The selector on a GPU gives the CPU's answers (skipped where there is no CUDA device).
 
 The CPU runs greedy MMD through numpy, a batch one problem at a time; the GPU runs single
-problems and batches through torch on the device. Float32 reductions differ in order between the two, so a near
-tie may break the other way: the tests compare objectives (to a relative 1e-4), and the
-reported MMD^2 with one recomputed in float64 from the returned indices.
+problems and batches through torch on the device. Float32 reductions differ in order between
+the two, so a near tie may break the other way: the tests compare objectives (to a relative
+1e-4), and the reported MMD^2 with one recomputed in float64 from the returned indices.
 """
 
 from __future__ import annotations
