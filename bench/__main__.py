@@ -1,5 +1,5 @@
-"""``python -m bench {speed,quality,http,icl,soak,report,all} [--quick]``: run benchmarks, write
-their JSON under docs/results/ and the tables of docs/benchmarks.md."""
+"""``python -m bench {speed,quality,http,icl,soak,threads,report,all} [--quick]``: run
+benchmarks, write their JSON under docs/results/ and the tables of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PARTS = ("speed", "quality", "http", "icl", "soak")
+PARTS = ("speed", "quality", "http", "icl", "soak", "threads")
 
 
 def main() -> None:
@@ -35,9 +35,16 @@ def main() -> None:
         speed_options["sizes"] = [int(size.replace("_", "")) for size in args.sizes.split(",")]
     if args.kinds:
         speed_options["kinds"] = [kind.strip() for kind in args.kinds.split(",")]
-    from bench import http, icl, icl_peers, quality, report, soak, speed
+    from bench import http, icl, icl_peers, quality, report, soak, speed, threads
 
-    modules = {"speed": speed, "quality": quality, "http": http, "icl": icl, "soak": soak}
+    modules = {
+        "speed": speed,
+        "quality": quality,
+        "http": http,
+        "icl": icl,
+        "soak": soak,
+        "threads": threads,
+    }
     parts = PARTS if args.part == "all" else () if args.part == "report" else (args.part,)
     for part in parts:
         if part == "speed":

@@ -402,6 +402,34 @@ def _statuses(statuses: dict[str, int]) -> str:
     return ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
 
 
+def threads_section(result: dict[str, Any]) -> str:
+    """Selections per second with 1 and 2 threads in one process (``python -m bench threads``)."""
+    rows = "\n".join(
+        f"| {threads} | {result['median_per_s'][threads]:.1f} | "
+        + ", ".join(f"{value:.1f}" for value in values)
+        + " |"
+        for threads, values in result["per_s"].items()
+    )
+    return f"""## Selections beside each other in one process
+
+How many selections per second 1 and 2 threads complete in one process, the way the service's
+compute threads run them (`python -m bench threads`): {result["pool_size"]:,} MiniLM tweet
+vectors ({result["real_rows"]:,} real, the rest tiled), labelled (the joint kernel), with the
+IVF prefilter, baselines on, k = {result["k"]}; {result["rounds"]} rounds alternating between
+the two, {result["selections_per_thread"]} selections a thread each.
+
+| threads | selections/s (median) | each round |
+|---|---|---|
+{rows}
+
+Two threads over one: {result["two_over_one"]:.2f}x. Near 1, two selections do not run in
+parallel (Python's GIL, or the prefilter index's lock around each search, held for most of a
+selection), so a second core adds little: more throughput would need more processes.
+
+{_environment(result)}
+"""
+
+
 def soak_section(result: dict[str, Any]) -> str:
     """The soak (``python -m bench soak``): rounds with writers, the baseline, RSS."""
     lines = []
@@ -631,6 +659,7 @@ def write(results: Path, out: Path) -> None:
         ("quality", quality_section),
         ("http", http_section),
         ("soak", soak_section),
+        ("threads", threads_section),
         ("icl", icl_section),
         ("icl-peers", icl_peers_section),
     ):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import http, icl, icl_peers, quality, report, soak, speed
+from bench import http, icl, icl_peers, quality, report, soak, speed, threads
 
 
 def test_speed_quick(tmp_path: Path) -> None:
@@ -173,3 +173,15 @@ def test_icl_peers_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     (tmp_path / "icl-peers.json").write_text(json.dumps(changed))
     with pytest.raises(AssertionError, match="scored again"):
         icl_peers.write(tmp_path / "icl-peers.json", quick=True, resume=True)
+
+
+def test_threads_quick(tmp_path: Path) -> None:
+    result = threads.write(tmp_path / "threads.json", quick=True)
+    assert json.loads((tmp_path / "threads.json").read_text()) == json.loads(json.dumps(result))
+    assert set(result["per_s"]) == {"1", "2"}
+    for values in result["per_s"].values():
+        assert len(values) == result["rounds"] and all(value > 0 for value in values)
+    medians = result["median_per_s"]
+    assert result["two_over_one"] == pytest.approx(medians["2"] / medians["1"])
+    section = report.threads_section(result)
+    assert f"{result['two_over_one']:.2f}x" in section and "| 2 |" in section
