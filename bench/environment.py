@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -54,3 +57,10 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def save_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a benchmark's ``result``, stamped with :func:`environment`, as JSON to ``path``."""
+    result["environment"] = environment()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

@@ -36,7 +36,7 @@ import numpy as np
 
 from app.config import Settings
 from bench.embeddings import CACHE, tweet_embeddings
-from bench.environment import environment
+from bench.environment import save_result
 from selector.embedding import BUNDLED_MODEL_NAME
 
 POOL = "tweets"
@@ -448,7 +448,5 @@ def run(size: int, quick: bool, k: int = 8, seconds: int = 20) -> dict:
 def write(path: Path, quick: bool = False) -> dict:
     """Run (tiny sizes when ``quick``) and write the JSON result to ``path``."""
     result = run(size=400 if quick else 100_000, quick=quick)
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
     return result

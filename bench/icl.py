@@ -27,7 +27,7 @@ import torch
 
 from bench.data import Tweet
 from bench.embeddings import CACHE, sampled_tweet_embeddings, tweet_embeddings
-from bench.environment import environment
+from bench.environment import save_result
 from bench.llamacpp import GgufScorer
 from bench.lm import label_logprobs, length_batches, single_token
 from selector import Calibration, Constraints, Pool, calibrate, select_batch
@@ -617,9 +617,7 @@ def _record(result: dict[str, Any], lm: LanguageModel, path: Path) -> None:
     result["answers_from_cache"] = lm.cache_hits
     result["answers_computed"] = lm.cache_misses
     result["versus_knn"] = versus_knn(result["runs"])
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
 
 
 def plot(result: dict[str, Any], out: Path) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from bench import coverage
 from bench.embeddings import CACHE, sampled_tweet_embeddings
-from bench.environment import environment
+from bench.environment import environment, save_result
 from bench.icl import (
     HEADER,
     LABELS,
@@ -579,9 +579,7 @@ def _record(result: dict[str, Any], lm: LanguageModel, path: Path) -> None:
         result["batched_ms_per_prompt_median"] = 1000 * float(np.median(lm.batched_seconds))
     result["versus_joint"] = versus(result["runs"], "mmdshot joint")
     result["versus_knn"] = versus(result["runs"], "knn")
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
 
 
 def plot(result: dict[str, Any], accuracy_path: Path, reliability_path: Path) -> None:

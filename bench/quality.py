@@ -8,14 +8,13 @@ weighted target), and greedy against the exhaustive optimum on small sub-problem
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.embeddings import tweet_embeddings
-from bench.environment import environment
+from bench.environment import save_result
 from selector import Kernel, Pool, mmd2, select, select_batch
 
 METHODS = ("random", "knn", "mmr", "mmd")
@@ -101,7 +100,5 @@ def write(path: Path, quick: bool = False) -> dict:
         result = run(pool_size=300, queries=10, batches=2, exhaustive=1, k=4, tau=0.2, quick=True)
     else:
         result = run(30_000, queries=500, batches=20, exhaustive=30, k=8, tau=0.2, quick=False)
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
     return result

@@ -33,7 +33,7 @@ import numpy as np
 
 from app.config import Settings
 from bench.embeddings import CACHE, sampled_tweet_embeddings
-from bench.environment import environment
+from bench.environment import save_result
 from bench.http import POOL, start_server, write_pool
 from selector.embedding import BUNDLED_MODEL_NAME
 
@@ -321,7 +321,5 @@ def run(quick: bool, k: int = 8) -> dict[str, Any]:
 def write(path: Path, quick: bool = False) -> dict[str, Any]:
     """Run the soak (a few seconds when ``quick``) and write the JSON result to ``path``."""
     result = run(quick=quick)
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
     return result

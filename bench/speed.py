@@ -12,7 +12,6 @@ path; the naive greedy still checks the GPU's subset once per pool).
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from bench.embeddings import tweet_embeddings
-from bench.environment import environment, package_versions
+from bench.environment import package_versions, save_result
 from selector import Pool, PoolIndex, PrefilterConfig, select, select_batch
 from selector.device import resolve_device
 
@@ -473,9 +472,7 @@ def write(
             kind_sizes=chosen,
             kinds=kinds,
         )
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
     image = "speed" if result["device"] == "cpu" else "speed-gpu"
     plot(result, path.parent / (f"{image}-quick.png" if quick else f"../img/{image}.png"))
     return result

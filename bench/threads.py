@@ -13,7 +13,6 @@ throughput then needs more processes, not more threads. The quick mode
 
 from __future__ import annotations
 
-import json
 import statistics
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.environment import environment
+from bench.environment import save_result
 from bench.speed import kind_data
 from selector import Pool, select
 from selector.prefilter import PoolIndex, PrefilterConfig
@@ -83,7 +82,5 @@ def run(quick: bool = False, k: int = 8) -> dict[str, Any]:
 def write(path: Path, quick: bool = False) -> dict[str, Any]:
     """Run (a small pool when ``quick``) and write the JSON result to ``path``."""
     result = run(quick=quick)
-    result["environment"] = environment()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(path, result)
     return result
