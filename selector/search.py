@@ -194,14 +194,9 @@ class CandidateRegion:
             return self
         return self._picked(lambda values: values.cpu(), self.excluded_affinity.cpu())
 
-    def take(self, rows: torch.Tensor) -> CandidateRegion:
-        """The sub-batch ``rows: (B',)``."""
-        return self._picked(lambda values: values[rows], self.excluded_affinity[rows])
-
-    def row(self, row: int) -> CandidateRegion:
-        """Problem ``row`` as a batch of one: views of this region's tensors, uncopied (a
-        prefiltered row holds about 1,024 x d vectors)."""
-        rows = slice(row, row + 1)
+    def take(self, rows: torch.Tensor | slice) -> CandidateRegion:
+        """The sub-batch ``rows: (B',)``; a ``slice`` gives views of this region's tensors,
+        uncopied (a prefiltered row holds about 1,024 x d vectors)."""
         return self._picked(lambda values: values[rows], self.excluded_affinity[rows])
 
     def restrict(self, keep: torch.Tensor) -> CandidateRegion:

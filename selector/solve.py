@@ -171,7 +171,7 @@ class _Solved:
     def single(self) -> CandidateRegion:
         """The problem's own region, as a batch of one."""
         assert self.region is not None
-        return self.region.take(torch.tensor([self.local], device=self.positions.device))
+        return self.region.take(slice(self.local, self.local + 1))
 
 
 def _settle(solved: list[_Solved], plan: ConstraintPlan, settings: SelectOptions, k: int) -> None:
@@ -416,7 +416,7 @@ def _prefiltered_one_by_one(
     problem cannot meet the constraints on these candidates (and ``final`` is false)."""
     answers = []
     for row in range(region.batch_size):
-        single = region.row(row)
+        single = region.take(slice(row, row + 1))  # views, not a copy of (1, L, d)
         outcome = _run_greedy(plan, settings, single, k_min, k_max, final=final)
         if bool(outcome.infeasible.any()):
             return None
