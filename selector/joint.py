@@ -70,7 +70,6 @@ class AffinityScorer:
         # The prefilter's candidates (B, L) (-1 pads) and their inner products (B, m, L).
         self.candidate_inner: tuple[torch.Tensor, torch.Tensor] | None = None
         self._evaluated: dict[tuple[int, tuple[int, ...]], float] = {}  # see prime()
-        self._constants: dict[int, float] = {}
 
     @property
     def batch(self) -> int:
@@ -170,8 +169,6 @@ class AffinityScorer:
 
     def constant(self, row: int) -> float:
         """``sum_{j,l} w_j w_l k((y_j, o_j), (y_l, o_l))`` for problem ``row``."""
-        if row in self._constants:
-            return self._constants[row]
         return float(self.constants(torch.tensor([row], device=self.pool.device))[0])
 
     def constants(self, rows: torch.Tensor) -> torch.Tensor:
@@ -210,11 +207,14 @@ class AffinityScorer:
 
     def prime(self, rows: Sequence[int], subsets: Sequence[Sequence[int]]) -> None:
         """Evaluate the subsets ``subsets[i]`` of problems ``rows[i]`` together (one batched
-        computation per subset size) for the :meth:`evaluate` calls that will ask for them,
-        and the :meth:`constant` of those problems."""
-        if rows:
-            row_index = torch.tensor(list(rows), device=self.pool.device)
-            self._constants.update(zip(rows, self.constants(row_index).tolist(), strict=True))
+        computation per subset size) for the :meth:`evaluate` calls that will ask for them;
+        those it holds already are skipped."""
+        fresh = [
+            position
+            for position, subset in enumerate(subsets)
+            if (rows[position], tuple(subset)) not in self._evaluated
+        ]
+        rows, subsets = [rows[p] for p in fresh], [subsets[p] for p in fresh]
         by_size: dict[int, list[int]] = {}
         for position, subset in enumerate(subsets):
             by_size.setdefault(len(subset), []).append(position)

@@ -90,16 +90,17 @@ def ranked(
     )
 
 
-def baselines(
+def baseline_subsets(
     scorer: AffinityScorer,
     plan: ConstraintPlan,
     seed: int,
     row: int,
     k: int,
     candidates: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """``mmd2``, under the call's kernel (joint when it is), of what the baseline methods
-    choose: knn, the k allowed candidates of largest *input* affinity
+) -> dict[str, list[int]]:
+    """What the baseline methods choose, as pool indices (the caller evaluates their
+    ``mmd2`` under the call's kernel, joint when it is, with its own subsets in one
+    computation): knn, the k allowed candidates of largest *input* affinity
     ``sum_j w_j k(x_i, y_j)`` (what ``method="knn"`` chooses, whatever the output side), and k
     allowed candidates drawn with ``seed`` from the whole pool; each after the pinned
     candidates, when there are some.
@@ -138,12 +139,7 @@ def baselines(
     if mask is not None:
         input_affinity[~mask[index]] = -math.inf
     knn_indices = pins + index[top_positions(input_affinity, k)].tolist()
-    device = scorer.pool.device
-    knn, random = scorer.evaluate_many(  # both subsets in one computation
-        torch.tensor([row, row], device=device),
-        torch.tensor([knn_indices, random_indices], dtype=torch.long, device=device),
-    ).tolist()
-    return {"knn": max(knn, 0.0), "random": max(random, 0.0)}
+    return {"knn": knn_indices, "random": random_indices}
 
 
 def _inner_with(scorer: AffinityScorer, points: torch.Tensor, index: np.ndarray) -> torch.Tensor:

@@ -499,10 +499,21 @@ def _finish(
     ranked: list[RankedSubset] = []
     seen: set[frozenset[int]] = set()
     affinity_of: dict[int, float] = {}
+    subsets: list[list[int]] = []  # the candidates' pool indices
     for subset in candidates:
         positions = torch.tensor(subset, device=pool_index.device)
-        indices = pool_index[positions].tolist()
-        affinity_of.update(zip(indices, solved.affinity[positions].tolist(), strict=True))
+        subsets.append(pool_index[positions].tolist())
+        affinity_of.update(zip(subsets[-1], solved.affinity[positions].tolist(), strict=True))
+    baseline_subsets = (
+        report.baseline_subsets(scorer, plan, settings.seed, row, k - pinned, solved.pool_index)
+        if settings.compare_baselines
+        else {}
+    )
+    # Every subset this report evaluates, in one computation per size (each evaluation of a
+    # few small tensors costs about as much in torch's per-op overhead as several of them).
+    evaluated = subsets + list(baseline_subsets.values())
+    scorer.prime([row] * len(evaluated), evaluated)
+    for indices in subsets:
         key = frozenset(indices)
         if key in seen:
             continue
@@ -527,11 +538,9 @@ def _finish(
     chosen_mmd2 = primary.mmd2
     if pins:
         chosen_mmd2 = max(scorer.evaluate(row, primary.indices), 0.0)
-    baselines = (
-        report.baselines(scorer, plan, settings.seed, row, k - pinned, solved.pool_index)
-        if settings.compare_baselines
-        else {}
-    )
+    baselines = {
+        name: max(scorer.evaluate(row, indices), 0.0) for name, indices in baseline_subsets.items()
+    }
     distribution = report.label_distribution(scorer, row)
     refined = time.perf_counter()
     return SelectionResult(
