@@ -91,3 +91,27 @@ def test_length_batches_cover_every_row_once_within_the_budget(
         longest = max(lengths[row] for row in batch)
         assert len(batch) == 1 or len(batch) * longest <= budget
         assert lengths[batch[0]] == longest
+
+
+def test_the_precisions_are_compared_on_the_same_prompts(tiny_model: LlamaForCausalLM) -> None:
+    """bench/lm_precision.py: float32 is its own reference, the cheaper copies really run in
+    their precision (their answers differ from float32's, a little), and every prompt is
+    timed for every precision."""
+    from bench.lm_precision import compare, precisions
+
+    models = precisions(tiny_model)
+    assert next(models["bfloat16"].parameters()).dtype == torch.bfloat16
+    assert next(tiny_model.parameters()).dtype == torch.float32  # the copies leave it as it was
+    ticks = iter(range(10**6))
+    prompts = ["first prompt", "a second, longer prompt", "third"]
+    summary = compare(models, CharTokenizer(), prompts, [5, 17, 42], clock=lambda: next(ticks))
+    assert summary["float32"]["max_abs_logprob_diff"] == 0.0
+    assert summary["float32"]["argmax_agree"] == len(prompts)
+    for name in ("bfloat16", "int8 dynamic"):
+        assert 0.0 < summary[name]["max_abs_logprob_diff"] < 1.0
+        assert 0 <= summary[name]["argmax_agree"] <= len(prompts)
+    # The fake clock ticks once per reading: every forward took one tick.
+    assert all(
+        row["median_ms"] == 1e3 and row["median_ratio_to_float32"] == 1.0
+        for row in summary.values()
+    )
