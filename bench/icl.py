@@ -312,10 +312,6 @@ class Task:
 SENTIMENT = Task("sentiment", LABELS, HEADER)
 
 
-def prompt_for(demonstrations: list[tuple[str, str]], query: str) -> str:
-    return SENTIMENT.prompt(demonstrations, query)
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -344,6 +340,16 @@ def most_similar_last(
     return ordered
 
 
+def prompts_for(
+    chosen: Sequence[Sequence[int]], pool_split: Split, queries: Split, task: Task = SENTIMENT
+) -> list[str]:
+    """Each query's prompt with its ``chosen`` pool demonstrations (in prompt order)."""
+    return [
+        task.prompt([(pool_split.texts[i], pool_split.labels[i]) for i in indices], query)
+        for indices, query in zip(chosen, queries.texts, strict=True)
+    ]
+
+
 def answers(
     lm: LanguageModel,
     chosen: list[list[int]],
@@ -358,15 +364,10 @@ def answers(
     predicted label; progress is logged under ``name``."""
     correct, purity, predictions = [], [], []
     started = time.perf_counter()
-    lm.prefetch(
-        [
-            task.prompt([(pool_split.texts[i], pool_split.labels[i]) for i in indices], query)
-            for indices, query in zip(chosen, queries.texts, strict=True)
-        ]
-    )
+    prompts = prompts_for(chosen, pool_split, queries, task)
+    lm.prefetch(prompts)
     for row, indices in enumerate(chosen):
-        shots = [(pool_split.texts[i], pool_split.labels[i]) for i in indices]
-        logprobs = lm.label_logprobs(task.prompt(shots, queries.texts[row]))
+        logprobs = lm.label_logprobs(prompts[row])
         predicted = task.labels[int(np.argmax(logprobs))]
         predictions.append(predicted)
         gold = queries.labels[row]
@@ -562,9 +563,8 @@ def run(config: Config, path: Path, log: Callable[[str], None], calibration: boo
         k = max(config.ks)
         chosen_sets = demonstrations(Method("knn", k, "knn"), pool, pool_split, test)
         differences = []
-        for row in range(min(TIMED_FORWARDS, len(test.texts))):
-            shots = [(pool_split.texts[i], pool_split.labels[i]) for i in chosen_sets[row]]
-            prompt = prompt_for(shots, test.texts[row])
+        timed = range(min(TIMED_FORWARDS, len(test.texts)))
+        for prompt in prompts_for(chosen_sets[: len(timed)], pool_split, test.take(timed)):
             cached = lm.label_logprobs(prompt)
             # The cache may hold answers computed elsewhere (a GPU): say how far they are.
             differences.append(float(np.abs(np.subtract(lm.forward(prompt), cached)).max()))

@@ -77,7 +77,7 @@ def compare(
 
 
 def run(count: int) -> dict[str, Any]:
-    from bench.icl import CACHE, FULL, LanguageModel, Method, demonstrations, prompt_for, splits
+    from bench.icl import CACHE, FULL, LanguageModel, Method, demonstrations, prompts_for, splits
     from selector import Pool
 
     lm = LanguageModel(CACHE / "icl-lm-precision.jsonl")  # its cache is not used here
@@ -87,10 +87,7 @@ def run(count: int) -> dict[str, Any]:
     pool = Pool.from_arrays(pool_split.vectors, labels=pool_split.labels, normalized=True)
     queries = test.take(range(count))
     chosen = demonstrations(Method("mmdshot joint", 8, "mmd", {}), pool, pool_split, queries)
-    prompts = [
-        prompt_for([(pool_split.texts[i], pool_split.labels[i]) for i in row], query)
-        for row, query in zip(chosen, queries.texts, strict=True)
-    ]
+    prompts = prompts_for(chosen, pool_split, queries)
     tokens = [len(lm.tokenizer(prompt).input_ids) for prompt in prompts]
     summary = compare(precisions(lm.model), lm.tokenizer, prompts, lm.label_tokens)
     return {
