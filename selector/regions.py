@@ -19,7 +19,8 @@ are certified against the candidates outside V as before; if that fails (the exa
 differ from the speculated ones enough), V grows to the new threshold and the certified steps
 carry over. Each product covers the steps left, so the cost is a few passes over V, never one
 per step over the pool; a pool of near-duplicates, where growing by four went up to the whole
-pool, needs the same few products.
+pool, needs the same few products. On a pool of at most ``DIRECT_POOL`` candidates the greedy runs
+over the whole pool directly (:func:`_direct_single`), which is cheaper there.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ SWAP_CANDIDATES = 1024  # swap refinement draws on the chosen and this many most
 WHOLE_POOL_SHARE = 0.5  # a verification set above this share of the pool is the whole pool
 SMALL_POOL = 4_096  # up to this, a verification set is the whole pool (no threshold pass)
 MAX_REGROWTHS = 3  # then the verification set is the whole pool
+DIRECT_POOL = 4_096  # up to this, one problem's greedy runs over the whole pool directly
 
 
 def region_chunk_bytes(device: torch.device) -> int:
@@ -162,9 +164,11 @@ def exact_single(
     CPU), speculated on the ``size`` best candidates and verified where the certificate
     fails (module docstring). Without ``refines`` (no refinement or beam search to follow),
     the outcome's region is the search's last, not the one refinement draws on."""
+    ranking = regions.ranking[row]
+    if ranking.shape[0] <= DIRECT_POOL:
+        return _direct_single(regions, plan, size, k_min, k, refines, row)
     # The top of the ranking once: the small region, and what every verification set holds
     # (the prefixes refinement may draw on, see _refinement_outcome).
-    ranking = regions.ranking[row]
     count = min(max(size, SWAP_CANDIDATES + k + 1) + 1, ranking.shape[0])
     top = _top(ranking.numpy(), count)
     excluded_key = (
@@ -215,6 +219,42 @@ def exact_single(
         threshold = min(threshold, outcome)
         speculated = []
     raise AssertionError("a verification set of the whole pool needs no certificate")
+
+
+def _direct_single(
+    regions: TopRegions,
+    plan: ConstraintPlan,
+    size: int,
+    k_min: int,
+    k: int,
+    refines: bool,
+    row: int,
+) -> SingleAnswer:
+    """:func:`exact_single` on a pool of at most ``DIRECT_POOL`` candidates: the greedy over
+    the whole pool as one region (its vectors uncopied), one matrix-vector product a step and
+    no ranking, speculation or certificate, which cost more than they spare on a pool this
+    small; refinement draws on the same candidates as after a speculated search."""
+    pool = regions.scorer.pool
+    region = regions.host_region(
+        np.arange(pool.size), torch.full((1,), -math.inf), whole=True, row=row
+    )
+    run = HostRun.on(region, _allowed(region, plan))
+    pins = [] if plan.pinned is None else plan.pinned.tolist()
+    if pins:  # the whole pool in pool order: a pin's position is its index
+        for position, column in zip(pins, region.host_columns(pins), strict=True):
+            run.commit(position, math.nan, column)
+    while run.step <= k:
+        checkpoint()
+        scores = run.scores()
+        best = int(scores.argmin())
+        value = float(scores[best])
+        if not math.isfinite(value):
+            _check_feasible(run, k_min, plan)
+            break
+        run.commit(best, value, region.host_column(best))
+    if not refines:
+        return SingleAnswer(host_outcome(run, k, False, False, region), region.size)
+    return SingleAnswer(_refinement_outcome(run, region, plan, size, k), region.size)
 
 
 def _top(key: np.ndarray, count: int) -> np.ndarray:

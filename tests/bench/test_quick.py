@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import http, icl, icl_peers, quality, report, soak, speed, threads
+from bench import direct_path, http, icl, icl_peers, quality, report, soak, speed, threads
 
 
 def test_speed_quick(tmp_path: Path) -> None:
@@ -27,6 +27,13 @@ def test_speed_quick(tmp_path: Path) -> None:
         assert all(row["naive_agrees_with_exact"] is True for row in rows.values())
         assert all(row["matvec_ms"] > 0 and row["ratio_to_naive"] > 0 for row in rows.values())
     assert result["kinds"]["tweets"]["20000"]["real_rows"] < 20_000  # 300 tweets, tiled
+
+
+def test_direct_path_quick() -> None:
+    row = direct_path.compare("near-duplicates", 600, calls=12)
+    assert row["same_up_to_float32_ties"] is True
+    assert row["direct_ms"] > 0 and row["speculated_ms"] > 0 and row["naive_ms"] > 0
+    assert row["direct_over_speculated"] > 0
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from selector import Pool, select, select_batch
 from selector.constraints import compile_constraints
 from selector.kernels import Kernel
 from selector.search import CandidateRegion
+from tests.selector.paths import SEARCH_PATHS, search_path
 from tests.selector.reference import naive_greedy, naive_problem, unit_rows
 
 KERNELS = ["softmax", "rbf", "laplace", "cosine"]
@@ -52,7 +53,7 @@ def drawn_pool(seed: int, n: int, d: int, kind: str) -> tuple[np.ndarray, np.nda
     kernel=st.sampled_from(KERNELS),
     kind=st.sampled_from(["isotropic", "clustered", "near-duplicates"]),
     initial=st.sampled_from([None, 4, 16]),
-    small_pool=st.sampled_from([0, None]),
+    path=st.sampled_from(SEARCH_PATHS),
 )
 def test_the_host_path_is_the_naive_greedy_for_every_kernel(
     seed: int,
@@ -62,7 +63,7 @@ def test_the_host_path_is_the_naive_greedy_for_every_kernel(
     kernel: str,
     kind: str,
     initial: int | None,
-    small_pool: int | None,
+    path: str,
 ) -> None:
     """Small pools of every kind, every kernel (cosine with its negative redundancy bound),
     certificates that hold or fail, verification sets cut by the threshold or the whole pool:
@@ -77,14 +78,9 @@ def test_the_host_path_is_the_naive_greedy_for_every_kernel(
         assume(gap > TIE_FREE_BY_KERNEL.get(kernel, TIE_FREE))
         expected.append(chosen)
     options = {"kernel": kernel, "tau": TAU[kernel], "refine": False, "initial_region": initial}
-    saved = regions.SMALL_POOL
-    if small_pool is not None:
-        regions.SMALL_POOL = small_pool
-    try:
+    with search_path(path):
         single = [select(pool, query, k, **options).indices for query in queries[:2]]
         batch = [result.indices for result in select_batch(pool, queries[:2], k, **options)]
-    finally:
-        regions.SMALL_POOL = saved
     assert single == expected
     assert batch == expected
 
@@ -178,10 +174,8 @@ def test_host_refinement_is_the_torch_refinement(
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), k=st.integers(2, 5), small_pool=st.sampled_from([0, None]))
-def test_the_host_path_allows_for_cosines_negative_redundancy(
-    seed: int, k: int, small_pool: int | None
-) -> None:
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 5), path=st.sampled_from(SEARCH_PATHS))
+def test_the_host_path_allows_for_cosines_negative_redundancy(seed: int, k: int, path: str) -> None:
     """Pools where the cosine greedy leaves the top of the affinity at its second step (a
     candidate's redundancy with the first pick is negative): with the certificate's bound
     ``s_i >= -(j - 1)`` the host path still finds the naive greedy's picks there."""
@@ -191,14 +185,9 @@ def test_the_host_path_allows_for_cosines_negative_redundancy(
     problem = naive_problem("cosine", 1.0, pool, query)
     expected, gap = naive_greedy(problem, k)
     assume(gap > TIE_FREE and expected[1] in far)
-    saved = regions.SMALL_POOL
-    if small_pool is not None:
-        regions.SMALL_POOL = small_pool
-    try:
+    with search_path(path):
         options = {"kernel": "cosine", "refine": False, "initial_region": 8}
         single = select(pool.astype(np.float32), query[0], k, **options)
-    finally:
-        regions.SMALL_POOL = saved
     assert single.indices == expected and single.region_size > 8
 
 

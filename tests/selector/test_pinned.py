@@ -18,6 +18,7 @@ from selector import Constraints, InfeasibleConstraintError, InvalidInputError, 
 from selector.mmd import generalization_bound
 from selector.pool import Pool
 from selector.prefilter import PoolIndex
+from tests.selector.paths import SEARCH_PATHS, search_path
 from tests.selector.reference import (
     NaiveProblem,
     estimated_outputs,
@@ -311,18 +312,19 @@ def column_greedy(pool: np.ndarray, query: np.ndarray, pinned: list[int], k: int
     return prompt[len(pinned) :]
 
 
-@pytest.mark.parametrize("small_pool", [0, None], ids=["threshold set", "whole pool"])
+@pytest.mark.parametrize("path", SEARCH_PATHS)
 @pytest.mark.parametrize("kind", ["isotropic", "clustered", "duplicates"])
-def test_speculation_and_verification_start_from_the_pins(
-    monkeypatch: pytest.MonkeyPatch, small_pool: int | None, kind: str
-) -> None:
-    """One problem's exact path (regions.exact_single) with pins, on every kind of data and
-    both kinds of verification set: the conditioned greedy; refined, a batch row equals it."""
-    from selector import regions
+def test_speculation_and_verification_start_from_the_pins(path: str, kind: str) -> None:
+    """One problem's exact path (regions.exact_single) with pins, on every kind of data, both
+    kinds of verification set and the direct greedy: the conditioned greedy; refined, a batch
+    row equals it."""
+    with search_path(path):
+        _start_from_the_pins(kind)
+
+
+def _start_from_the_pins(kind: str) -> None:
     from tests.selector.test_verification import pool_of
 
-    if small_pool is not None:
-        monkeypatch.setattr(regions, "SMALL_POOL", small_pool)
     pool = pool_of(kind, 3000, 16, seed=21)
     queries = pool_of(kind, 4, 16, seed=22)
     pinned = [int(index) for index in np.random.default_rng(23).choice(3000, 3, replace=False)]

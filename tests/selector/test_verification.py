@@ -4,7 +4,7 @@ static masks, whether the verification set is a threshold set or the whole pool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import selector.regions as regions
 from selector import Constraints, Pool, select, select_batch
 from selector.search import CandidateRegion
+from tests.selector.paths import SEARCH_PATHS, search_path
 from tests.selector.reference import kernel_value, unit_rows
 
 
@@ -80,13 +81,13 @@ def naive_greedy(
     return chosen
 
 
-@pytest.fixture(params=["threshold set", "whole pool"])
-def verification(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the tests with verification sets cut by the threshold (as on a large pool), and
-    with the whole pool as the verification set (as on a small one)."""
-    if request.param == "threshold set":
-        monkeypatch.setattr(regions, "SMALL_POOL", 0)
-    return str(request.param)
+@pytest.fixture(params=SEARCH_PATHS)
+def verification(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the tests with verification sets cut by the threshold (as on a large pool), with
+    the whole pool as the verification set (as on a smaller one), and with the direct
+    greedy of the smallest pools."""
+    with search_path(request.param):
+        yield str(request.param)
 
 
 @pytest.mark.parametrize("kind", ["isotropic", "clustered", "duplicates"])
@@ -99,7 +100,8 @@ def test_verified_greedy_is_the_naive_greedy(
     for query in queries:
         result = select(pool, query, 6, kernel=kernel, tau=tau, refine=False, initial_region=16)
         assert result.indices == naive_greedy(kernel, tau, pool, query[None], 6)
-        if verification == "whole pool" and result.region_size != 16:
+        # The direct greedy holds the pool; a speculation on 16 verifies on all of it.
+        if verification == "direct" or (verification == "whole pool" and result.region_size != 16):
             assert result.region_size == 1500
 
 
@@ -111,6 +113,7 @@ def test_near_duplicates_cost_a_few_products_not_one_per_step(
     takes a few matrix products with the verification set (each covering the steps left),
     not a pass over the pool per step as growing regions did."""
     monkeypatch.setattr(regions, "SMALL_POOL", 0)
+    monkeypatch.setattr(regions, "DIRECT_POOL", 0)
     products: list[int] = []
     original = CandidateRegion.host_columns
 
@@ -193,3 +196,23 @@ def test_a_batch_row_refines_as_the_single_call(
         assert single.baselines["knn"] == pytest.approx(result.baselines["knn"], abs=1e-9)
         assert single.indices == result.indices
         assert single.mmd2 == pytest.approx(result.mmd2, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "clustered", "duplicates"])
+def test_refinement_does_not_depend_on_the_path(kind: str) -> None:
+    """Swap refinement draws on the same candidates whichever path found the greedy: the
+    refined subset of the direct greedy and of speculation is the same, and so are the ranked
+    alternatives (as sets: the beam lists a subset in its region's order)."""
+    pool = pool_of(kind, 1500, 24, seed=7)
+    queries = pool_of(kind, 3, 24, seed=8)
+    refined: dict[str, list[list[int]]] = {}
+    alternatives: dict[str, list[list[list[int]]]] = {}
+    for path in SEARCH_PATHS:
+        with search_path(path):
+            refined[path] = [select(pool, query, 6).indices for query in queries]
+            alternatives[path] = [
+                [sorted(subset.indices) for subset in select(pool, q, 6, num_subsets=3).subsets]
+                for q in queries
+            ]
+    assert refined["direct"] == refined["whole pool"] == refined["threshold set"]
+    assert alternatives["direct"] == alternatives["whole pool"] == alternatives["threshold set"]
