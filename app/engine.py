@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -306,6 +306,15 @@ class Snapshot:
     @property
     def version(self) -> int:
         return self.rows.version
+
+
+class Selected(NamedTuple):
+    """One selection's response, the library's result it reports and the response budget
+    it drew on."""
+
+    selection: schemas.Selection
+    result: selector.SelectionResult
+    budget: ResponseBudget
 
 
 @dataclass(frozen=True)
@@ -1045,6 +1054,26 @@ class Engine:
         vectors: np.ndarray | None = None,
         embed_seconds: float = 0.0,
     ) -> schemas.Selection:
+        """One selection over ``snapshot`` for ``request`` (``vectors``: the target's
+        embeddings when a batch embedded them already, in ``embed_seconds``)."""
+        return self.selected(
+            snapshot, request, target_pool, load_seconds, vectors, embed_seconds
+        ).selection
+
+    def selected(
+        self,
+        snapshot: Snapshot,
+        request: schemas.TargetChoice,
+        target_pool: Snapshot | None,
+        load_seconds: float,
+        vectors: np.ndarray | None = None,
+        embed_seconds: float = 0.0,
+        k: int | None = None,
+        pinned: Sequence[int] = (),
+    ) -> Selected:
+        """:meth:`_select` of ``k`` examples (``request.k`` or the default when None) besides
+        the ``pinned`` pool indices, with the library's result and the response budget the
+        report drew on (a prefix's prompt is assembled after it)."""
         started = time.perf_counter() - embed_seconds
         if vectors is None:
             target, weights, query = self._target(request, target_pool, snapshot)
@@ -1055,13 +1084,14 @@ class Engine:
         result = selector.select(
             snapshot.pool,
             target,
-            request.k or DEFAULT_K,
+            k or request.k or DEFAULT_K,
             target_weights=weights,
             should_stop=should_stop(),
+            pinned=pinned,
             **library_options(snapshot, request, tau),
         )
         budget = ResponseBudget(self.settings)
-        return report(
+        selection = report(
             snapshot,
             result,
             request,
@@ -1073,6 +1103,7 @@ class Engine:
             load_seconds,
             target=(target, weights),
         )
+        return Selected(selection, result, budget)
 
     def select_batch(
         self,

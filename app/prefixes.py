@@ -515,31 +515,13 @@ def select_with_prefix(
             chars=embedded_chars(texts),
         )
     )
-    started = time.perf_counter()
-    target, weights, query = engine._target(options, target_pool, snapshot)
-    embedded = time.perf_counter()
-    tau, tau_source = chosen_tau(snapshot, options)
-    result = selector.select(
-        snapshot.pool,
-        target,
-        options.k or conditioned.k,
-        target_weights=weights,
-        should_stop=should_stop(),
-        pinned=conditioned.pinned,
-        **library_options(snapshot, options, tau),
-    )
-    budget = ResponseBudget(engine.settings)
-    selection = report(
+    selection, result, budget = engine.selected(
         snapshot,
-        result,
         options,
-        tau_source,
-        query,
-        embedded - started,
-        started,
-        budget,
+        target_pool,
         conditioned.load_seconds + target_load,
-        target=(target, weights),
+        k=options.k or conditioned.k,
+        pinned=conditioned.pinned,
     )
     whole = _put_first(engine, conditioned, request.system, options, selection, result, budget)
     return schemas.PoolSelection(**whole.model_dump(), pool=pool, pool_version=snapshot.version)
