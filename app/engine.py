@@ -1003,9 +1003,9 @@ class Engine:
                 chars=embedded_chars(texts),
             )
         )
-        selection = self._select(
+        selection = self.selected(
             snapshot, request, target_pool, load_seconds + target_load, vectors, embed_seconds
-        )
+        ).selection
         return schemas.PoolSelection(
             **selection.model_dump(), pool=name, pool_version=snapshot.version
         )
@@ -1043,22 +1043,7 @@ class Engine:
             vectors=np.stack([example.vector for example in prepared]),
             seqs=np.arange(len(prepared), dtype=np.int64),
         )
-        return self._select(self._prepared("inline", rows, None), request, None, 0.0)
-
-    def _select(
-        self,
-        snapshot: Snapshot,
-        request: schemas.TargetChoice,
-        target_pool: Snapshot | None,
-        load_seconds: float,
-        vectors: np.ndarray | None = None,
-        embed_seconds: float = 0.0,
-    ) -> schemas.Selection:
-        """One selection over ``snapshot`` for ``request`` (``vectors``: the target's
-        embeddings when a batch embedded them already, in ``embed_seconds``)."""
-        return self.selected(
-            snapshot, request, target_pool, load_seconds, vectors, embed_seconds
-        ).selection
+        return self.selected(self._prepared("inline", rows, None), request, None, 0.0).selection
 
     def selected(
         self,
@@ -1071,9 +1056,11 @@ class Engine:
         k: int | None = None,
         pinned: Sequence[int] = (),
     ) -> Selected:
-        """:meth:`_select` of ``k`` examples (``request.k`` or the default when None) besides
-        the ``pinned`` pool indices, with the library's result and the response budget the
-        report drew on (a prefix's prompt is assembled after it)."""
+        """One selection over ``snapshot`` for ``request`` of ``k`` examples (``request.k`` or
+        the default when None) besides the ``pinned`` pool indices (``vectors``: the target's
+        embeddings when a batch embedded them already, in ``embed_seconds``); with the
+        library's result and the response budget the report drew on (a prefix's prompt is
+        assembled after it)."""
         started = time.perf_counter() - embed_seconds
         if vectors is None:
             target, weights, query = self._target(request, target_pool, snapshot)
