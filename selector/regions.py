@@ -47,6 +47,7 @@ WHOLE_POOL_SHARE = 0.5  # a verification set above this share of the pool is the
 SMALL_POOL = 4_096  # up to this, a verification set is the whole pool (no threshold pass)
 MAX_REGROWTHS = 3  # then the verification set is the whole pool
 DIRECT_POOL = 4_096  # up to this, one problem's greedy runs over the whole pool directly
+TOP_SAMPLE_STRIDE = 16  # the top of a ranking is cut from every 16th key first (_top)
 
 
 def region_chunk_bytes(device: torch.device) -> int:
@@ -261,12 +262,30 @@ def _direct_single(
 
 def _top(key: np.ndarray, count: int) -> np.ndarray:
     """The positions of the ``count`` largest of ``key: (n,)``, largest first (a partition,
-    then a sort of those alone: several times faster than ``torch.topk`` on the CPU)."""
-    if count < key.shape[0]:
-        part = np.argpartition(key, key.shape[0] - count)[key.shape[0] - count :]
+    then a sort of those alone: several times faster than ``torch.topk`` on the CPU).
+
+    A strided sample of ``key`` gives a cut that about ``1.5 count`` keys reach; the partition
+    then runs on those alone (100,000 keys: 0.11 against 0.91 ms; 1,000,000: 0.74 against
+    10.7 ms). When fewer than ``count`` reach the cut, the whole of ``key`` is partitioned."""
+    size = key.shape[0]
+    if count >= size:
+        part = np.arange(size)
     else:
-        part = np.arange(key.shape[0])
+        part = np.flatnonzero(key >= _sampled_cut(key, count))
+        if part.shape[0] < count:
+            part = np.arange(size)
+        part = part[np.argpartition(key[part], part.shape[0] - count)[part.shape[0] - count :]]
     return part[np.argsort(-key[part], kind="stable")]
+
+
+def _sampled_cut(key: np.ndarray, count: int) -> float:
+    """A value about ``1.5 count`` of ``key: (n,)`` reach, from every ``TOP_SAMPLE_STRIDE``-th
+    key (``-inf`` when the sample is too small to tell)."""
+    sample = key[::TOP_SAMPLE_STRIDE]
+    wanted = count * 3 // (2 * TOP_SAMPLE_STRIDE) + 16
+    if wanted >= sample.shape[0]:
+        return -math.inf
+    return float(np.partition(sample, sample.shape[0] - wanted)[sample.shape[0] - wanted])
 
 
 def _allowed(region: CandidateRegion, plan: ConstraintPlan) -> np.ndarray:

@@ -263,3 +263,44 @@ def test_a_batch_over_a_small_pool_is_solved_one_by_one(
         single = select(prepared, query, 8, initial_region=16)
         assert result.indices == single.indices
         assert result.mmd2 == pytest.approx(single.mmd2, abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 6_000),
+    count=st.integers(1, 2_000),
+    kind=st.sampled_from(["continuous", "ties", "infinities", "sorted"]),
+)
+def test_the_top_of_a_ranking_is_the_largest_keys_in_order(
+    seed: int, n: int, count: int, kind: str
+) -> None:
+    """``regions._top`` (a cut from a strided sample, then a partition of the keys above it)
+    gives ``count`` distinct positions whose keys are the ``count`` largest, largest first,
+    for keys with many ties, pins (``inf``) and masked candidates (``-inf``), or in order."""
+    rng = np.random.default_rng(seed)
+    if kind == "ties":
+        key = rng.integers(0, 5, n).astype(np.float32)
+    else:
+        key = rng.standard_normal(n).astype(np.float32)
+    if kind == "infinities":
+        key[rng.random(n) < 0.3] = -np.inf
+        key[rng.random(n) < 0.01] = np.inf
+    if kind == "sorted":
+        key.sort()
+    count = min(count, n)
+    top = regions._top(key, count)
+    assert len(top) == count == len(set(top.tolist()))
+    assert np.array_equal(key[top], np.sort(key)[::-1][:count])
+
+
+def test_the_top_falls_back_to_every_key_when_the_sample_cuts_too_high() -> None:
+    """Keys whose strided sample holds only large values: fewer than ``count`` keys reach
+    the sample's cut, and the top comes from partitioning every key."""
+    key = np.zeros(1_600, dtype=np.float32)
+    key[:: regions.TOP_SAMPLE_STRIDE] = 0.5  # the sample: 100 keys of 0.5
+    key[1::32] = 1.0  # 50 larger keys the sample never sees
+    key[3::32] = np.linspace(0.1, 0.4, 50, dtype=np.float32)
+    assert (key >= regions._sampled_cut(key, 300)).sum() < 300
+    top = regions._top(key, 300)
+    assert np.array_equal(key[top], np.sort(key)[::-1][:300])
