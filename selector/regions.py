@@ -19,8 +19,8 @@ are certified against the candidates outside V as before; if that fails (the exa
 differ from the speculated ones enough), V grows to the new threshold and the certified steps
 carry over. Each product covers the steps left, so the cost is a few passes over V, never one
 per step over the pool; a pool of near-duplicates, where growing by four went up to the whole
-pool, needs the same few products. On a pool of at most ``DIRECT_POOL`` candidates the greedy runs
-over the whole pool directly (:func:`_direct_single`), which is cheaper there.
+pool, needs the same few products. On a pool of at most ``DIRECT_POOL`` candidates the first
+region is the whole pool, which is cheaper there: the greedy runs over it directly.
 """
 
 from __future__ import annotations
@@ -168,23 +168,36 @@ def exact_single(
     fails (module docstring). Without ``refines`` (no refinement or beam search to follow),
     the outcome's region is the search's last, not the one refinement draws on."""
     ranking = regions.ranking[row]
-    if ranking.shape[0] <= DIRECT_POOL:
-        return _direct_single(regions, plan, size, k_min, k, refines, row)
-    # The top of the ranking once: the small region, and what every verification set holds
-    # (the prefixes refinement may draw on, see _refinement_outcome).
-    count = min(max(size, SWAP_CANDIDATES + k + 1) + 1, ranking.shape[0])
-    top = _top(ranking.numpy(), count)
-    excluded_key = (
-        ranking[torch.from_numpy(top[size : size + 1])]
-        if count > size
-        else torch.full((1,), -math.inf)
-    )
-    small = regions.host_region(top[:size], regions.affinity_of_key(excluded_key), row=row)
+    # A pool of at most DIRECT_POOL: the greedy over all of it as the first region, one
+    # product a step, no ranking, speculation or certificate (they cost more than they spare).
+    direct = ranking.shape[0] <= DIRECT_POOL
+    if direct:
+        top = np.arange(ranking.shape[0])
+        small = regions.host_region(top, torch.full((1,), -math.inf), whole=True, row=row)
+    else:
+        # The top of the ranking once: the small region, and what every verification set
+        # holds (the prefixes refinement may draw on, see _refinement_outcome).
+        count = min(max(size, SWAP_CANDIDATES + k + 1) + 1, ranking.shape[0])
+        top = _top(ranking.numpy(), count)
+        excluded_key = (
+            ranking[torch.from_numpy(top[size : size + 1])]
+            if count > size
+            else torch.full((1,), -math.inf)
+        )
+        small = regions.host_region(top[:size], regions.affinity_of_key(excluded_key), row=row)
+
+    def answer(run: HostRun) -> SingleAnswer:
+        """The search ended on the small region; refinement after a direct greedy draws on
+        the prefix a speculated search would have refined on."""
+        if direct and refines:
+            return SingleAnswer(_refinement_outcome(run, small, plan, size, k), small.size)
+        return SingleAnswer(host_outcome(run, k, False, False, small), small.size)
+
     allowed = _allowed(small, plan)
     run = HostRun.on(small, allowed)
     pins = [] if plan.pinned is None else plan.pinned.tolist()
     if pins:  # the pinned candidates head the ranking, so the small region: taken first
-        positions = _positions(small.pool_index[0].cpu().numpy(), pins, ordered=False)
+        positions = _positions(small.pool_index[0].cpu().numpy(), pins, ordered=direct)
         for position, column in zip(positions, small.host_columns(positions), strict=True):
             run.commit(position, math.nan, column)
     excluded = float(small.excluded_affinity[0])
@@ -198,7 +211,7 @@ def exact_single(
         if not math.isfinite(value):
             if excluded == -math.inf:  # every allowed candidate is here: the pool has no more
                 _check_feasible(run, k_min, plan)
-                return SingleAnswer(host_outcome(run, k, False, False, small), small.size)
+                return answer(run)
             certified = False
             break
         if excluded != -math.inf:
@@ -206,7 +219,7 @@ def exact_single(
             certified = certified and value <= run.bound(excluded, least)
         run.commit(best, value, small.host_column(best))
     if certified:
-        return SingleAnswer(host_outcome(run, k, False, False, small), small.size)
+        return answer(run)
     speculated = small.pool_index[0, run.chosen].tolist()
     chosen: list[int] = list(pins)  # pool indices of the certified steps
     values: list[float] = [math.nan] * len(pins)
@@ -222,42 +235,6 @@ def exact_single(
         threshold = min(threshold, outcome)
         speculated = []
     raise AssertionError("a verification set of the whole pool needs no certificate")
-
-
-def _direct_single(
-    regions: TopRegions,
-    plan: ConstraintPlan,
-    size: int,
-    k_min: int,
-    k: int,
-    refines: bool,
-    row: int,
-) -> SingleAnswer:
-    """:func:`exact_single` on a pool of at most ``DIRECT_POOL`` candidates: the greedy over
-    the whole pool as one region (its vectors uncopied), one matrix-vector product a step and
-    no ranking, speculation or certificate, which cost more than they spare on a pool this
-    small; refinement draws on the same candidates as after a speculated search."""
-    pool = regions.scorer.pool
-    region = regions.host_region(
-        np.arange(pool.size), torch.full((1,), -math.inf), whole=True, row=row
-    )
-    run = HostRun.on(region, _allowed(region, plan))
-    pins = [] if plan.pinned is None else plan.pinned.tolist()
-    if pins:  # the whole pool in pool order: a pin's position is its index
-        for position, column in zip(pins, region.host_columns(pins), strict=True):
-            run.commit(position, math.nan, column)
-    while run.step <= k:
-        checkpoint()
-        scores = run.scores()
-        best = int(scores.argmin())
-        value = float(scores[best])
-        if not math.isfinite(value):
-            _check_feasible(run, k_min, plan)
-            break
-        run.commit(best, value, region.host_column(best))
-    if not refines:
-        return SingleAnswer(host_outcome(run, k, False, False, region), region.size)
-    return SingleAnswer(_refinement_outcome(run, region, plan, size, k), region.size)
 
 
 def _top(key: np.ndarray, count: int) -> np.ndarray:
