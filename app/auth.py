@@ -19,7 +19,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.config import ApiKey, ApiScope, Settings, get_settings
+from app.config import ApiKey, ApiScope
+from app.deps import SettingsDep
 from app.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -127,9 +128,7 @@ def require_write(keys: KeysDep, credentials: Credentials) -> None:
     authorize(keys, credentials, "write")
 
 
-def require_metrics(
-    keys: KeysDep, credentials: Credentials, settings: Annotated[Settings, Depends(get_settings)]
-) -> None:
+def require_metrics(keys: KeysDep, credentials: Credentials, settings: SettingsDep) -> None:
     """Any key when ``metrics_require_key`` is set; else open."""
     if settings.metrics_require_key:
         authorize(keys, credentials, "read")

@@ -6,11 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.engine import Engine
 from app.jobs import JobWorker
 from app.metrics import Metrics
 from app.schemas import EXAMPLE_ID_PATTERN, POOL_NAME_PATTERN
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with (``create_app`` keeps them on its state; a
+    dependency override would make FastAPI rebuild every dependant on every request)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_engine(request: Request) -> Engine:

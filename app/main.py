@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
-    service.dependency_overrides[get_settings] = lambda: settings
+    service.state.settings = settings
     service.state.metrics = Metrics(pool_labels=settings.metrics_require_key)
     service.state.api_keys = ApiKeys(settings.api_key_entries)
     service.state.shutdown = shutdown
