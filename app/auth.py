@@ -110,7 +110,7 @@ def authorize(
         )
 
 
-def get_api_keys(request: Request) -> ApiKeys:
+async def get_api_keys(request: Request) -> ApiKeys:
     keys: ApiKeys = request.app.state.api_keys
     return keys
 
@@ -118,17 +118,17 @@ def get_api_keys(request: Request) -> ApiKeys:
 KeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 
 
-def require_read(keys: KeysDep, credentials: Credentials) -> None:
+async def require_read(keys: KeysDep, credentials: Credentials) -> None:
     """A read or write key (list, get, select)."""
     authorize(keys, credentials, "read")
 
 
-def require_write(keys: KeysDep, credentials: Credentials) -> None:
+async def require_write(keys: KeysDep, credentials: Credentials) -> None:
     """A write key (create, upsert, import, calibrate, delete)."""
     authorize(keys, credentials, "write")
 
 
-def require_metrics(keys: KeysDep, credentials: Credentials, settings: SettingsDep) -> None:
+async def require_metrics(keys: KeysDep, credentials: Credentials, settings: SettingsDep) -> None:
     """Any key when ``metrics_require_key`` is set; else open."""
     if settings.metrics_require_key:
         authorize(keys, credentials, "read")

@@ -63,4 +63,8 @@ class Compute:
             raise
 
 
-ComputeDep = Annotated[Compute, Depends()]
+async def get_compute(request: Request, engine: EngineDep, metrics: MetricsDep) -> Compute:
+    return Compute(request, engine, metrics)
+
+
+ComputeDep = Annotated[Compute, Depends(get_compute)]

@@ -1,4 +1,8 @@
-"""Dependency aliases for the routes (``Annotated[..., Depends()]``)."""
+"""Dependency aliases for the routes (``Annotated[..., Depends()]``).
+
+Every dependency of the service is a coroutine (``async def``), as none of them blocks:
+FastAPI runs a plain function, or a class, on its thread pool, one thread hop per
+dependency per request."""
 
 from __future__ import annotations
 
@@ -13,30 +17,30 @@ from app.metrics import Metrics
 from app.schemas import EXAMPLE_ID_PATTERN, POOL_NAME_PATTERN
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with (``create_app`` keeps them on its state; a
     dependency override would make FastAPI rebuild every dependant on every request)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_ready_engine(engine: Annotated[Engine, Depends(get_engine)]) -> Engine:
+async def get_ready_engine(engine: Annotated[Engine, Depends(get_engine)]) -> Engine:
     """The engine, or 503 while the model is not loaded."""
     engine.require_ready()
     return engine
 
 
-def get_jobs(request: Request) -> JobWorker:
+async def get_jobs(request: Request) -> JobWorker:
     worker: JobWorker = request.app.state.jobs
     return worker
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

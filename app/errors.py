@@ -16,7 +16,7 @@ Every 429 and 503 carries ``Retry-After``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,12 +122,12 @@ _STATUS_TYPES = {
 }
 
 
-def require_media_type(*accepted: str) -> Callable[[Request], None]:
+def require_media_type(*accepted: str) -> Callable[[Request], Awaitable[None]]:
     """A route dependency: 415 unless the request's content type (parameters such as
     ``charset`` aside) is one of ``accepted``. A missing type is refused too, so no browser
     form or text post from another site gets in."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         given = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if given not in accepted:
             raise ApiError(

@@ -107,7 +107,7 @@ class Traffic:
             self._queries.pop(pool, None)
 
 
-def get_traffic(request: Request) -> Traffic:
+async def get_traffic(request: Request) -> Traffic:
     traffic: Traffic = request.app.state.traffic
     return traffic
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,33 @@ def test_routes_read_the_apps_own_settings_without_dependency_overrides(tmp_path
     client = TestClient(service)  # no lifespan: /metrics needs no engine
     assert_error(client.get("/metrics"), 401)
     assert client.get("/metrics", headers={"Authorization": f"Bearer key-{'a' * 24}"}).is_success
+
+
+def test_every_dependency_is_a_coroutine() -> None:
+    """No route dependency runs on FastAPI's thread pool: a plain function or class dependency
+    costs a thread hop per request, and none of the service's blocks."""
+    from fastapi.dependencies.models import Dependant
+    from fastapi.dependencies.utils import _is_coroutine_callable
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from app.config import Settings
+    from app.main import create_app
+
+    def calls(dependant: Dependant) -> Iterator[Any]:
+        for sub in dependant.dependencies:
+            yield sub.call
+            yield from calls(sub)
+
+    routes = [
+        context.original_route
+        for context in iter_route_contexts(create_app(Settings()).routes)
+        if isinstance(context.original_route, APIRoute)
+    ]
+    found = {call for route in routes for call in calls(route.dependant)}
+    assert len(found) >= 8  # the walk reached the auth, engine and compute dependencies
+    plain = sorted(
+        getattr(call, "__qualname__", repr(call))
+        for call in found
+        if not _is_coroutine_callable(call)
+    )
+    assert plain == []
