@@ -188,18 +188,24 @@ PEER_TARGET = Target(
 
 
 def _wrk(url: str, queries: list[str], target: Target, concurrency: int, seconds: int) -> dict:
-    # Every request's query is distinct (a counter is appended), so no cache answers: each
-    # request pays for its embedding.
+    # Every request's query is distinct (the wrk thread's number and a counter are appended),
+    # so no cache answers: each request pays for its embedding. Each wrk thread has a Lua
+    # state of its own: with a counter alone, both threads sent the same texts.
     texts = [json.dumps(q)[1:-1] for q in queries]  # JSON-escaped, without the quotes
     script = (
         "texts = {"
         + ",".join(json.dumps(t) for t in texts)
         + "}\n"
         + f"""
+threads = 0
+setup = function(thread)
+  thread:set("thread_id", threads)
+  threads = threads + 1
+end
 counter = 0
 request = function()
   counter = counter + 1
-  local text = texts[(counter % #texts) + 1] .. ' #' .. counter
+  local text = texts[(counter % #texts) + 1] .. ' #' .. thread_id .. '-' .. counter
   local body = {target.lua}
   return wrk.format("POST", nil, {{["content-type"] = "application/json"}}, body)
 end
