@@ -389,9 +389,10 @@ with MiniLM included ({_backend(result)}), k = {result["k"]}, driven by {result[
 
 The pool is over the service's `INDEX_ABOVE` (50,000), so once its IVF index was built (in
 the background) selection ran on the prefilter's candidates (prefiltered:
-{result["prefiltered"]}). Every request of the load sends a distinct query (a counter is
-appended), so each one pays for its MiniLM embedding; of 21 requests that repeat the warm-up
-query (its embedding a cache hit), the one of median total took (ms): {breakdown}.
+{result["prefiltered"]}). Every request of the load sends a distinct query (the wrk
+thread's number and a counter are appended), so each one pays for its MiniLM embedding; of
+21 requests that repeat the warm-up query (its embedding a cache hit), the one of median
+total took (ms): {breakdown}.
 {_queue_note(result)}
 {_import_section(result)}
 {_environment(result)}

@@ -140,11 +140,15 @@ class Writers:
 _LUA = """
 texts = {%(texts)s}
 local threads = {}
-setup = function(thread) table.insert(threads, thread) end
+setup = function(thread)
+  thread:set("thread_id", #threads)  -- each thread's Lua state counts on its own
+  table.insert(threads, thread)
+end
 init = function(args) counter = 0; statuses = {} end
 request = function()
   counter = counter + 1
-  local body = '{"query": "' .. texts[(counter %% #texts) + 1] .. ' #' .. counter ..
+  local body = '{"query": "' .. texts[(counter %% #texts) + 1] .. ' #' .. thread_id .. '-' ..
+               counter ..
                '", "k": %(k)d, "compare_baselines": false}'
   return wrk.format("POST", nil, {["content-type"] = "application/json"}, body)
 end

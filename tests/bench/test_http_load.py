@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench import http
+from bench import http, soak
 
 pytestmark = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk missing: scripts/test.sh installs Debian's wrk"
@@ -58,3 +58,13 @@ def test_wrk_sends_a_distinct_query_per_request(
     assert len(queries) >= 50 and result["non_2xx"] == 0
     assert Counter(queries).most_common(1)[0][1] == 1
     assert {query.split(" #")[0] for query in queries} == {"alpha", 'beta "quoted"', "gamma"}
+
+
+def test_the_soak_sends_a_distinct_query_per_request(recorder: tuple[str, list[bytes]]) -> None:
+    """The soak's wrk script (its own, as it counts statuses) numbers its threads too."""
+    url, bodies = recorder
+    result = soak.wrk_selections(url, ["alpha", "beta", "gamma"], 8, 1)
+    queries = [json.loads(body)["query"] for body in bodies]
+    # Requests still in flight when wrk stops reach the server uncounted.
+    assert set(result["statuses"]) == {"200"} and 50 <= result["statuses"]["200"] <= len(queries)
+    assert Counter(queries).most_common(1)[0][1] == 1
