@@ -393,5 +393,6 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once from the environment (tests override the dependency)."""
+    """The process's settings, read once from the environment (``create_app``'s default; the
+    routes read the app's own, ``app.deps.get_settings``)."""
     return Settings()
