@@ -187,20 +187,26 @@ PEER_TARGET = Target(
 """The same query at the peer's OpenAI-style ``/embeddings``."""
 
 
-def _wrk(url: str, queries: list[str], target: Target, concurrency: int, seconds: int) -> dict:
-    # Every request's query is distinct (the wrk thread's number and a counter are appended),
-    # so no cache answers: each request pays for its embedding. Each wrk thread has a Lua
-    # state of its own: with a counter alone, both threads sent the same texts.
+def run_wrk(
+    url: str, queries: list[str], target: Target, concurrency: int, seconds: int, hooks: str = ""
+) -> tuple[str, Callable[[str], float]]:
+    """wrk (2 threads at most) posting ``target``'s body for a distinct query per request, with
+    the Lua ``hooks`` (``response``, ``done``; ``threads`` lists wrk's threads) after the
+    script; returns wrk's output and its latency percentile in ms by label (``"99"``).
+
+    Every request's query is distinct (the wrk thread's number and a counter are appended), so
+    no cache answers: each request pays for its embedding. Each wrk thread has a Lua state of
+    its own: with a counter alone, both threads sent the same texts."""
     texts = [json.dumps(q)[1:-1] for q in queries]  # JSON-escaped, without the quotes
     script = (
         "texts = {"
         + ",".join(json.dumps(t) for t in texts)
         + "}\n"
         + f"""
-threads = 0
+threads = {{}}
 setup = function(thread)
-  thread:set("thread_id", threads)
-  threads = threads + 1
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
 end
 counter = 0
 request = function()
@@ -210,6 +216,7 @@ request = function()
   return wrk.format("POST", nil, {{["content-type"] = "application/json"}}, body)
 end
 """
+        + hooks
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
@@ -241,6 +248,11 @@ end
         scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
         return float(match.group(1)) * scale
 
+    return output, percentile
+
+
+def _wrk(url: str, queries: list[str], target: Target, concurrency: int, seconds: int) -> dict:
+    output, percentile = run_wrk(url, queries, target, concurrency, seconds)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {

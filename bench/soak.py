@@ -15,12 +15,9 @@ in the test suite.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import statistics
-import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -34,7 +31,7 @@ import numpy as np
 from app.config import Settings
 from bench.embeddings import CACHE, sampled_tweet_embeddings
 from bench.environment import save_result
-from bench.http import POOL, start_server, write_pool
+from bench.http import POOL, run_wrk, select_target, start_server, write_pool
 from selector.embedding import BUNDLED_MODEL_NAME
 
 SIZE = 10_000
@@ -137,21 +134,8 @@ class Writers:
         }
 
 
-_LUA = """
-texts = {%(texts)s}
-local threads = {}
-setup = function(thread)
-  thread:set("thread_id", #threads)  -- each thread's Lua state counts on its own
-  table.insert(threads, thread)
-end
-init = function(args) counter = 0; statuses = {} end
-request = function()
-  counter = counter + 1
-  local body = '{"query": "' .. texts[(counter %% #texts) + 1] .. ' #' .. thread_id .. '-' ..
-               counter ..
-               '", "k": %(k)d, "compare_baselines": false}'
-  return wrk.format("POST", nil, {["content-type"] = "application/json"}, body)
-end
+_STATUS_HOOKS = """
+statuses = {}
 response = function(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
@@ -163,29 +147,20 @@ done = function(summary, latency, requests)
     end
   end
   for status, count in pairs(total) do
-    io.write(string.format("STATUS %%d %%d\\n", status, count))
+    io.write(string.format("STATUS %d %d\\n", status, count))
   end
-  io.write(string.format("ERRORS %%d\\n", summary.errors.connect + summary.errors.read +
+  io.write(string.format("ERRORS %d\\n", summary.errors.connect + summary.errors.read +
     summary.errors.write + summary.errors.timeout))
 end
 """
+"""Lua hooks that count each status over wrk's threads and print them, and the socket errors."""
 
 
 def wrk_selections(url: str, queries: list[str], k: int, seconds: int) -> dict[str, Any]:
     """wrk at :data:`CONCURRENCY` for ``seconds``: statuses, p50/p99, 200s per second."""
-    texts = ",".join(json.dumps(json.dumps(q)[1:-1]) for q in queries)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(_LUA % {"texts": texts, "k": k})
-    command = ["wrk", "-t", "2", "-c", str(CONCURRENCY), "-d", f"{seconds}s", "--latency"]
-    command += ["--timeout", "30s", "-s", handle.name, f"{url}/v1/pools/{POOL}/select"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    Path(handle.name).unlink()
-
-    def percentile(label: str) -> float:
-        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        assert match, output
-        return float(match.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
-
+    output, percentile = run_wrk(
+        url, queries, select_target(k), CONCURRENCY, seconds, hooks=_STATUS_HOOKS
+    )
     counted = re.finditer(r"^STATUS (\d+) (\d+)$", output, re.MULTILINE)
     statuses = {match.group(1): int(match.group(2)) for match in counted}
     errors = re.search(r"^ERRORS (\d+)$", output, re.MULTILINE)
