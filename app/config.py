@@ -394,5 +394,5 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings, read once from the environment (``create_app``'s default; the
-    routes read the app's own, ``app.deps.get_settings``)."""
+    routes read the app's own, ``app.deps.get_app_settings``)."""
     return Settings()

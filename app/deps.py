@@ -17,7 +17,7 @@ from app.metrics import Metrics
 from app.schemas import EXAMPLE_ID_PATTERN, POOL_NAME_PATTERN
 
 
-async def get_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with (``create_app`` keeps them on its state; a
     dependency override would make FastAPI rebuild every dependant on every request)."""
     settings: Settings = request.app.state.settings
@@ -45,7 +45,7 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ReadyEngine = Annotated[Engine, Depends(get_ready_engine)]
 JobsDep = Annotated[JobWorker, Depends(get_jobs)]
