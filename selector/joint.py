@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+import numpy as np
 import torch
 
 from selector.kernels import Kernel
 from selector.mmd import mmd2_from_gram
 from selector.pool import Pool
 from selector.search import CandidateRegion
+
+_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
 
 
 @dataclass
@@ -230,12 +234,27 @@ class AffinityScorer:
 
     def evaluate_many(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Exact ``MMD^2`` ``(R,)`` float64 of the pool subsets ``index: (R, k)`` to the
-        targets of problems ``rows: (R,)``."""
-        chosen = self.pool.rows(index).to(torch.float64)  # (R, k, d)
-        points = self.targets.points[rows].to(torch.float64)  # (R, m, d)
-        size = chosen.shape[1]
-        # One Gram matrix of the chosen and the target points together: (R, k + m, k + m).
-        together = torch.cat([chosen, points], dim=1)
+        targets of problems ``rows: (R,)``, in numpy for a pool in host memory (a report
+        evaluates a few subsets of a few points, where torch's per-op cost was most of it)."""
+        if self.pool.device.type == "cpu":
+            chosen = np.take(self.pool.host_vectors, index.numpy(), axis=0)  # (R, k, d)
+            points = self.targets.points[rows].numpy()  # (R, m, d)
+            together = np.concatenate([chosen, points], axis=1).astype(np.float64)
+            return torch.from_numpy(
+                self._mmd2_of(together, self.targets.weights[rows].numpy(), rows, index)
+            )
+        chosen_rows = self.pool.rows(index)
+        points_rows = self.targets.points[rows]
+        together_rows = torch.cat([chosen_rows, points_rows], dim=1).to(torch.float64)
+        return self._mmd2_of(together_rows, self.targets.weights[rows], rows, index)
+
+    def _mmd2_of(
+        self, together: _Array, weights: _Array, rows: torch.Tensor, index: torch.Tensor
+    ) -> _Array:
+        """``MMD^2: (R,)`` from the chosen rows and the target points ``together: (R, k + m,
+        d)`` float64 (the k chosen ``index: (R, k)`` first), through one Gram matrix ``(R, k +
+        m, k + m)`` (joint: times the output kernel's); numpy or torch alike."""
+        size = index.shape[1]
         gram = self.kernel(together, together)
         within, cross, target_gram = (
             gram[:, :size, :size],
@@ -243,12 +262,21 @@ class AffinityScorer:
             gram[:, size:, size:],
         )
         if self.estimate is not None:
-            within = within * self.output_gram_between(index, index)
             factor = self.output_factor(index, rows)  # (R, m, k)
             assert factor is not None
-            cross = cross * factor.transpose(1, 2).to(torch.float64)
-            target_gram = target_gram * self._target_output_gram(rows)
-        return mmd2_from_gram(within, cross, target_gram, self.targets.weights[rows])
+            outputs = [
+                self.output_gram_between(index, index),
+                factor.transpose(1, 2).to(torch.float64),
+                self._target_output_gram(rows),
+            ]
+            if isinstance(together, np.ndarray):
+                host = [output.numpy() for output in outputs]
+                within, cross = within * host[0], cross * host[1]
+                target_gram = target_gram * host[2]
+            else:
+                within, cross = within * outputs[0], cross * outputs[1]
+                target_gram = target_gram * outputs[2]
+        return mmd2_from_gram(within, cross, target_gram, weights)
 
     def output_gram_between(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """``(R, P, Q)`` float64 output kernel between pool indices ``left: (R, P)`` and

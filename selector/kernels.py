@@ -1,4 +1,5 @@
-"""Positive-definite kernels on embeddings, in torch, batched, on the inputs' device.
+"""Positive-definite kernels on embeddings, batched: torch tensors on their device, or numpy
+arrays (one formula for both, :meth:`Kernel.from_inner`).
 
 Every kernel here is a function of the inner product and the squared norms, so one matrix
 product serves them all (:meth:`Kernel.from_inner`). On unit vectors each one has
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,8 @@ from selector.errors import InvalidInputError, UnknownKernelError
 KERNEL_NAMES: Final = ("softmax", "rbf", "laplace", "cosine")
 DEFAULT_SOFTMAX_TAU: Final = 0.2
 MEDIAN: Final = "median"
+
+_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
 
 
 def softmax_kernel(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
@@ -58,9 +61,9 @@ def cosine_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _squared_distances_from_inner(
-    inner: torch.Tensor, sq_norm_x: torch.Tensor | float, sq_norm_y: torch.Tensor | float
-) -> torch.Tensor:
-    return (sq_norm_x + sq_norm_y - 2.0 * inner).clamp_min(0.0)
+    inner: _Array, sq_norm_x: _Array | float, sq_norm_y: _Array | float
+) -> _Array:
+    return (sq_norm_x + sq_norm_y - 2.0 * inner).clip(min=0.0)
 
 
 def median_squared_distance(x: torch.Tensor, max_points: int = 1000, seed: int = 0) -> float:
@@ -125,41 +128,34 @@ class Kernel:
         """:meth:`from_inner` on unit vectors for a numpy array (float32 arithmetic, as the
         torch path's), returned as float64: the host loops' kernel columns without torch's
         per-op cost."""
-        inner = inner.astype(np.float32, copy=False)
-        if self.name == "softmax":
-            values = np.exp((inner - np.float32(1.0)) / np.float32(self.tau))
-        elif self.name == "cosine":
-            values = inner
-        else:
-            squared = np.maximum(np.float32(2.0) - np.float32(2.0) * inner, np.float32(0.0))
-            if self.name == "rbf":
-                values = np.exp(-squared / np.float32(2.0 * self.tau))
-            else:
-                values = np.exp(-np.sqrt(squared) / np.float32(self.tau))
-        return values.astype(np.float64)
+        return self.from_inner(inner.astype(np.float32, copy=False)).astype(np.float64)
 
     def from_inner(
         self,
-        inner: torch.Tensor,
-        sq_norm_x: torch.Tensor | float = 1.0,
-        sq_norm_y: torch.Tensor | float = 1.0,
-    ) -> torch.Tensor:
-        """Kernel values from inner products ``<x, y>`` (any shape) and squared norms that
-        broadcast against it; the defaults assume unit vectors."""
-        if self.name == "softmax":
-            return torch.exp((inner - 1.0) / self.tau)
+        inner: _Array,
+        sq_norm_x: _Array | float = 1.0,
+        sq_norm_y: _Array | float = 1.0,
+    ) -> _Array:
+        """Kernel values from inner products ``<x, y>`` (any shape, a numpy array or a torch
+        tensor, computed in its dtype) and squared norms that broadcast against it; the
+        defaults assume unit vectors."""
         if self.name == "cosine":
             return inner
+        exp, sqrt = (np.exp, np.sqrt) if isinstance(inner, np.ndarray) else (torch.exp, torch.sqrt)
+        if self.name == "softmax":
+            return exp((inner - 1.0) / self.tau)
         squared = _squared_distances_from_inner(inner, sq_norm_x, sq_norm_y)
         if self.name == "rbf":
-            return torch.exp(-squared / (2.0 * self.tau))
-        return torch.exp(-torch.sqrt(squared) / self.tau)
+            return exp(-squared / (2.0 * self.tau))
+        return exp(-sqrt(squared) / self.tau)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x: (..., n, d), y: (..., m, d) -> (..., n, m)`` (leading batch dimensions)."""
-        return self.from_inner(
-            x @ y.transpose(-2, -1), (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
-        )
+    def __call__(self, x: _Array, y: _Array) -> _Array:
+        """``x: (..., n, d), y: (..., m, d) -> (..., n, m)`` (leading batch dimensions; numpy
+        arrays or torch tensors). The squared norms enter the distance kernels only."""
+        inner = x @ y.mT
+        if self.name in ("softmax", "cosine"):
+            return self.from_inner(inner)
+        return self.from_inner(inner, (x * x).sum(-1)[..., :, None], (y * y).sum(-1)[..., None, :])
 
 
 def resolve_kernel(

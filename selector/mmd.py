@@ -10,27 +10,34 @@ Bias bound (arXiv 2506.11516): ``||bias(W_S)|| <= C * MMD(S, Q)``; generalisatio
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
+import numpy as np
 import torch
 
 from selector.kernels import Kernel
 
+_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
 
-def mmd2_from_gram(
-    within: torch.Tensor, cross: torch.Tensor, target_gram: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
+
+def mmd2_from_gram(within: _Array, cross: _Array, target_gram: _Array, weights: _Array) -> _Array:
     """``within: (..., k, k)``, ``cross: (..., k, m)``, ``target_gram: (..., m, m)``,
-    ``weights: (..., m)`` summing to 1 -> ``MMD^2: (...)`` (float64 arithmetic)."""
-    within = within.to(torch.float64)
-    cross = cross.to(torch.float64)
-    target_gram = target_gram.to(torch.float64)
-    weights = weights.to(torch.float64).unsqueeze(-1)  # (..., m, 1)
+    ``weights: (..., m)`` summing to 1 -> ``MMD^2: (...)`` in float64 arithmetic; numpy
+    arrays or torch tensors alike (the host report and the batched one)."""
+    within, cross, target_gram = _float64(within), _float64(cross), _float64(target_gram)
+    column = _float64(weights)[..., :, None]  # (..., m, 1)
     size = within.shape[-1]
     return (
         within.sum((-2, -1)) / size**2
-        - 2.0 * (cross @ weights).sum((-2, -1)) / size
-        + (weights.transpose(-2, -1) @ target_gram @ weights).reshape(within.shape[:-2])
+        - 2.0 * (cross @ column).sum((-2, -1)) / size
+        + (column.mT @ target_gram @ column).reshape(within.shape[:-2])
     )
+
+
+def _float64(values: _Array) -> _Array:
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
+    return values.to(torch.float64)
 
 
 def mmd2(

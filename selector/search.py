@@ -503,18 +503,20 @@ def host_outcome(
     """What the batched greedy returns for a batch of one, from a host run (on the
     region's device)."""
     device = region.affinity.device
-    positions = torch.full((1, k), -1, dtype=torch.long)
-    objective_by_step = torch.full((1, k), math.nan, dtype=torch.float64)
-    positions[0, : len(run.chosen)] = torch.tensor(run.chosen, dtype=torch.long)
-    objective_by_step[0, : len(run.values)] = torch.tensor(run.values, dtype=torch.float64)
+    # Built in numpy, then wrapped: a dozen torch ops here cost more than the steps' numpy.
+    positions = np.full((1, k), -1, dtype=np.int64)
+    objective_by_step = np.full((1, k), math.nan)
+    positions[0, : len(run.chosen)] = run.chosen
+    objective_by_step[0, : len(run.values)] = run.values
+    flags = torch.from_numpy(np.array([[needs_larger], [infeasible]]))
     columns = None
     if run.chosen and len(run.columns) == len(run.chosen):
         columns = np.stack(run.columns)
     return GreedyOutcome(
-        positions.to(device),
-        objective_by_step.to(device),
-        torch.tensor([needs_larger], device=device),
-        torch.tensor([infeasible], device=device),
+        torch.from_numpy(positions).to(device),
+        torch.from_numpy(objective_by_step).to(device),
+        flags[0].to(device),
+        flags[1].to(device),
         region,
         columns,
     )

@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from selector import Kernel, mmd2, resolve_kernel, select
+from selector import Kernel, Pool, mmd2, resolve_kernel, select
 from selector.errors import InvalidInputError, UnknownKernelError
+from selector.joint import AffinityScorer, Targets
+from selector.mmd import mmd2_from_gram
 from tests.selector.reference import (
     estimated_outputs,
     kernel_matrix,
@@ -178,3 +180,78 @@ def test_mmd_properties(points: np.ndarray, name: str, permutation: list[int]) -
     assert mmd2(half_a, half_b, kernel) == pytest.approx(
         naive_mmd2(name, 0.3, half_a.numpy(), half_b.numpy()), abs=1e-7
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(unit_points, st.sampled_from(KERNELS), st.floats(0.05, 2.0))
+def test_numpy_and_torch_kernels_and_mmd_agree(points: np.ndarray, name: str, tau: float) -> None:
+    """One formula for both array kinds: ``Kernel`` and ``mmd2_from_gram`` on numpy arrays
+    give what they give on torch tensors (the host report and the batched one), and the host
+    loops' float32 columns are ``from_inner`` on float32."""
+    x = unit_rows(points)
+    kernel = Kernel(name, tau)
+    host, batched = kernel(x, x), kernel(torch.from_numpy(x), torch.from_numpy(x)).numpy()
+    assert isinstance(host, np.ndarray)
+    # 1e-6: laplace's sqrt(2 - 2 <x, y>) turns the two products' rounding near the diagonal
+    # (about 1e-16) into about 1e-8 / tau; the other kernels agree to float64 rounding.
+    np.testing.assert_allclose(host, batched, rtol=0, atol=1e-6 if name == "laplace" else 1e-12)
+    inner = (x @ x.T).astype(np.float32)
+    columns = kernel.host_from_inner(inner)
+    assert columns.dtype == np.float64
+    # numpy's and torch's float32 exp may differ in the last bit: a few float32 ulps.
+    np.testing.assert_allclose(
+        columns, kernel.from_inner(torch.from_numpy(inner)).numpy(), rtol=5e-7, atol=1e-9
+    )
+    size = max(1, len(x) // 2)
+    weights = np.linspace(1.0, 2.0, len(x) - size)
+    weights /= weights.sum()
+    parts = (host[:size, :size], host[:size, size:], host[size:, size:], weights)
+    value = mmd2_from_gram(*parts)
+    assert not isinstance(value, torch.Tensor)  # computed in numpy
+    expected = mmd2_from_gram(*(torch.from_numpy(np.ascontiguousarray(p)) for p in parts))
+    assert float(value) == pytest.approx(float(expected), abs=1e-12)  # the same Gram
+    # 1e-6: laplace's square root, as above, summed over the pairs.
+    assert float(value) == pytest.approx(
+        naive_mmd2(name, tau, x[:size], x[size:], weights), abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("outputs", ["none", "labels", "free text"])
+def test_report_evaluates_alike_on_host_and_batched(outputs: str) -> None:
+    """A CPU pool's report evaluates subsets in numpy, a GPU pool's in torch: the same
+    ``MMD^2`` for input-only, label and free-text joint kernels, against a weighted target."""
+    vectors = random_unit(40, 6, 20)
+    labels = [i % 3 for i in range(40)] if outputs == "labels" else None
+    output_embeddings = random_unit(40, 4, 21) if outputs == "free text" else None
+    pool = Pool.from_arrays(
+        vectors, labels=labels, output_embeddings=output_embeddings, device="cpu"
+    )
+    points = torch.from_numpy(random_unit(3, 6, 22).astype(np.float32)).unsqueeze(0)
+    weights = torch.tensor([[0.5, 0.3, 0.2]])
+    scorer = AffinityScorer(
+        pool,
+        Targets(points, weights),
+        Kernel("softmax", 0.2),
+        Kernel("softmax", 0.3),
+        outputs != "none",
+        16,
+        0.05,
+    )
+    scorer.estimate_outputs(scorer.inner_with_pool(), None)
+    rows = torch.tensor([0, 0])
+    index = torch.tensor([[0, 5, 9, 30], [1, 2, 3, 39]])
+    host = scorer.evaluate_many(rows, index)
+    together = torch.cat([pool.rows(index), points[rows]], dim=1).to(torch.float64)
+    batched = scorer._mmd2_of(together, weights[rows], rows, index)
+    assert isinstance(batched, torch.Tensor)
+    np.testing.assert_allclose(host.numpy(), batched.numpy(), rtol=0, atol=1e-12)
+    if outputs == "none":  # and both are the double loop's
+        for subset, value in zip(index.tolist(), host.tolist(), strict=True):
+            expected = naive_mmd2(
+                "softmax",
+                0.2,
+                vectors[subset],
+                points[0].numpy().astype(np.float64),
+                [0.5, 0.3, 0.2],
+            )
+            assert value == pytest.approx(expected, abs=1e-6)
