@@ -217,11 +217,17 @@ def test_client_disconnect_drops_queued_work(heavy_dir: Path) -> None:
     server = serve(heavy_dir, compute_workers="1", request_timeout_s="120")
     try:
         with server.client() as client, ThreadPoolExecutor(1) as background:
+            # Timed against this machine: the heavy selection alone took under a second on a
+            # fast machine and 11 s on a busy one, so fixed waits either left it unfinished
+            # or let it end before the light request had timed out behind it.
+            started = time.monotonic()
+            assert client.post("/v1/pools/heavy/select", json=HEAVY, timeout=120).is_success
+            wait = (time.monotonic() - started) / 4
             running = background.submit(
                 lambda: client.post("/v1/pools/heavy/select", json=HEAVY, timeout=120)
             )
-            time.sleep(0.5)
-            with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=0.5) as impatient:
+            time.sleep(wait)  # the heavy one runs on the only worker; the light one queues
+            with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=wait) as impatient:
                 impatient.post(f"{server.url}/v1/pools/heavy/select", json=LIGHT)
             time.sleep(0.3)
             assert metric(client, 'mmdshot_compute_stopped_total{reason="disconnect"}') == 1
