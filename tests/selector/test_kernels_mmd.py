@@ -198,9 +198,11 @@ def test_numpy_and_torch_kernels_and_mmd_agree(points: np.ndarray, name: str, ta
     inner = (x @ x.T).astype(np.float32)
     columns = kernel.host_from_inner(inner)
     assert columns.dtype == np.float64
-    # numpy's and torch's float32 exp may differ in the last bit: a few float32 ulps.
+    # numpy's and torch's float32 exp are different implementations, each off by a few
+    # float32 ulps, and an ulp of the exponent y is a relative error of |y| ulps in exp(y):
+    # 1.1e-6 apart was seen for laplace at tau 0.05 (2,000 x 200 values a kernel and tau).
     np.testing.assert_allclose(
-        columns, kernel.from_inner(torch.from_numpy(inner)).numpy(), rtol=5e-7, atol=1e-9
+        columns, kernel.from_inner(torch.from_numpy(inner)).numpy(), rtol=5e-6, atol=1e-9
     )
     size = max(1, len(x) // 2)
     weights = np.linspace(1.0, 2.0, len(x) - size)
