@@ -13,17 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import torch
 
-from selector.kernels import Kernel
+from selector.kernels import Array, Kernel
 from selector.mmd import mmd2_from_gram
 from selector.pool import Pool
 from selector.search import CandidateRegion
-
-_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
 
 
 @dataclass
@@ -249,8 +246,8 @@ class AffinityScorer:
         return self._mmd2_of(together_rows, self.targets.weights[rows], rows, index)
 
     def _mmd2_of(
-        self, together: _Array, weights: _Array, rows: torch.Tensor, index: torch.Tensor
-    ) -> _Array:
+        self, together: Array, weights: Array, rows: torch.Tensor, index: torch.Tensor
+    ) -> Array:
         """``MMD^2: (R,)`` from the chosen rows and the target points ``together: (R, k + m,
         d)`` float64 (the k chosen ``index: (R, k)`` first), through one Gram matrix ``(R, k +
         m, k + m)`` (joint: times the output kernel's); numpy or torch alike."""
@@ -264,18 +261,9 @@ class AffinityScorer:
         if self.estimate is not None:
             factor = self.output_factor(index, rows)  # (R, m, k)
             assert factor is not None
-            outputs = [
-                self.output_gram_between(index, index),
-                factor.transpose(1, 2).to(torch.float64),
-                self._target_output_gram(rows),
-            ]
-            if isinstance(together, np.ndarray):
-                host = [output.numpy() for output in outputs]
-                within, cross = within * host[0], cross * host[1]
-                target_gram = target_gram * host[2]
-            else:
-                within, cross = within * outputs[0], cross * outputs[1]
-                target_gram = target_gram * outputs[2]
+            within = within * _like(self.output_gram_between(index, index), within)
+            cross = cross * _like(factor.transpose(1, 2).to(torch.float64), cross)
+            target_gram = target_gram * _like(self._target_output_gram(rows), target_gram)
         return mmd2_from_gram(within, cross, target_gram, weights)
 
     def output_gram_between(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -315,3 +303,8 @@ class AffinityScorer:
             output_vectors=output_vectors,
             output_kernel=self.output_kernel if output_vectors is not None else None,
         )
+
+
+def _like(values: torch.Tensor, kind: Array) -> Array:
+    """``values`` (on the CPU when ``kind`` is a numpy array) as the kind of ``kind``."""
+    return values.numpy() if isinstance(kind, np.ndarray) else values

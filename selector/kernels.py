@@ -29,7 +29,8 @@ KERNEL_NAMES: Final = ("softmax", "rbf", "laplace", "cosine")
 DEFAULT_SOFTMAX_TAU: Final = 0.2
 MEDIAN: Final = "median"
 
-_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
+# A numpy array or a torch tensor: the functions that take one compute in its kind.
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
 def softmax_kernel(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
@@ -61,8 +62,8 @@ def cosine_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _squared_distances_from_inner(
-    inner: _Array, sq_norm_x: _Array | float, sq_norm_y: _Array | float
-) -> _Array:
+    inner: Array, sq_norm_x: Array | float, sq_norm_y: Array | float
+) -> Array:
     return (sq_norm_x + sq_norm_y - 2.0 * inner).clip(min=0.0)
 
 
@@ -132,10 +133,10 @@ class Kernel:
 
     def from_inner(
         self,
-        inner: _Array,
-        sq_norm_x: _Array | float = 1.0,
-        sq_norm_y: _Array | float = 1.0,
-    ) -> _Array:
+        inner: Array,
+        sq_norm_x: Array | float = 1.0,
+        sq_norm_y: Array | float = 1.0,
+    ) -> Array:
         """Kernel values from inner products ``<x, y>`` (any shape, a numpy array or a torch
         tensor, computed in its dtype) and squared norms that broadcast against it; the
         defaults assume unit vectors."""
@@ -149,7 +150,7 @@ class Kernel:
             return exp(-squared / (2.0 * self.tau))
         return exp(-sqrt(squared) / self.tau)
 
-    def __call__(self, x: _Array, y: _Array) -> _Array:
+    def __call__(self, x: Array, y: Array) -> Array:
         """``x: (..., n, d), y: (..., m, d) -> (..., n, m)`` (leading batch dimensions; numpy
         arrays or torch tensors). The squared norms enter the distance kernels only."""
         inner = x @ y.mT

@@ -10,17 +10,14 @@ Bias bound (arXiv 2506.11516): ``||bias(W_S)|| <= C * MMD(S, Q)``; generalisatio
 from __future__ import annotations
 
 import math
-from typing import TypeVar
 
 import numpy as np
 import torch
 
-from selector.kernels import Kernel
-
-_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
+from selector.kernels import Array, Kernel
 
 
-def mmd2_from_gram(within: _Array, cross: _Array, target_gram: _Array, weights: _Array) -> _Array:
+def mmd2_from_gram(within: Array, cross: Array, target_gram: Array, weights: Array) -> Array:
     """``within: (..., k, k)``, ``cross: (..., k, m)``, ``target_gram: (..., m, m)``,
     ``weights: (..., m)`` summing to 1 -> ``MMD^2: (...)`` in float64 arithmetic; numpy
     arrays or torch tensors alike (the host report and the batched one)."""
@@ -34,7 +31,7 @@ def mmd2_from_gram(within: _Array, cross: _Array, target_gram: _Array, weights: 
     )
 
 
-def _float64(values: _Array) -> _Array:
+def _float64(values: Array) -> Array:
     if isinstance(values, np.ndarray):
         return values.astype(np.float64, copy=False)
     return values.to(torch.float64)

@@ -56,7 +56,7 @@ HEAVIER = {
     "k": 256,
     "num_subsets": 16,
 }
-HEAVIER_BUDGET = str(8 * BUDGET)
+HEAVIER_BUDGET = 8 * BUDGET
 
 
 def fill(client: httpx.Client, name: str, count: int, batch: int = 1000) -> None:
@@ -87,8 +87,8 @@ def heavy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-def serve(data_dir: Path, **settings: str) -> Server:
-    return Server(data_dir, max_request_cost=str(BUDGET), **settings).start()
+def serve(data_dir: Path, budget: int = BUDGET, **settings: str) -> Server:
+    return Server(data_dir, max_request_cost=str(budget), **settings).start()
 
 
 # --- the executor ----------------------------------------------------------------------------
@@ -192,9 +192,7 @@ def test_a_stopped_task_ends_at_its_next_step_boundary() -> None:
 
 
 def test_deadline_answers_503_with_retry_after_and_frees_the_worker(heavy_dir: Path) -> None:
-    server = Server(
-        heavy_dir, max_request_cost=HEAVIER_BUDGET, compute_workers="1", request_timeout_s="1"
-    ).start()
+    server = serve(heavy_dir, HEAVIER_BUDGET, compute_workers="1", request_timeout_s="1")
     try:
         with server.client() as client:
             started = time.monotonic()
@@ -211,9 +209,7 @@ def test_deadline_answers_503_with_retry_after_and_frees_the_worker(heavy_dir: P
 
 
 def test_client_disconnect_cancels_running_work(heavy_dir: Path) -> None:
-    server = Server(
-        heavy_dir, max_request_cost=HEAVIER_BUDGET, compute_workers="1", request_timeout_s="120"
-    ).start()
+    server = serve(heavy_dir, HEAVIER_BUDGET, compute_workers="1", request_timeout_s="120")
     try:
         with server.client() as client:
             with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=0.5) as impatient:
