@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from bench import direct_path, http, icl, icl_peers, quality, report, soak, speed, threads
+from bench import (
+    direct_path,
+    http,
+    icl,
+    icl_peers,
+    products,
+    quality,
+    report,
+    soak,
+    speed,
+    threads,
+)
 
 
 def test_speed_quick(tmp_path: Path) -> None:
@@ -192,3 +203,16 @@ def test_threads_quick(tmp_path: Path) -> None:
     assert result["two_over_one"] == pytest.approx(medians["2"] / medians["1"])
     section = report.threads_section(result)
     assert f"{result['two_over_one']:.2f}x" in section and "| 2 |" in section
+
+
+def test_products_quick() -> None:
+    result = products.run(quick=True)
+    assert set(result["products"]["2000"]) >= {"numpy_mv", "torch_mm_rows_T_P8", "numpy_P8"}
+    assert all(value > 0 for value in result["products"]["2000"].values())
+    kinds = {row["kind"] for row in result["selections"]}
+    assert kinds == {"isotropic", "clustered", "near-duplicates", "tweets"}
+    for row in result["selections"]:
+        # columns_from 0: every verification product went through torch, and still the
+        # same subsets (float32 ties aside)
+        assert row["same_up_to_float32_ties"] is True
+        assert row["numpy_ms"] > 0 and row["torch_ms"] > 0
