@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,24 +37,24 @@ import numpy as np
 import torch
 
 from bench.environment import save_result
-from bench.speed import FLOAT32_TIE, divergence_gap, isotropic_unit_vectors, kind_data
+from bench.speed import (
+    FLOAT32_TIE,
+    KINDS,
+    divergence_gap,
+    isotropic_unit_vectors,
+    kind_data,
+    median_seconds,
+)
 from selector import Pool, select
 from selector.search import CandidateRegion
 
 RESULT = Path("docs/results/products.json")
-KINDS = ("isotropic", "clustered", "near-duplicates", "tweets")
 K = 8
 
 
 def median_ms(function: Callable[[], object], repeats: int) -> float:
-    """Median milliseconds of ``repeats`` calls after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(times)
+    """:func:`bench.speed.median_seconds` in milliseconds."""
+    return 1e3 * median_seconds(function, repeats)
 
 
 def torch_product(matrix: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -189,6 +188,8 @@ def run(quick: bool = False, columns_from: int = 30_000) -> dict[str, Any]:
     product_sizes = (2_000,) if quick else (10_000, 100_000, 1_000_000)
     selection_sizes = (6_000,) if quick else (100_000,)
     repeats, rounds = (5, 1) if quick else (40, 3)
+    limit = 300 if quick else None  # tweets: 300 tiled, or all of them
+    columns_from = 0 if quick else columns_from  # quick: every verification product
     products = {}
     for n in product_sizes:
         products[str(n)] = product_times(n, repeats if n <= 100_000 else max(3, repeats // 4))
@@ -196,14 +197,11 @@ def run(quick: bool = False, columns_from: int = 30_000) -> dict[str, Any]:
     selections = []
     for n in selection_sizes:
         for kind in KINDS:
-            limit = 300 if quick else None
-            selections.append(
-                selection_times(kind, n, repeats, rounds, 0 if quick else columns_from, limit)
-            )
+            selections.append(selection_times(kind, n, repeats, rounds, columns_from, limit))
             print(selections[-1], flush=True)
     return {
         "k": K,
-        "columns_from": 0 if quick else columns_from,
+        "columns_from": columns_from,
         "products": products,
         "selections": selections,
         "quick": quick,
