@@ -742,7 +742,9 @@ def _single_swap_refine(
         )
 
     chosen = host_swap_rounds(
-        host,
+        host.host_affinity,
+        host.diagonal,
+        host.host_column,
         gram[0].to(torch.float64).cpu().numpy().copy(),
         (constraints.base_mask[0] & ~constraints.chosen[0]).cpu().numpy().copy(),
         positions[0].tolist(),
@@ -754,7 +756,9 @@ def _single_swap_refine(
 
 
 def host_swap_rounds(
-    region: CandidateRegion,
+    affinity: np.ndarray,
+    diagonal: float,
+    column: Callable[[int], np.ndarray],
     columns: np.ndarray,
     allowed: np.ndarray,
     chosen: list[int],
@@ -762,42 +766,43 @@ def host_swap_rounds(
     max_rounds: int = 20,
     swapped: Callable[[int, int], None] | None = None,
 ) -> list[int]:
-    """Best single swaps for one problem of a host ``region`` of L candidates while one
-    strictly lowers ``MMD^2`` (at most ``max_rounds``): ``columns: (k, L)`` float64 the
-    chosen's kernel columns (updated in place), ``allowed: (L,)`` the candidates that may
-    come in (not chosen, allowed by the static masks; updated in place), ``chosen`` region
-    positions whose first ``pinned`` slots stay. The change of a swap is
-    :func:`selector.objective.swap_change`; ``swapped(out, in)`` hears of each swap.
-    Returns the new positions (the one in takes the slot of the one out)."""
+    """Best single swaps for one problem over L host candidates while one strictly lowers
+    ``MMD^2`` (at most ``max_rounds``): ``affinity: (L,)`` float64 the target affinities,
+    ``diagonal`` the kernel's ``k(x, x)``, ``column(i) -> (L,)`` float64 candidate i's kernel
+    values with every candidate, ``columns: (k, L)`` float64 the chosen's (updated in
+    place), ``allowed: (L,)`` the candidates that may come in (not chosen, allowed by the
+    static masks; updated in place), ``chosen`` positions whose first ``pinned`` slots stay.
+    The change of a swap is :func:`selector.objective.swap_change`; ``swapped(out, in)``
+    hears of each swap. Returns the new positions (the one in takes the slot of the one
+    out)."""
     chosen = list(chosen)
-    size = len(chosen)
-    affinity = region.host_affinity
+    size, candidates = len(chosen), affinity.size
     for _ in range(max_rounds):
         unary = columns.sum(0) - size * affinity  # u: (L,)
         change = objective.swap_change(
-            unary[None, :], unary[chosen][:, None], columns, size, region.diagonal
+            unary[None, :], unary[chosen][:, None], columns, size, diagonal
         )
         change = np.where(allowed[None, :], change, math.inf)
         change[:pinned] = math.inf  # pinned slots stay
         flat = int(change.argmin())
         if not change.flat[flat] < -1e-12:
             break
-        slot, candidate = divmod(flat, region.size)
+        slot, candidate = divmod(flat, candidates)
         out = chosen[slot]
         if swapped is not None:
             swapped(out, candidate)
         chosen[slot] = candidate
         allowed[out], allowed[candidate] = True, False
-        columns[slot] = region.host_column(candidate)
+        columns[slot] = column(candidate)
     return chosen
 
 
-def host_subset_objective(region: CandidateRegion, columns: np.ndarray, chosen: list[int]) -> float:
-    """:func:`subset_objective` of the region positions ``chosen`` of a host region of one
-    problem, from their kernel columns ``columns: (k, L)`` float64."""
+def host_subset_objective(affinity: np.ndarray, columns: np.ndarray, chosen: list[int]) -> float:
+    """:func:`subset_objective` of the positions ``chosen`` of one problem on the host, from
+    their kernel columns ``columns: (k, L)`` float64 and the affinities ``affinity: (L,)``
+    float64."""
     size = len(chosen)
-    affinity = region.host_affinity[chosen]
-    return float(columns[:, chosen].sum()) / size**2 - 2.0 * float(affinity.sum()) / size
+    return float(columns[:, chosen].sum()) / size**2 - 2.0 * float(affinity[chosen].sum()) / size
 
 
 def _swap_changes(
